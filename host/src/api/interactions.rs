@@ -1,0 +1,130 @@
+//! `/api/v1/interactions`: recording and reading what users did.
+
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate};
+use crate::{
+    AppState,
+    error::{AppError, AppResult},
+    store::{
+        interactions::{
+            self, INTERACTION_TYPES, Interaction, NewInteraction, UserInteractionStats,
+        },
+        items, users,
+    },
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/interactions/", axum::routing::post(create_interaction))
+        .route("/interactions", axum::routing::post(create_interaction))
+        .route("/interactions/user/{user_id}", get(user_interactions))
+        .route("/interactions/item/{item_id}", get(item_interactions))
+        .route("/interactions/stats/user/{user_id}", get(user_stats))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InteractionCreate {
+    pub user_id: i64,
+    pub item_id: i64,
+    /// One of view, click, share, like, add_to_cart, rating, purchase.
+    pub interaction_type: String,
+    /// An explicit rating from 0 to 5.
+    pub rating: Option<f64>,
+    /// How much this interaction counts (default 1, at most 100).
+    pub weight: Option<f64>,
+}
+
+impl Validate for InteractionCreate {
+    fn validate(&self) -> Result<(), String> {
+        if !INTERACTION_TYPES.contains(&self.interaction_type.as_str()) {
+            return Err(format!(
+                "interaction_type must be one of: {}",
+                INTERACTION_TYPES.join(", ")
+            ));
+        }
+        if self
+            .rating
+            .is_some_and(|r| !r.is_finite() || !(0.0..=5.0).contains(&r))
+        {
+            return Err("rating must be between 0 and 5".into());
+        }
+        if self
+            .weight
+            .is_some_and(|w| !w.is_finite() || !(0.0..=100.0).contains(&w))
+        {
+            return Err("weight must be between 0 and 100".into());
+        }
+        Ok(())
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/interactions/", tag = "interactions",
+    request_body = InteractionCreate,
+    responses((status = 201, body = Interaction), (status = 404, description = "User or item not found"), (status = 422)))]
+pub async fn create_interaction(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<InteractionCreate>,
+) -> AppResult<(StatusCode, Json<Interaction>)> {
+    let interaction = interactions::create(
+        &state.db,
+        NewInteraction {
+            user_id: body.user_id,
+            item_id: body.item_id,
+            interaction_type: body.interaction_type,
+            rating: body.rating,
+            weight: body.weight.unwrap_or(1.0),
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(interaction)))
+}
+
+/// The user's interactions, newest first.
+#[utoipa::path(get, path = "/api/v1/interactions/user/{user_id}", tag = "interactions",
+    params(Pagination), responses((status = 200, body = [Interaction]), (status = 404)))]
+pub async fn user_interactions(
+    State(state): State<AppState>,
+    ApiPath(user_id): ApiPath<i64>,
+    ApiQuery(page): ApiQuery<Pagination>,
+) -> AppResult<Json<Vec<Interaction>>> {
+    if !users::exists(&state.db, user_id).await? {
+        return Err(AppError::not_found("User"));
+    }
+    Ok(Json(
+        interactions::list_for_user(&state.db, user_id, page.into()).await?,
+    ))
+}
+
+/// The item's interactions, newest first.
+#[utoipa::path(get, path = "/api/v1/interactions/item/{item_id}", tag = "interactions",
+    params(Pagination), responses((status = 200, body = [Interaction]), (status = 404)))]
+pub async fn item_interactions(
+    State(state): State<AppState>,
+    ApiPath(item_id): ApiPath<i64>,
+    ApiQuery(page): ApiQuery<Pagination>,
+) -> AppResult<Json<Vec<Interaction>>> {
+    if !items::exists(&state.db, item_id).await? {
+        return Err(AppError::not_found("Item"));
+    }
+    Ok(Json(
+        interactions::list_for_item(&state.db, item_id, page.into()).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/interactions/stats/user/{user_id}", tag = "interactions",
+    responses((status = 200, body = UserInteractionStats), (status = 404)))]
+pub async fn user_stats(
+    State(state): State<AppState>,
+    ApiPath(user_id): ApiPath<i64>,
+) -> AppResult<Json<UserInteractionStats>> {
+    if !users::exists(&state.db, user_id).await? {
+        return Err(AppError::not_found("User"));
+    }
+    Ok(Json(
+        interactions::stats_for_user(&state.db, user_id).await?,
+    ))
+}

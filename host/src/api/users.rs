@@ -1,0 +1,205 @@
+//! `/api/v1/users`: account CRUD.
+
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate};
+use crate::{
+    AppState,
+    auth::password,
+    error::{AppError, AppResult},
+    store::users::{self, NewUser, Role, User, UserChanges},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users/", get(list_users).post(create_user))
+        .route("/users", get(list_users).post(create_user))
+        .route(
+            "/users/{user_id}",
+            get(get_user).put(update_user).delete(delete_user),
+        )
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserCreate {
+    /// 3 to 50 characters: letters, digits, `_`, `-`, `.`.
+    pub username: String,
+    pub email: String,
+    /// 8 to 128 characters.
+    pub password: String,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub preferences: Option<Value>,
+}
+
+impl Validate for UserCreate {
+    fn validate(&self) -> Result<(), String> {
+        validate_username(&self.username)?;
+        validate_email(&self.email)?;
+        password::validate_password(&self.password)?;
+        validate_preferences(self.preferences.as_ref())
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub preferences: Option<Value>,
+}
+
+impl Validate for UserUpdate {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(u) = &self.username {
+            validate_username(u)?;
+        }
+        if let Some(e) = &self.email {
+            validate_email(e)?;
+        }
+        if let Some(p) = &self.password {
+            password::validate_password(p)?;
+        }
+        validate_preferences(self.preferences.as_ref())
+    }
+}
+
+pub fn validate_username(username: &str) -> Result<(), String> {
+    let len = username.chars().count();
+    if !(3..=50).contains(&len) {
+        return Err("username must be 3 to 50 characters".into());
+    }
+    if !username
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err("username may contain only letters, digits, '_', '-' and '.'".into());
+    }
+    Ok(())
+}
+
+/// A pragmatic check (one `@`, a dotted domain, no spaces): the real proof
+/// of an address is mail reaching it, which is not this service's job.
+pub fn validate_email(email: &str) -> Result<(), String> {
+    let email = email.trim();
+    let valid = email.len() <= 254
+        && !email.contains(char::is_whitespace)
+        && match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            }
+            None => false,
+        };
+    if valid {
+        Ok(())
+    } else {
+        Err("email is not a valid address".into())
+    }
+}
+
+pub fn validate_preferences(preferences: Option<&Value>) -> Result<(), String> {
+    match preferences {
+        None | Some(Value::Object(_)) => Ok(()),
+        Some(_) => Err("preferences must be a JSON object".into()),
+    }
+}
+
+/// Creates an account with the `user` role.
+#[utoipa::path(post, path = "/api/v1/users/", tag = "users", request_body = UserCreate,
+    responses((status = 201, body = User), (status = 400, description = "Username already exists / Email already registered"), (status = 422)))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<UserCreate>,
+) -> AppResult<(StatusCode, Json<User>)> {
+    let user = register(&state, body).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Shared by `POST /users/` and `POST /auth/register`.
+pub async fn register(state: &AppState, body: UserCreate) -> AppResult<User> {
+    let password_hash = password::hash_password(body.password).await?;
+    users::create(
+        &state.db,
+        NewUser {
+            username: body.username,
+            email: body.email,
+            password_hash,
+            role: Role::User,
+            preferences: body
+                .preferences
+                .unwrap_or_else(|| Value::Object(Default::default())),
+        },
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/users/", tag = "users", params(Pagination),
+    responses((status = 200, body = [User]), (status = 422)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<Pagination>,
+) -> AppResult<Json<Vec<User>>> {
+    Ok(Json(users::list(&state.db, page.into()).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users",
+    responses((status = 200, body = User), (status = 404)))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    ApiPath(user_id): ApiPath<i64>,
+) -> AppResult<Json<User>> {
+    users::get(&state.db, user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| AppError::not_found("User"))
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{user_id}", tag = "users", request_body = UserUpdate,
+    responses((status = 200, body = User), (status = 400), (status = 404), (status = 422)))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    ApiPath(user_id): ApiPath<i64>,
+    ApiJson(body): ApiJson<UserUpdate>,
+) -> AppResult<Json<User>> {
+    let password_hash = match body.password {
+        Some(p) => Some(password::hash_password(p).await?),
+        None => None,
+    };
+    let user = users::update(
+        &state.db,
+        user_id,
+        UserChanges {
+            username: body.username,
+            email: body.email,
+            password_hash,
+            preferences: body.preferences,
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(Json(user))
+}
+
+/// Deletes the account and its interactions.
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users",
+    responses((status = 204), (status = 404)))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    ApiPath(user_id): ApiPath<i64>,
+) -> AppResult<StatusCode> {
+    if users::delete(&state.db, user_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::not_found("User"))
+    }
+}

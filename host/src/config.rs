@@ -1,0 +1,438 @@
+//! Typed settings, read from the environment (and `.env`), validated once at
+//! start. Every variable, its default and its meaning is listed in
+//! `.env.example` at the root of the repository.
+
+use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
+
+/// The `SECRET_KEY` used when none is configured. Fine on a laptop; refused in
+/// production, where it would let anyone mint valid tokens.
+pub const DEV_SECRET_KEY: &str = "dev-only-insecure-secret-key-change-me";
+/// Shorter HMAC keys are brute-forceable; OWASP and RFC 7518 ask for at least
+/// the hash size (256 bits) for HS256.
+pub const MIN_PRODUCTION_SECRET_LEN: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Test,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// "100/minute": at most `count` requests per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec {
+    pub count: u32,
+    pub period: Duration,
+}
+
+impl FromStr for RateSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (count, unit) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected COUNT/UNIT such as 100/minute, got {s:?}"))?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("{count:?} is not a whole number"))?;
+        if count == 0 {
+            return Err("the count must be at least 1".into());
+        }
+        let secs = match unit.trim().to_ascii_lowercase().as_str() {
+            "second" | "sec" | "s" => 1,
+            "minute" | "min" | "m" => 60,
+            "hour" | "h" => 3600,
+            "day" | "d" => 86_400,
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} (second, minute, hour, day)"
+                ));
+            }
+        };
+        Ok(Self {
+            count,
+            period: Duration::from_secs(secs),
+        })
+    }
+}
+
+impl fmt::Display for RateSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.period.as_secs() {
+            1 => "second",
+            60 => "minute",
+            3600 => "hour",
+            _ => "day",
+        };
+        write!(f, "{}/{}", self.count, unit)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub app_env: AppEnv,
+    pub host: IpAddr,
+    pub port: u16,
+    pub secret_key: String,
+    pub access_token_expire_minutes: i64,
+    pub refresh_token_expire_days: i64,
+    pub rate_limit_enabled: bool,
+    pub rate_limit_default: RateSpec,
+    pub rate_limit_authenticated: RateSpec,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub redis_url: Option<String>,
+    pub feature_cache_ttl: Duration,
+    pub cache_ttl: Duration,
+    pub enable_business_rules: bool,
+    pub diversity_max_per_category: u32,
+    pub hybrid_alpha: f64,
+    pub collaborative_k_neighbors: u32,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    pub rules_dir: PathBuf,
+}
+
+impl Settings {
+    /// Reads `.env` (if present) and the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        // A missing .env is normal; a malformed one is not, and must not be
+        // silently ignored.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => anyhow::bail!("could not read .env: {e}"),
+        }
+        Self::from_lookup(|key| std::env::var(key).ok()).map_err(anyhow::Error::msg)
+    }
+
+    /// Builds settings from any key -> value source; every problem is reported
+    /// at once, so an operator fixes the configuration in one go.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut errors = Vec::new();
+        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let raw: Vec<(&str, String)> = [
+            ("APP_ENV", "development"),
+            ("HOST", "0.0.0.0"),
+            ("PORT", "8000"),
+            ("ACCESS_TOKEN_EXPIRE_MINUTES", "30"),
+            ("REFRESH_TOKEN_EXPIRE_DAYS", "7"),
+            ("RATE_LIMIT_ENABLED", "true"),
+            ("RATE_LIMIT_DEFAULT", "100/minute"),
+            ("RATE_LIMIT_AUTHENTICATED", "200/minute"),
+            ("LOG_LEVEL", "info"),
+            ("LOG_FORMAT", "json"),
+            ("DATABASE_URL", "sqlite://data/recengine.db"),
+            ("DATABASE_MAX_CONNECTIONS", "10"),
+            ("FEATURE_CACHE_TTL", "3600"),
+            ("CACHE_TTL", "3600"),
+            ("ENABLE_BUSINESS_RULES", "true"),
+            ("DIVERSITY_MAX_PER_CATEGORY", "3"),
+            ("HYBRID_ALPHA", "0.6"),
+            ("COLLABORATIVE_K_NEIGHBORS", "20"),
+            ("MAX_BODY_BYTES", "1048576"),
+            ("RULES_DIR", "rules"),
+        ]
+        .into_iter()
+        .map(|(k, d)| (k, get(k).unwrap_or_else(|| d.to_string())))
+        .collect();
+        let value = |key: &str| -> &str {
+            raw.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default()
+        };
+
+        fn typed<T: FromStr>(errors: &mut Vec<String>, key: &str, v: &str, fallback: T) -> T
+        where
+            T::Err: fmt::Display,
+        {
+            v.trim().parse().unwrap_or_else(|e| {
+                errors.push(format!("{key}={v:?}: {e}"));
+                fallback
+            })
+        }
+        fn boolean(errors: &mut Vec<String>, key: &str, v: &str) -> bool {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    errors.push(format!("{key}={v:?}: expected true or false"));
+                    false
+                }
+            }
+        }
+
+        let app_env = match value("APP_ENV").to_ascii_lowercase().as_str() {
+            "development" | "dev" | "local" => AppEnv::Development,
+            "test" | "testing" => AppEnv::Test,
+            "production" | "prod" => AppEnv::Production,
+            other => {
+                errors.push(format!(
+                    "APP_ENV={other:?}: expected development, test or production"
+                ));
+                AppEnv::Development
+            }
+        };
+        let log_format = match value("LOG_FORMAT").to_ascii_lowercase().as_str() {
+            "json" => LogFormat::Json,
+            "pretty" | "text" => LogFormat::Pretty,
+            other => {
+                errors.push(format!("LOG_FORMAT={other:?}: expected json or pretty"));
+                LogFormat::Json
+            }
+        };
+        let secret_key = get("SECRET_KEY").unwrap_or_else(|| DEV_SECRET_KEY.to_string());
+        if app_env == AppEnv::Production {
+            if secret_key == DEV_SECRET_KEY {
+                errors.push(
+                    "SECRET_KEY is not set: production refuses the development default; \
+                     set a random value of at least 32 characters (e.g. `openssl rand -hex 32`)"
+                        .into(),
+                );
+            } else if secret_key.len() < MIN_PRODUCTION_SECRET_LEN {
+                errors.push(format!(
+                    "SECRET_KEY is {} characters: production needs at least {MIN_PRODUCTION_SECRET_LEN}",
+                    secret_key.len()
+                ));
+            }
+        }
+
+        let settings = Settings {
+            app_env,
+            host: typed(
+                &mut errors,
+                "HOST",
+                value("HOST"),
+                IpAddr::from([0, 0, 0, 0]),
+            ),
+            port: typed(&mut errors, "PORT", value("PORT"), 8000),
+            secret_key,
+            access_token_expire_minutes: typed(
+                &mut errors,
+                "ACCESS_TOKEN_EXPIRE_MINUTES",
+                value("ACCESS_TOKEN_EXPIRE_MINUTES"),
+                30,
+            ),
+            refresh_token_expire_days: typed(
+                &mut errors,
+                "REFRESH_TOKEN_EXPIRE_DAYS",
+                value("REFRESH_TOKEN_EXPIRE_DAYS"),
+                7,
+            ),
+            rate_limit_enabled: boolean(
+                &mut errors,
+                "RATE_LIMIT_ENABLED",
+                value("RATE_LIMIT_ENABLED"),
+            ),
+            rate_limit_default: typed(
+                &mut errors,
+                "RATE_LIMIT_DEFAULT",
+                value("RATE_LIMIT_DEFAULT"),
+                RateSpec {
+                    count: 100,
+                    period: Duration::from_secs(60),
+                },
+            ),
+            rate_limit_authenticated: typed(
+                &mut errors,
+                "RATE_LIMIT_AUTHENTICATED",
+                value("RATE_LIMIT_AUTHENTICATED"),
+                RateSpec {
+                    count: 200,
+                    period: Duration::from_secs(60),
+                },
+            ),
+            log_level: value("LOG_LEVEL").to_ascii_lowercase(),
+            log_format,
+            database_url: value("DATABASE_URL").to_string(),
+            database_max_connections: typed(
+                &mut errors,
+                "DATABASE_MAX_CONNECTIONS",
+                value("DATABASE_MAX_CONNECTIONS"),
+                10,
+            ),
+            redis_url: get("REDIS_URL"),
+            feature_cache_ttl: Duration::from_secs(typed(
+                &mut errors,
+                "FEATURE_CACHE_TTL",
+                value("FEATURE_CACHE_TTL"),
+                3600,
+            )),
+            cache_ttl: Duration::from_secs(typed(
+                &mut errors,
+                "CACHE_TTL",
+                value("CACHE_TTL"),
+                3600,
+            )),
+            enable_business_rules: boolean(
+                &mut errors,
+                "ENABLE_BUSINESS_RULES",
+                value("ENABLE_BUSINESS_RULES"),
+            ),
+            diversity_max_per_category: typed(
+                &mut errors,
+                "DIVERSITY_MAX_PER_CATEGORY",
+                value("DIVERSITY_MAX_PER_CATEGORY"),
+                3,
+            ),
+            hybrid_alpha: typed(&mut errors, "HYBRID_ALPHA", value("HYBRID_ALPHA"), 0.6),
+            collaborative_k_neighbors: typed(
+                &mut errors,
+                "COLLABORATIVE_K_NEIGHBORS",
+                value("COLLABORATIVE_K_NEIGHBORS"),
+                20,
+            ),
+            max_body_bytes: typed(
+                &mut errors,
+                "MAX_BODY_BYTES",
+                value("MAX_BODY_BYTES"),
+                1 << 20,
+            ),
+            rules_dir: PathBuf::from(value("RULES_DIR")),
+        };
+
+        if !["trace", "debug", "info", "warn", "warning", "error"]
+            .contains(&settings.log_level.as_str())
+        {
+            errors.push(format!(
+                "LOG_LEVEL={:?}: expected trace, debug, info, warn or error",
+                settings.log_level
+            ));
+        }
+        if !(0.0..=1.0).contains(&settings.hybrid_alpha) {
+            errors.push(format!(
+                "HYBRID_ALPHA={}: must be between 0 and 1",
+                settings.hybrid_alpha
+            ));
+        }
+        if settings.access_token_expire_minutes <= 0 || settings.refresh_token_expire_days <= 0 {
+            errors.push("token lifetimes must be positive".into());
+        }
+        if settings.collaborative_k_neighbors == 0 || settings.diversity_max_per_category == 0 {
+            errors.push(
+                "COLLABORATIVE_K_NEIGHBORS and DIVERSITY_MAX_PER_CATEGORY must be at least 1"
+                    .into(),
+            );
+        }
+        if settings.database_max_connections == 0 {
+            errors.push("DATABASE_MAX_CONNECTIONS must be at least 1".into());
+        }
+        if !(settings.database_url.starts_with("sqlite:")
+            || settings.database_url.starts_with("postgres://")
+            || settings.database_url.starts_with("postgresql://"))
+        {
+            errors.push(format!(
+                "DATABASE_URL={:?}: expected sqlite://PATH or postgres://...",
+                settings.database_url
+            ));
+        }
+
+        if errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(format!(
+                "invalid configuration:\n  - {}",
+                errors.join("\n  - ")
+            ))
+        }
+    }
+
+    /// Settings for tests and tools: defaults, a private database URL, no Redis.
+    pub fn for_tests(database_url: &str) -> Self {
+        let mut s = Self::from_lookup(|key| match key {
+            "APP_ENV" => Some("test".into()),
+            "LOG_FORMAT" => Some("pretty".into()),
+            "RATE_LIMIT_ENABLED" => Some("false".into()),
+            "DATABASE_URL" => Some(database_url.into()),
+            _ => None,
+        })
+        .expect("test defaults are valid");
+        s.secret_key = "test-secret-key-of-at-least-32-characters!".into();
+        s
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.app_env == AppEnv::Production
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_api_contract() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.port, 8000);
+        assert_eq!(s.access_token_expire_minutes, 30);
+        assert_eq!(s.refresh_token_expire_days, 7);
+        assert_eq!(s.rate_limit_default.to_string(), "100/minute");
+        assert_eq!(s.rate_limit_authenticated.count, 200);
+        assert_eq!(s.cache_ttl, Duration::from_secs(3600));
+        assert_eq!(s.feature_cache_ttl, Duration::from_secs(3600));
+        assert_eq!(s.diversity_max_per_category, 3);
+        assert_eq!(s.hybrid_alpha, 0.6);
+        assert_eq!(s.collaborative_k_neighbors, 20);
+        assert!(s.enable_business_rules);
+        assert!(s.database_url.starts_with("sqlite:"));
+        assert!(s.redis_url.is_none());
+    }
+
+    #[test]
+    fn production_refuses_default_or_short_secret() {
+        let err = settings(&[("APP_ENV", "production")]).unwrap_err();
+        assert!(err.contains("SECRET_KEY is not set"), "{err}");
+        let err = settings(&[("APP_ENV", "production"), ("SECRET_KEY", "short")]).unwrap_err();
+        assert!(err.contains("at least 32"), "{err}");
+        let ok = settings(&[
+            ("APP_ENV", "production"),
+            ("SECRET_KEY", "0123456789abcdef0123456789abcdef"),
+        ]);
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once() {
+        let err = settings(&[
+            ("PORT", "eighty"),
+            ("HYBRID_ALPHA", "1.5"),
+            ("RATE_LIMIT_DEFAULT", "100/fortnight"),
+            ("ENABLE_BUSINESS_RULES", "maybe"),
+        ])
+        .unwrap_err();
+        for key in [
+            "PORT",
+            "HYBRID_ALPHA",
+            "RATE_LIMIT_DEFAULT",
+            "ENABLE_BUSINESS_RULES",
+        ] {
+            assert!(err.contains(key), "{key} missing from {err}");
+        }
+    }
+
+    #[test]
+    fn rate_specs_parse() {
+        let r: RateSpec = "5/second".parse().unwrap();
+        assert_eq!((r.count, r.period.as_secs()), (5, 1));
+        assert!("0/minute".parse::<RateSpec>().is_err());
+        assert!("lots".parse::<RateSpec>().is_err());
+    }
+}

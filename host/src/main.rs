@@ -1,0 +1,123 @@
+//! The `recengine` command line: serve, migrate, import.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use recengine::{AppState, config::Settings, data, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "recengine",
+    version,
+    about = "Recommendation service with WebAssembly business rules"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (migrations are applied first).
+    Serve {
+        /// Seed a deterministic demo catalogue if the database is empty.
+        #[arg(long)]
+        demo: bool,
+        /// Listen address; defaults to HOST:PORT from the configuration.
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Load a data set into the database.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportSource {
+    /// MovieLens 100K: a folder in the GroupLens layout (u.data, u.item,
+    /// u.user) or the atomic layout (ml-100k.inter, .item, .user).
+    Movielens { dir: PathBuf },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("recengine: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    telemetry::logging::init(&settings);
+    if settings.secret_key == recengine::config::DEV_SECRET_KEY {
+        tracing::warn!(
+            "SECRET_KEY is not set: using the development default (refused in production)"
+        );
+    }
+
+    match cli.command {
+        Command::Serve { demo, addr } => {
+            let addr = addr.unwrap_or(SocketAddr::new(settings.host, settings.port));
+            let state = AppState::build(settings).await?;
+            if demo && data::demo::seed_if_empty(&state.db).await? {
+                tracing::info!("demo data seeded");
+            }
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(%addr, "recengine listening");
+            axum::serve(
+                listener,
+                recengine::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+            tracing::info!("recengine stopped");
+        }
+        Command::Migrate => {
+            AppState::build(settings).await?;
+            tracing::info!("migrations applied");
+        }
+        Command::Import {
+            source: ImportSource::Movielens { dir },
+        } => {
+            let state = AppState::build(settings).await?;
+            let started = std::time::Instant::now();
+            let report = data::movielens::import_dir(&state.db, &dir).await?;
+            println!(
+                "imported {} users, {} items, {} interactions in {:.2} s",
+                report.users,
+                report.items,
+                report.interactions,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

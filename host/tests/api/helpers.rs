@@ -1,0 +1,207 @@
+//! Test harness: a fresh, migrated database per test (a temporary SQLite file,
+//! or a new PostgreSQL database on the machine's server) and the real router
+//! served on 127.0.0.1:0.
+
+use std::{net::SocketAddr, sync::Once};
+
+use recengine::{AppState, config::Settings};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per backend, as two `#[tokio::test]`s.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub client: reqwest::Client,
+}
+
+fn postgres_server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+const PG_PREFIX: &str = "recengine_t_";
+
+/// Databases left by an earlier run of this binary are dropped once, before
+/// the first new one is made (cargo runs test binaries one at a time).
+async fn drop_stale_postgres_databases(admin: &sqlx::PgPool) {
+    static ONCE: Once = Once::new();
+    let mut first = false;
+    ONCE.call_once(|| first = true);
+    if !first {
+        return;
+    }
+    let stale: Vec<(String,)> =
+        sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'recengine_t_%'")
+            .fetch_all(admin)
+            .await
+            .unwrap_or_default();
+    for (name,) in stale {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(admin)
+            .await;
+    }
+}
+
+pub async fn fresh_database_url(backend: Backend) -> String {
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("recengine-tests");
+            std::fs::create_dir_all(&dir).unwrap();
+            format!("sqlite://{}/{unique}.db", dir.display())
+        }
+        Backend::Postgres => {
+            let server = postgres_server_url();
+            let admin = sqlx::PgPool::connect(&server).await.unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is not reachable at {server} ({e}); \
+                     start it (scripts/services.sh) or set TEST_DATABASE_URL"
+                )
+            });
+            drop_stale_postgres_databases(&admin).await;
+            let name = format!("{PG_PREFIX}{unique}");
+            sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+            let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = Settings::for_tests(&fresh_database_url(backend).await);
+        settings.database_max_connections = 5;
+        configure(&mut settings);
+        let state = AppState::build(settings).await.expect("app state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = recengine::app(state.clone());
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Self {
+            addr,
+            state,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).send().await.unwrap()
+    }
+
+    /// Creates a user through the API and returns its JSON.
+    pub async fn create_user(&self, name: &str, preferences: Value) -> Value {
+        let res = self
+            .post(
+                "/api/v1/users/",
+                &serde_json::json!({
+                    "username": name,
+                    "email": format!("{name}@example.com"),
+                    "password": "a-long-password",
+                    "preferences": preferences,
+                }),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "create user {name}");
+        res.json().await.unwrap()
+    }
+
+    pub async fn create_item(&self, title: &str, category: &str) -> Value {
+        let res = self
+            .post(
+                "/api/v1/items/",
+                &serde_json::json!({
+                    "title": title,
+                    "description": format!("{title} description"),
+                    "category": category,
+                    "tags": ["a", "b"],
+                    "features": {"in_stock": true},
+                }),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "create item {title}");
+        res.json().await.unwrap()
+    }
+
+    pub async fn interact(&self, user_id: i64, item_id: i64, kind: &str) -> reqwest::Response {
+        self.post(
+            "/api/v1/interactions/",
+            &serde_json::json!({"user_id": user_id, "item_id": item_id, "interaction_type": kind}),
+        )
+        .await
+    }
+}
+
+/// Asserts the status and that the body is `{"detail": "<non-empty>"}`;
+/// returns the detail.
+pub async fn expect_error(res: reqwest::Response, status: u16) -> String {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let body: Value = res.json().await.expect("error body is JSON");
+    let detail = body["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no detail in {body}"));
+    assert!(!detail.is_empty());
+    detail.to_string()
+}

@@ -1,0 +1,136 @@
+//! MovieLens import and the demo catalogue.
+
+use std::path::PathBuf;
+
+use recengine::{data, store};
+use serde_json::Value;
+
+use crate::{
+    both_backends,
+    helpers::{Backend, TestApp},
+};
+
+fn ml100k_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ml-100k")
+}
+
+async fn importing_ml100k_twice_is_idempotent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let db = &app.state.db;
+    let first = data::movielens::import_dir(db, &ml100k_dir())
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.users, first.items, first.interactions),
+        (943, 1682, 100_000)
+    );
+    let second = data::movielens::import_dir(db, &ml100k_dir())
+        .await
+        .unwrap();
+    assert_eq!((second.users, second.items, second.interactions), (0, 0, 0));
+    assert_eq!(store::users::count(db).await.unwrap(), 943);
+    assert_eq!(store::items::count(db).await.unwrap(), 1682);
+    assert_eq!(store::interactions::count(db).await.unwrap(), 100_000);
+
+    // The data set's ids are addressable through the API.
+    let toy_story: Value = app.get("/api/v1/items/1").await.json().await.unwrap();
+    assert_eq!(toy_story["title"], "Toy Story");
+    assert_eq!(toy_story["category"], "Animation");
+    assert_eq!(
+        toy_story["popularity_score"], 452.0,
+        "Toy Story has 452 ratings"
+    );
+    let stats: Value = app
+        .get("/api/v1/interactions/stats/user/196")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["total_interactions"], 39);
+    let user: Value = app.get("/api/v1/users/1").await.json().await.unwrap();
+    assert_eq!(user["preferences"]["age"], 24);
+    assert_eq!(user["preferences"]["country"], "US");
+
+    // New rows get ids past the imported ones.
+    let created = app.create_item("Brand new", "Drama").await;
+    assert_eq!(created["id"], 1683);
+    let user = app.create_user("newcomer", serde_json::json!({})).await;
+    assert_eq!(user["id"], 944);
+}
+both_backends!(importing_ml100k_twice_is_idempotent);
+
+async fn demo_catalogue_gives_every_rule_something_to_do(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let db = &app.state.db;
+    assert!(data::demo::seed_if_empty(db).await.unwrap());
+    assert!(!data::demo::seed_if_empty(db).await.unwrap(), "seeds once");
+    let users: Vec<Value> = app
+        .get("/api/v1/users/?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items: Vec<Value> = app
+        .get("/api/v1/items/?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users.len(), data::demo::DEMO_USERS);
+    assert_eq!(items.len(), data::demo::DEMO_ITEMS);
+    let minors = users
+        .iter()
+        .filter(|u| u["preferences"]["age"].as_i64().unwrap() < 18)
+        .count();
+    assert!(minors > 0 && minors < users.len() / 2, "{minors} minors");
+    let countries: std::collections::HashSet<&str> = users
+        .iter()
+        .map(|u| u["preferences"]["country"].as_str().unwrap())
+        .collect();
+    assert!(countries.len() >= 4);
+    let count =
+        |pred: &dyn Fn(&Value) -> bool| items.iter().filter(|i| pred(&i["features"])).count();
+    assert!(count(&|f| f["in_stock"] == false) > 0, "out of stock");
+    assert!(count(&|f| f["is_promotional"] == true) > 0, "promotions");
+    assert!(
+        count(&|f| f["min_age"].as_i64() == Some(18)) > 0,
+        "adult items"
+    );
+    assert!(
+        count(&|f| f["allowed_countries"].is_array()) > 0,
+        "allow lists"
+    );
+    assert!(
+        count(&|f| f["blocked_countries"].is_array()) > 0,
+        "block lists"
+    );
+    assert!(count(&|f| f["origin_country"].is_string()) == items.len());
+    let now = chrono::Utc::now();
+    let new_items = items
+        .iter()
+        .filter(|i| {
+            let created: chrono::DateTime<chrono::Utc> =
+                i["created_at"].as_str().unwrap().parse().unwrap();
+            now - created < chrono::Duration::days(7)
+        })
+        .count();
+    assert!(
+        new_items > 0 && new_items < items.len() / 2,
+        "{new_items} new"
+    );
+    let purchases: i64 = {
+        let mut n = 0;
+        for u in users.iter().take(20) {
+            let s: Value = app
+                .get(&format!("/api/v1/interactions/stats/user/{}", u["id"]))
+                .await
+                .json()
+                .await
+                .unwrap();
+            n += s["interaction_types"]["purchase"].as_i64().unwrap_or(0);
+        }
+        n
+    };
+    assert!(purchases > 0);
+}
+both_backends!(demo_catalogue_gives_every_rule_something_to_do);

@@ -1,0 +1,74 @@
+//! The access log: one JSON line per request with the agreed fields.
+
+use std::{
+    io,
+    sync::{Arc, Mutex},
+};
+
+use axum::{body::Body, http::Request};
+use recengine::{config::Settings, telemetry::logging::json_layer};
+use serde_json::Value;
+use tower::ServiceExt;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::helpers::{Backend, fresh_database_url};
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_request_writes_one_json_access_line() {
+    let url = fresh_database_url(Backend::Sqlite).await;
+    let state = recengine::AppState::build(Settings::for_tests(&url))
+        .await
+        .unwrap();
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::registry().with(json_layer(move || writer.clone()));
+    // The test runtime is single-threaded, so a thread-local subscriber sees
+    // everything the request does.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let response = recengine::app(state)
+        .oneshot(
+            Request::get("/api/v1/users/12345?verbose=1")
+                .header("x-request-id", "log-test-1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let access: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "request completed")
+        .collect();
+    assert_eq!(access.len(), 1, "{text}");
+    let line = access[0];
+    for field in ["timestamp", "level", "service", "logger_name", "message"] {
+        assert!(line.get(field).is_some(), "{field} missing: {line}");
+    }
+    assert_eq!(line["service"], "recengine");
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["url"], "/api/v1/users/12345?verbose=1");
+    assert_eq!(line["status_code"], 404);
+    assert_eq!(line["request_id"], "log-test-1");
+    assert!(line["duration_ms"].as_f64().unwrap() >= 0.0);
+}

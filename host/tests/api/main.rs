@@ -1,0 +1,9 @@
+//! HTTP-level tests: the real router on a real socket, against SQLite and
+//! PostgreSQL. One binary, so the build links once.
+
+mod helpers;
+
+mod bad_input;
+mod catalogue;
+mod import;
+mod logs;
