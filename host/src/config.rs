@@ -100,7 +100,30 @@ pub struct Settings {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
     pub rules_dir: PathBuf,
+    /// Per-route limits (route template -> limit), keyed per client IP.
+    /// `RATE_LIMIT_AUTH` sets the login, register and refresh routes;
+    /// `RATE_LIMIT_ROUTES` adds or replaces any.
+    pub rate_limit_overrides: Vec<(String, RateSpec)>,
+    /// How many proxies in front of the service append to
+    /// `X-Forwarded-For`; 0 (default) ignores the header, which a client
+    /// can otherwise forge to dodge per-IP limits.
+    pub forwarded_for_hops: usize,
+    /// Prefix of every Redis key, so several deployments can share a server.
+    pub redis_key_prefix: String,
+    /// Item writes need the ops or admin role (default true).
+    pub item_writes_require_ops: bool,
+    /// Creates this admin at start when no admin exists (both must be set).
+    pub initial_admin_email: Option<String>,
+    pub initial_admin_password: Option<String>,
 }
+
+/// The routes `RATE_LIMIT_AUTH` covers: cheap to call, expensive to serve
+/// (argon2), and the target of credential stuffing.
+pub const AUTH_ROUTES: &[&str] = &[
+    "/api/v1/auth/login",
+    "/api/v1/auth/register",
+    "/api/v1/auth/refresh",
+];
 
 impl Settings {
     /// Reads `.env` (if present) and the process environment.
@@ -141,6 +164,11 @@ impl Settings {
             ("COLLABORATIVE_K_NEIGHBORS", "20"),
             ("MAX_BODY_BYTES", "1048576"),
             ("RULES_DIR", "rules"),
+            ("RATE_LIMIT_AUTH", "10/minute"),
+            ("RATE_LIMIT_ROUTES", ""),
+            ("FORWARDED_FOR_HOPS", "0"),
+            ("REDIS_KEY_PREFIX", "recengine:"),
+            ("ITEM_WRITES_REQUIRE_OPS", "true"),
         ]
         .into_iter()
         .map(|(k, d)| (k, get(k).unwrap_or_else(|| d.to_string())))
@@ -299,7 +327,62 @@ impl Settings {
                 1 << 20,
             ),
             rules_dir: PathBuf::from(value("RULES_DIR")),
+            rate_limit_overrides: Vec::new(),
+            forwarded_for_hops: typed(
+                &mut errors,
+                "FORWARDED_FOR_HOPS",
+                value("FORWARDED_FOR_HOPS"),
+                0,
+            ),
+            redis_key_prefix: value("REDIS_KEY_PREFIX").to_string(),
+            item_writes_require_ops: boolean(
+                &mut errors,
+                "ITEM_WRITES_REQUIRE_OPS",
+                value("ITEM_WRITES_REQUIRE_OPS"),
+            ),
+            initial_admin_email: get("INITIAL_ADMIN_EMAIL"),
+            initial_admin_password: get("INITIAL_ADMIN_PASSWORD"),
         };
+        let mut settings = settings;
+        let auth_spec: RateSpec = typed(
+            &mut errors,
+            "RATE_LIMIT_AUTH",
+            value("RATE_LIMIT_AUTH"),
+            RateSpec {
+                count: 10,
+                period: Duration::from_secs(60),
+            },
+        );
+        settings.rate_limit_overrides = AUTH_ROUTES
+            .iter()
+            .map(|r| (r.to_string(), auth_spec))
+            .collect();
+        for entry in value("RATE_LIMIT_ROUTES")
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            match entry.split_once('=') {
+                Some((route, spec)) if route.starts_with('/') => match spec.parse::<RateSpec>() {
+                    Ok(spec) => {
+                        settings
+                            .rate_limit_overrides
+                            .retain(|(r, _)| r != route.trim());
+                        settings
+                            .rate_limit_overrides
+                            .push((route.trim().to_string(), spec));
+                    }
+                    Err(e) => errors.push(format!("RATE_LIMIT_ROUTES {entry:?}: {e}")),
+                },
+                _ => errors.push(format!(
+                    "RATE_LIMIT_ROUTES {entry:?}: expected /route/template=COUNT/UNIT"
+                )),
+            }
+        }
+        if settings.initial_admin_email.is_some() != settings.initial_admin_password.is_some() {
+            errors
+                .push("INITIAL_ADMIN_EMAIL and INITIAL_ADMIN_PASSWORD must be set together".into());
+        }
 
         if !["trace", "debug", "info", "warn", "warning", "error"]
             .contains(&settings.log_level.as_str())
@@ -426,6 +509,28 @@ mod tests {
         ] {
             assert!(err.contains(key), "{key} missing from {err}");
         }
+    }
+
+    #[test]
+    fn route_overrides_extend_the_auth_defaults() {
+        let s = settings(&[
+            ("RATE_LIMIT_AUTH", "3/minute"),
+            (
+                "RATE_LIMIT_ROUTES",
+                "/api/v1/auth/login=1/second, /api/v1/items/=50/minute",
+            ),
+        ])
+        .unwrap();
+        let find = |r: &str| {
+            s.rate_limit_overrides
+                .iter()
+                .find(|(t, _)| t == r)
+                .map(|(_, s)| s.to_string())
+        };
+        assert_eq!(find("/api/v1/auth/login").as_deref(), Some("1/second"));
+        assert_eq!(find("/api/v1/auth/register").as_deref(), Some("3/minute"));
+        assert_eq!(find("/api/v1/items/").as_deref(), Some("50/minute"));
+        assert!(settings(&[("RATE_LIMIT_ROUTES", "login=5")]).is_err());
     }
 
     #[test]

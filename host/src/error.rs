@@ -95,6 +95,11 @@ impl IntoResponse for AppError {
             other => other.to_string(),
         };
         let mut response = (status, Json(json!({ "detail": detail }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Self::TooManyRequests {
             retry_after_secs, ..
         } = self

@@ -5,7 +5,10 @@
 //! - [`config`]: typed settings from the environment, validated at start.
 //! - [`error`]: the one error type every handler returns; `{"detail"}` JSON.
 //! - [`store`]: sqlx repositories over SQLite (default) or PostgreSQL.
-//! - [`auth`]: passwords (argon2id).
+//! - [`auth`]: passwords (argon2id), JWTs, sessions, the `CurrentUser`
+//!   extractor and role checks.
+//! - [`ratelimit`]: GCRA limits, in-process or shared through Redis.
+//! - [`redis_pool`]: the lazily connected, reconnecting Redis handle.
 //! - [`api`]: the axum routers, one per resource, and the OpenAPI document.
 //! - [`telemetry`]: JSON logs and the request-id / access-log middleware.
 //! - [`data`]: the MovieLens importer and the demo catalogue.
@@ -18,12 +21,17 @@ pub mod auth;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod ratelimit;
+pub mod redis_pool;
 pub mod store;
 pub mod telemetry;
 
 use std::sync::Arc;
 
+use auth::tokens::TokenKeys;
 use config::Settings;
+use ratelimit::RateLimiter;
+use redis_pool::RedisPool;
 use store::Db;
 
 /// What every handler can reach. Cheap to clone (all fields are handles).
@@ -31,7 +39,9 @@ use store::Db;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Db,
-    pub redis: Option<redis::Client>,
+    pub redis: Option<Arc<RedisPool>>,
+    pub tokens: Arc<TokenKeys>,
+    pub limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -42,13 +52,13 @@ impl AppState {
         let db = Db::connect(&settings.database_url, settings.database_max_connections).await?;
         db.migrate().await?;
         let redis = match &settings.redis_url {
-            Some(url) => Some(
-                redis::Client::open(url.as_str())
-                    .map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))?,
-            ),
+            Some(url) => Some(Arc::new(RedisPool::new(url, &settings.redis_key_prefix)?)),
             None => None,
         };
+        auth::bootstrap::ensure_initial_admin(&db, &settings).await?;
         Ok(Self {
+            tokens: Arc::new(TokenKeys::new(&settings)),
+            limiter: Arc::new(RateLimiter::new(&settings, redis.clone())),
             settings: Arc::new(settings),
             db,
             redis,

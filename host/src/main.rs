@@ -35,6 +35,24 @@ enum Command {
         #[command(subcommand)]
         source: ImportSource,
     },
+    /// Manage accounts.
+    Users {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create an admin (or promote the account with this email). The
+    /// password is read from standard input, never from the command line,
+    /// where other users of the machine could see it.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "admin")]
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -97,6 +115,20 @@ async fn main() -> anyhow::Result<()> {
                 report.interactions,
                 started.elapsed().as_secs_f64()
             );
+        }
+        Command::Users {
+            action: UserAction::CreateAdmin { email, username },
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let state = AppState::build(settings).await?;
+            let admin =
+                recengine::auth::bootstrap::create_admin(&state.db, &email, &username, password)
+                    .await?;
+            println!("admin {} (id {}) is ready", admin.email, admin.id);
         }
     }
     Ok(())

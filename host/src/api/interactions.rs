@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate};
 use crate::{
     AppState,
+    auth::extract::CurrentUser,
     error::{AppError, AppResult},
     store::{
         interactions::{
@@ -64,11 +65,16 @@ impl Validate for InteractionCreate {
 
 #[utoipa::path(post, path = "/api/v1/interactions/", tag = "interactions",
     request_body = InteractionCreate,
-    responses((status = 201, body = Interaction), (status = 404, description = "User or item not found"), (status = 422)))]
+    security(("bearer" = [])),
+    responses((status = 201, body = Interaction), (status = 401), (status = 403, description = "Another user's interaction"), (status = 404, description = "User or item not found"), (status = 422)))]
 pub async fn create_interaction(
     State(state): State<AppState>,
+    caller: CurrentUser,
     ApiJson(body): ApiJson<InteractionCreate>,
 ) -> AppResult<(StatusCode, Json<Interaction>)> {
+    // Users record their own behaviour; ops and admins (backend clients)
+    // record anyone's.
+    caller.require_self_or_ops(body.user_id)?;
     let interaction = interactions::create(
         &state.db,
         NewInteraction {
@@ -83,14 +89,17 @@ pub async fn create_interaction(
     Ok((StatusCode::CREATED, Json(interaction)))
 }
 
-/// The user's interactions, newest first.
+/// The user's interactions, newest first (your own, or any for ops/admin).
 #[utoipa::path(get, path = "/api/v1/interactions/user/{user_id}", tag = "interactions",
-    params(Pagination), responses((status = 200, body = [Interaction]), (status = 404)))]
+    params(Pagination), security(("bearer" = [])),
+    responses((status = 200, body = [Interaction]), (status = 401), (status = 403), (status = 404)))]
 pub async fn user_interactions(
     State(state): State<AppState>,
+    caller: CurrentUser,
     ApiPath(user_id): ApiPath<i64>,
     ApiQuery(page): ApiQuery<Pagination>,
 ) -> AppResult<Json<Vec<Interaction>>> {
+    caller.require_self_or_ops(user_id)?;
     if !users::exists(&state.db, user_id).await? {
         return Err(AppError::not_found("User"));
     }
@@ -99,14 +108,17 @@ pub async fn user_interactions(
     ))
 }
 
-/// The item's interactions, newest first.
+/// The item's interactions, newest first (ops/admin: it names users).
 #[utoipa::path(get, path = "/api/v1/interactions/item/{item_id}", tag = "interactions",
-    params(Pagination), responses((status = 200, body = [Interaction]), (status = 404)))]
+    params(Pagination), security(("bearer" = [])),
+    responses((status = 200, body = [Interaction]), (status = 401), (status = 403), (status = 404)))]
 pub async fn item_interactions(
     State(state): State<AppState>,
+    caller: CurrentUser,
     ApiPath(item_id): ApiPath<i64>,
     ApiQuery(page): ApiQuery<Pagination>,
 ) -> AppResult<Json<Vec<Interaction>>> {
+    caller.require_ops()?;
     if !items::exists(&state.db, item_id).await? {
         return Err(AppError::not_found("Item"));
     }
@@ -116,11 +128,14 @@ pub async fn item_interactions(
 }
 
 #[utoipa::path(get, path = "/api/v1/interactions/stats/user/{user_id}", tag = "interactions",
-    responses((status = 200, body = UserInteractionStats), (status = 404)))]
+    security(("bearer" = [])),
+    responses((status = 200, body = UserInteractionStats), (status = 401), (status = 403), (status = 404)))]
 pub async fn user_stats(
     State(state): State<AppState>,
+    caller: CurrentUser,
     ApiPath(user_id): ApiPath<i64>,
 ) -> AppResult<Json<UserInteractionStats>> {
+    caller.require_self_or_ops(user_id)?;
     if !users::exists(&state.db, user_id).await? {
         return Err(AppError::not_found("User"));
     }

@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate};
 use crate::{
     AppState,
+    auth::extract::CurrentUser,
     error::{AppError, AppResult},
     store::items::{self, Item, ItemChanges, NewItem},
 };
@@ -168,12 +169,26 @@ impl Validate for TopQuery {
     }
 }
 
+/// Item writes need the ops or admin role unless `ITEM_WRITES_REQUIRE_OPS`
+/// is false.
+fn check_item_write(state: &AppState, caller: Option<&CurrentUser>) -> AppResult<()> {
+    if !state.settings.item_writes_require_ops {
+        return Ok(());
+    }
+    caller
+        .ok_or_else(|| AppError::Unauthorized("Not authenticated".into()))?
+        .require_ops()
+}
+
 #[utoipa::path(post, path = "/api/v1/items/", tag = "items", request_body = ItemCreate,
-    responses((status = 201, body = Item), (status = 422)))]
+    security(("bearer" = [])),
+    responses((status = 201, body = Item), (status = 401), (status = 403), (status = 422)))]
 pub async fn create_item(
     State(state): State<AppState>,
+    caller: Option<CurrentUser>,
     ApiJson(body): ApiJson<ItemCreate>,
 ) -> AppResult<(StatusCode, Json<Item>)> {
+    check_item_write(&state, caller.as_ref())?;
     let item = items::create(
         &state.db,
         NewItem {
@@ -229,12 +244,15 @@ pub async fn get_item(
 }
 
 #[utoipa::path(put, path = "/api/v1/items/{item_id}", tag = "items", request_body = ItemUpdate,
-    responses((status = 200, body = Item), (status = 404), (status = 422)))]
+    security(("bearer" = [])),
+    responses((status = 200, body = Item), (status = 401), (status = 403), (status = 404), (status = 422)))]
 pub async fn update_item(
     State(state): State<AppState>,
+    caller: Option<CurrentUser>,
     ApiPath(item_id): ApiPath<i64>,
     ApiJson(body): ApiJson<ItemUpdate>,
 ) -> AppResult<Json<Item>> {
+    check_item_write(&state, caller.as_ref())?;
     let item = items::update(
         &state.db,
         item_id,
@@ -253,11 +271,14 @@ pub async fn update_item(
 
 /// Deletes the item and its interactions.
 #[utoipa::path(delete, path = "/api/v1/items/{item_id}", tag = "items",
-    responses((status = 204), (status = 404)))]
+    security(("bearer" = [])),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
 pub async fn delete_item(
     State(state): State<AppState>,
+    caller: Option<CurrentUser>,
     ApiPath(item_id): ApiPath<i64>,
 ) -> AppResult<StatusCode> {
+    check_item_write(&state, caller.as_ref())?;
     if items::delete(&state.db, item_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -3,6 +3,7 @@
 //! Handlers stay thin: they parse, call the domain code in `store/` (and,
 //! later, `recommend/`, `rules/`, `jobs/`), and shape the answer.
 
+pub mod auth;
 pub mod extract;
 pub mod health;
 pub mod interactions;
@@ -20,7 +21,7 @@ use axum::{
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{AppState, error::AppError, telemetry};
+use crate::{AppState, error::AppError, ratelimit, telemetry};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,13 +32,17 @@ use crate::{AppState, error::AppError, telemetry};
     ),
     paths(
         health::health,
+        auth::register, auth::login, auth::refresh, auth::logout, auth::me,
+        users::set_role,
         users::create_user, users::list_users, users::get_user, users::update_user, users::delete_user,
         items::create_item, items::list_items, items::popular_items, items::get_item,
         items::update_item, items::delete_item,
         interactions::create_interaction, interactions::user_interactions,
         interactions::item_interactions, interactions::user_stats,
     ),
+    modifiers(&BearerAuth),
     tags(
+        (name = "auth", description = "Tokens: register, login, refresh, logout"),
         (name = "users", description = "Accounts"),
         (name = "items", description = "The catalogue"),
         (name = "interactions", description = "What users did with items"),
@@ -46,9 +51,29 @@ use crate::{AppState, error::AppError, telemetry};
 )]
 pub struct ApiDoc;
 
+/// Declares the `bearer` security scheme the protected routes name.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
 /// The whole application router, with its middleware.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
+        .merge(auth::router())
         .merge(users::router())
         .merge(items::router())
         .merge(interactions::router())
@@ -64,6 +89,17 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        // Layers run outside-in from the last added: request id and access
+        // log first, then who is calling, then the rate limit (after
+        // routing, so it can key per-route limits by the route template).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::identify::identify,
+        ))
         .layer(middleware::from_fn(telemetry::request::request_context))
         .with_state(state)
 }

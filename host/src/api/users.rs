@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate};
 use crate::{
     AppState,
-    auth::password,
+    auth::{extract::CurrentUser, password},
     error::{AppError, AppResult},
     store::users::{self, NewUser, Role, User, UserChanges},
 };
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
             "/users/{user_id}",
             get(get_user).put(update_user).delete(delete_user),
         )
+        .route("/users/{user_id}/role", axum::routing::put(set_role))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -143,34 +144,46 @@ pub async fn register(state: &AppState, body: UserCreate) -> AppResult<User> {
     .await
 }
 
-#[utoipa::path(get, path = "/api/v1/users/", tag = "users", params(Pagination),
-    responses((status = 200, body = [User]), (status = 422)))]
+/// Every account (admin only: the list holds email addresses).
+#[utoipa::path(get, path = "/api/v1/users/", tag = "users", params(Pagination), security(("bearer" = [])),
+    responses((status = 200, body = [User]), (status = 401), (status = 403), (status = 422)))]
 pub async fn list_users(
     State(state): State<AppState>,
+    caller: CurrentUser,
     ApiQuery(page): ApiQuery<Pagination>,
 ) -> AppResult<Json<Vec<User>>> {
+    caller.require_admin()?;
     Ok(Json(users::list(&state.db, page.into()).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users",
-    responses((status = 200, body = User), (status = 404)))]
+/// One account: your own, or any for an admin.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401), (status = 403), (status = 404)))]
 pub async fn get_user(
     State(state): State<AppState>,
+    caller: CurrentUser,
     ApiPath(user_id): ApiPath<i64>,
 ) -> AppResult<Json<User>> {
+    caller.require_self_or_admin(user_id)?;
     users::get(&state.db, user_id)
         .await?
         .map(Json)
         .ok_or_else(|| AppError::not_found("User"))
 }
 
+/// Changes your own account (or any, for an admin). A new password ends
+/// every session of the account.
 #[utoipa::path(put, path = "/api/v1/users/{user_id}", tag = "users", request_body = UserUpdate,
-    responses((status = 200, body = User), (status = 400), (status = 404), (status = 422)))]
+    security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 400), (status = 401), (status = 403), (status = 404), (status = 422)))]
 pub async fn update_user(
     State(state): State<AppState>,
+    caller: CurrentUser,
     ApiPath(user_id): ApiPath<i64>,
     ApiJson(body): ApiJson<UserUpdate>,
 ) -> AppResult<Json<User>> {
+    caller.require_self_or_admin(user_id)?;
+    let password_changed = body.password.is_some();
     let password_hash = match body.password {
         Some(p) => Some(password::hash_password(p).await?),
         None => None,
@@ -187,16 +200,73 @@ pub async fn update_user(
         },
     )
     .await?;
+    if password_changed {
+        crate::store::refresh_tokens::revoke_all_for_user(&state.db, user_id).await?;
+        users::bump_token_version(&state.db, user_id).await?;
+    }
     Ok(Json(user))
 }
 
-/// Deletes the account and its interactions.
-#[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users",
-    responses((status = 204), (status = 404)))]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    /// `user`, `ops` or `admin`.
+    pub role: Role,
+}
+
+impl Validate for RoleChange {
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Changes an account's role (admin only). The account's tokens are
+/// invalidated so the new role applies from its next login.
+#[utoipa::path(put, path = "/api/v1/users/{user_id}/role", tag = "users", request_body = RoleChange,
+    security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401), (status = 403), (status = 404), (status = 422)))]
+pub async fn set_role(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiPath(user_id): ApiPath<i64>,
+    ApiJson(body): ApiJson<RoleChange>,
+) -> AppResult<Json<User>> {
+    caller.require_admin()?;
+    if user_id == caller.id() && body.role != Role::Admin {
+        // The last admin demoting itself would leave nobody able to undo it.
+        if users::count_admins(&state.db).await? <= 1 {
+            return Err(AppError::Conflict(
+                "Refusing to demote the last admin".into(),
+            ));
+        }
+    }
+    let user = users::update(
+        &state.db,
+        user_id,
+        UserChanges {
+            role: Some(body.role),
+            ..Default::default()
+        },
+    )
+    .await?;
+    users::bump_token_version(&state.db, user_id).await?;
+    tracing::info!(
+        target_user = user_id,
+        role = body.role.as_str(),
+        "role changed"
+    );
+    Ok(Json(user))
+}
+
+/// Deletes the account and its interactions (your own, or any for an admin).
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users", security(("bearer" = [])),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
 pub async fn delete_user(
     State(state): State<AppState>,
+    caller: CurrentUser,
     ApiPath(user_id): ApiPath<i64>,
 ) -> AppResult<StatusCode> {
+    caller.require_self_or_admin(user_id)?;
     if users::delete(&state.db, user_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -1,4 +1,15 @@
-//! Authentication: password hashing (argon2id) now; tokens and roles build
-//! on it.
+//! Authentication and authorisation.
+//!
+//! - [`password`]: argon2id hashing, constant-time verification.
+//! - [`tokens`]: HS256 access and refresh JWTs.
+//! - [`session`]: login, refresh rotation with reuse detection, logout.
+//! - [`extract`]: the `CurrentUser` extractor and role checks.
+//! - [`identify`]: middleware that reads (not enforces) the bearer token, so
+//!   rate limits and access logs know who is calling.
 
+pub mod bootstrap;
+pub mod extract;
+pub mod identify;
 pub mod password;
+pub mod session;
+pub mod tokens;

@@ -70,12 +70,11 @@ const ADJECTIVES: &[&str] = &[
 const COUNTRIES: &[&str] = &["US", "DE", "FR", "GB", "JP", "CA", "BR", "IN"];
 const DEVICE_NAMES: &[&str] = &["Edition", "Set", "Kit", "Collection", "Series", "Pack"];
 
-/// Seeds the demo data if the database has no users and no items; returns
-/// whether it did. An existing database is never touched.
+/// Seeds the demo data if the catalogue is empty (no items); returns whether
+/// it did. Accounts may already exist (an initial admin); a database with a
+/// catalogue is never touched.
 pub async fn seed_if_empty(db: &Db) -> anyhow::Result<bool> {
-    let users = crate::store::users::count(db).await?;
-    let items = crate::store::items::count(db).await?;
-    if users > 0 || items > 0 {
+    if crate::store::items::count(db).await? > 0 {
         return Ok(false);
     }
     seed(db).await?;
@@ -181,9 +180,11 @@ async fn seed(db: &Db) -> anyhow::Result<()> {
     bulk::insert_users(db, &users).await?;
 
     // Ids were assigned by the database; read them back in insertion order.
-    let user_ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM users ORDER BY id")
-        .fetch_all(&db.pool)
-        .await?;
+    let user_ids: Vec<(i64,)> = sqlx::query_as(
+        "SELECT id FROM users WHERE username LIKE 'demo\\_user\\_%' ESCAPE '\\' ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
     let item_ids: Vec<(i64, String)> = sqlx::query_as("SELECT id, category FROM items ORDER BY id")
         .fetch_all(&db.pool)
         .await?;

@@ -340,6 +340,7 @@ pub async fn import(db: &Db, data: &Dataset) -> anyhow::Result<ImportReport> {
         })
         .collect();
 
+    ensure_ids_are_free(db, &user_rows, &item_rows).await?;
     let report = ImportReport {
         users: bulk::insert_users(db, &user_rows).await?,
         items: bulk::insert_items(db, &item_rows).await?,
@@ -347,6 +348,44 @@ pub async fn import(db: &Db, data: &Dataset) -> anyhow::Result<ImportReport> {
     };
     bulk::recompute_popularity(db).await?;
     Ok(report)
+}
+
+/// The data set keeps its ids; if rows that did not come from it already
+/// hold some of them, importing would hang MovieLens ratings on the wrong
+/// accounts and items. Refuse, and say which.
+async fn ensure_ids_are_free(
+    db: &Db,
+    users: &[UserRecord],
+    items: &[ItemRecord],
+) -> anyhow::Result<()> {
+    let max_user = users.iter().filter_map(|u| u.id).max().unwrap_or(0);
+    let max_item = items.iter().filter_map(|i| i.id).max().unwrap_or(0);
+    let clash: Option<(i64, String)> = sqlx::query_as(
+        "SELECT id, username FROM users WHERE id <= $1 AND username NOT LIKE 'ml\\_user\\_%' ESCAPE '\\' \
+         ORDER BY id LIMIT 1",
+    )
+    .bind(max_user)
+    .fetch_optional(&db.pool)
+    .await?;
+    if let Some((id, name)) = clash {
+        bail!(
+            "user id {id} is already taken by {name:?}; import MovieLens into a database \
+             whose ids 1..={max_user} are free (import first, then create accounts)"
+        );
+    }
+    let clash: Option<(i64, String)> = sqlx::query_as(
+        "SELECT id, title FROM items WHERE id <= $1 AND features NOT LIKE '%\"source\":\"movielens\"%' \
+         ORDER BY id LIMIT 1",
+    )
+    .bind(max_item)
+    .fetch_optional(&db.pool)
+    .await?;
+    if let Some((id, title)) = clash {
+        bail!(
+            "item id {id} is already taken by {title:?}; import MovieLens into an empty catalogue"
+        );
+    }
+    Ok(())
 }
 
 /// Reads and imports, logging what was added and how long it took.

@@ -7,6 +7,7 @@
 
 pub mod interactions;
 pub mod items;
+pub mod refresh_tokens;
 pub mod users;
 
 use std::{path::Path, str::FromStr, time::Duration};

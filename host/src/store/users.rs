@@ -12,7 +12,9 @@ use crate::error::{AppError, AppResult};
 /// (MovieLens users) exist for their history, not for logging in.
 pub const UNUSABLE_PASSWORD_HASH: &str = "!";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -259,4 +261,33 @@ pub async fn exists(db: &Db, id: i64) -> AppResult<bool> {
         .fetch_optional(&db.pool)
         .await?;
     Ok(row.is_some())
+}
+
+/// The user with its current token version, for authenticating a request.
+pub async fn get_for_auth(db: &Db, id: i64) -> AppResult<Option<(User, i64)>> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT token_version FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    let Some((version,)) = row else {
+        return Ok(None);
+    };
+    Ok(get(db, id).await?.map(|u| (u, version)))
+}
+
+/// Invalidates every access token issued so far (logout everywhere,
+/// password change, role change).
+pub async fn bump_token_version(db: &Db, id: i64) -> AppResult<()> {
+    sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn count_admins(db: &Db) -> AppResult<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(n)
 }

@@ -34,7 +34,13 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub state: AppState,
     pub client: reqwest::Client,
+    /// An admin's access token; the `get`/`post`/`put`/`delete` helpers send
+    /// it, so tests about the catalogue are not about permissions.
+    pub admin_token: String,
 }
+
+pub const ADMIN_EMAIL: &str = "root@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
 
 fn postgres_server_url() -> String {
     std::env::var("TEST_DATABASE_URL")
@@ -99,6 +105,16 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
+        let mut app = Self::spawn_without_admin(backend, configure).await;
+        app.make_admin().await;
+        app
+    }
+
+    /// An empty database: no accounts at all.
+    pub async fn spawn_without_admin(
+        backend: Backend,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
         let mut settings = Settings::for_tests(&fresh_database_url(backend).await);
         settings.database_max_connections = 5;
         configure(&mut settings);
@@ -118,7 +134,37 @@ impl TestApp {
             addr,
             state,
             client: reqwest::Client::new(),
+            admin_token: String::new(),
         }
+    }
+
+    /// Creates the admin account and signs in as it.
+    pub async fn make_admin(&mut self) {
+        recengine::auth::bootstrap::create_admin(
+            &self.state.db,
+            ADMIN_EMAIL,
+            "root",
+            ADMIN_PASSWORD,
+        )
+        .await
+        .unwrap();
+        self.admin_token = self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    }
+
+    /// Logs in through the API; returns the token pair.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let res = self
+            .client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "login {email}");
+        res.json().await.unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -126,12 +172,18 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.unwrap()
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
+            .bearer_auth(&self.admin_token)
             .json(body)
             .send()
             .await
@@ -141,6 +193,7 @@ impl TestApp {
     pub async fn put(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .put(self.url(path))
+            .bearer_auth(&self.admin_token)
             .json(body)
             .send()
             .await
@@ -148,7 +201,26 @@ impl TestApp {
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.client.delete(self.url(path)).send().await.unwrap()
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A request as `token` (or anonymous with `None`).
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let req = self.client.request(method, self.url(path));
+        match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
     }
 
     /// Creates a user through the API and returns its JSON.

@@ -15,7 +15,7 @@ fn ml100k_dir() -> PathBuf {
 }
 
 async fn importing_ml100k_twice_is_idempotent(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let mut app = TestApp::spawn_without_admin(backend, |_| {}).await;
     let db = &app.state.db;
     let first = data::movielens::import_dir(db, &ml100k_dir())
         .await
@@ -31,6 +31,11 @@ async fn importing_ml100k_twice_is_idempotent(backend: Backend) {
     assert_eq!(store::users::count(db).await.unwrap(), 943);
     assert_eq!(store::items::count(db).await.unwrap(), 1682);
     assert_eq!(store::interactions::count(db).await.unwrap(), 100_000);
+
+    // Accounts made after the import get ids past the data set's.
+    app.make_admin().await;
+    let db = &app.state.db;
+    assert_eq!(store::users::count(db).await.unwrap(), 944);
 
     // The data set's ids are addressable through the API.
     let toy_story: Value = app.get("/api/v1/items/1").await.json().await.unwrap();
@@ -55,7 +60,7 @@ async fn importing_ml100k_twice_is_idempotent(backend: Backend) {
     let created = app.create_item("Brand new", "Drama").await;
     assert_eq!(created["id"], 1683);
     let user = app.create_user("newcomer", serde_json::json!({})).await;
-    assert_eq!(user["id"], 944);
+    assert_eq!(user["id"], 945);
 }
 both_backends!(importing_ml100k_twice_is_idempotent);
 
@@ -76,6 +81,8 @@ async fn demo_catalogue_gives_every_rule_something_to_do(backend: Backend) {
         .json()
         .await
         .unwrap();
+    // The demo's users seed beside the harness's admin.
+    let users: Vec<Value> = users.into_iter().filter(|u| u["role"] == "user").collect();
     assert_eq!(users.len(), data::demo::DEMO_USERS);
     assert_eq!(items.len(), data::demo::DEMO_ITEMS);
     let minors = users
@@ -134,3 +141,16 @@ async fn demo_catalogue_gives_every_rule_something_to_do(backend: Backend) {
     assert!(purchases > 0);
 }
 both_backends!(demo_catalogue_gives_every_rule_something_to_do);
+
+async fn import_refuses_to_reuse_ids_it_does_not_own(backend: Backend) {
+    // The harness's admin holds user id 1.
+    let app = TestApp::spawn(backend).await;
+    let err = data::movielens::import_dir(&app.state.db, &ml100k_dir())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("user id 1 is already taken"), "{err}");
+    assert_eq!(store::interactions::count(&app.state.db).await.unwrap(), 0);
+    assert_eq!(store::users::count(&app.state.db).await.unwrap(), 1);
+}
+both_backends!(import_refuses_to_reuse_ids_it_does_not_own);

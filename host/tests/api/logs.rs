@@ -41,7 +41,7 @@ async fn a_request_writes_one_json_access_line() {
 
     let response = recengine::app(state)
         .oneshot(
-            Request::get("/api/v1/users/12345?verbose=1")
+            Request::get("/api/v1/items/12345?verbose=1")
                 .header("x-request-id", "log-test-1")
                 .body(Body::empty())
                 .unwrap(),
@@ -67,8 +67,82 @@ async fn a_request_writes_one_json_access_line() {
     assert_eq!(line["service"], "recengine");
     assert_eq!(line["level"], "INFO");
     assert_eq!(line["method"], "GET");
-    assert_eq!(line["url"], "/api/v1/users/12345?verbose=1");
+    assert_eq!(line["url"], "/api/v1/items/12345?verbose=1");
     assert_eq!(line["status_code"], 404);
     assert_eq!(line["request_id"], "log-test-1");
     assert!(line["duration_ms"].as_f64().unwrap() >= 0.0);
+}
+
+#[tokio::test]
+async fn passwords_and_hashes_never_reach_responses_or_logs() {
+    let url = fresh_database_url(Backend::Sqlite).await;
+    let state = recengine::AppState::build(Settings::for_tests(&url))
+        .await
+        .unwrap();
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::registry().with(json_layer(move || writer.clone()));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let secret = "Sup3r-Secret-Passw0rd";
+    let app = recengine::app(state);
+    let call = |uri: &str, body: serde_json::Value| {
+        Request::post(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let mut bodies = Vec::new();
+    for req in [
+        call(
+            "/api/v1/auth/register",
+            serde_json::json!({"username": "zoe", "email": "zoe@example.com", "password": secret}),
+        ),
+        call(
+            "/api/v1/auth/login",
+            serde_json::json!({"email": "zoe@example.com", "password": secret}),
+        ),
+        call(
+            "/api/v1/auth/login",
+            serde_json::json!({"email": "zoe@example.com", "password": format!("{secret}x")}),
+        ),
+    ] {
+        let res = app.clone().oneshot(req).await.unwrap();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        bodies.push(String::from_utf8(bytes.to_vec()).unwrap());
+    }
+    assert!(
+        bodies[1].contains("access_token"),
+        "login worked: {}",
+        bodies[1]
+    );
+    let pair: Value = serde_json::from_str(&bodies[1]).unwrap();
+    let me = app
+        .clone()
+        .oneshot(
+            Request::get("/api/v1/auth/me")
+                .header(
+                    "authorization",
+                    format!("Bearer {}", pair["access_token"].as_str().unwrap()),
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("request completed"), "logs were captured");
+    let me_line: Value = logs
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["url"] == "/api/v1/auth/me")
+        .expect("access line for /auth/me");
+    assert!(me_line["user_id"].as_i64().is_some(), "{me_line}");
+    for text in bodies.iter().chain(std::iter::once(&logs)) {
+        assert!(!text.contains(secret), "password leaked: {text}");
+        assert!(!text.contains("$argon2"), "hash leaked: {text}");
+        assert!(!text.contains("password_hash"), "hash field leaked: {text}");
+    }
 }

@@ -3,7 +3,9 @@
 
 mod helpers;
 
+mod auth;
 mod bad_input;
 mod catalogue;
 mod import;
 mod logs;
+mod rate_limits;

@@ -1,0 +1,125 @@
+//! `CurrentUser`: the authenticated caller, checked against the database on
+//! every request (so a deleted, deactivated, demoted or logged-out user's
+//! token stops working at once, not when it expires).
+
+use axum::{
+    extract::{FromRequestParts, OptionalFromRequestParts},
+    http::request::Parts,
+};
+
+use super::tokens::TokenKind;
+use crate::{
+    AppState,
+    error::{AppError, AppResult},
+    store::users::{self, Role, User},
+};
+
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub User);
+
+/// The bearer token of a request, if it sent one.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        let token = bearer_token(parts)
+            .ok_or_else(|| AppError::Unauthorized("Not authenticated".into()))?;
+        let claims = state.tokens.verify(token, TokenKind::Access)?;
+        let invalid = || AppError::Unauthorized("Could not validate credentials".into());
+        let (user, version) = users::get_for_auth(&state.db, claims.user_id()?)
+            .await?
+            .ok_or_else(invalid)?;
+        if !user.is_active || claims.ver != Some(version) {
+            return Err(invalid());
+        }
+        Ok(CurrentUser(user))
+    }
+}
+
+/// `Option<CurrentUser>`: `None` without credentials; bad credentials are
+/// still a 401 (a client that sends a token wants to know it is wrong).
+impl OptionalFromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Option<Self>> {
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            <Self as FromRequestParts<AppState>>::from_request_parts(parts, state)
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+impl CurrentUser {
+    pub fn id(&self) -> i64 {
+        self.0.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.0.role
+    }
+
+    /// 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> AppResult<()> {
+        if roles.contains(&self.0.role) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "This action requires the {} role",
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )))
+        }
+    }
+
+    pub fn require_ops(&self) -> AppResult<()> {
+        self.require(&[Role::Ops, Role::Admin])
+    }
+
+    pub fn require_admin(&self) -> AppResult<()> {
+        self.require(&[Role::Admin])
+    }
+
+    /// A user may act on its own account; an admin on any.
+    pub fn require_self_or_admin(&self, user_id: i64) -> AppResult<()> {
+        if self.0.id == user_id || self.0.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(
+                "You may only access your own account".into(),
+            ))
+        }
+    }
+
+    /// A user may read its own data; ops and admins any user's.
+    pub fn require_self_or_ops(&self, user_id: i64) -> AppResult<()> {
+        if self.0.id == user_id || self.0.role >= Role::Ops {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(
+                "You may only access your own data".into(),
+            ))
+        }
+    }
+}

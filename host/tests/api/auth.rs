@@ -1,0 +1,529 @@
+//! Register, login, tokens, sessions and roles, through HTTP.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use recengine::auth::tokens::TokenKind;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{
+    both_backends,
+    helpers::{Backend, TestApp, expect_error},
+};
+
+async fn register(app: &TestApp, name: &str) -> Value {
+    let res = app
+        .request(Method::POST, "/api/v1/auth/register", None)
+        .json(
+            &json!({"username": name, "email": format!("{name}@example.com"),
+                      "password": "correct-horse-battery", "preferences": {"country": "FR"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
+async fn me(app: &TestApp, token: &str) -> reqwest::Response {
+    app.request(Method::GET, "/api/v1/auth/me", Some(token))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
+    app.request(Method::POST, "/api/v1/auth/refresh", None)
+        .json(&json!({"refresh_token": token}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn full_session_flow(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = register(&app, "ivy").await;
+    assert_eq!(user["role"], "user");
+
+    let pair = app.login("ivy@example.com", "correct-horse-battery").await;
+    assert_eq!(pair["token_type"], "bearer");
+    assert_eq!(pair["expires_in"], 1800);
+    let access = pair["access_token"].as_str().unwrap();
+    let refresh_token = pair["refresh_token"].as_str().unwrap();
+
+    let res = me(&app, access).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["id"], user["id"]);
+    assert_eq!(body["email"], "ivy@example.com");
+
+    // Rotation: the new pair works, the old refresh token is spent.
+    let res = refresh(&app, refresh_token).await;
+    assert_eq!(res.status(), 200);
+    let rotated: Value = res.json().await.unwrap();
+    let new_refresh = rotated["refresh_token"].as_str().unwrap();
+    assert_ne!(new_refresh, refresh_token);
+    assert_eq!(
+        me(&app, rotated["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+
+    // Logout with the refresh token ends that session.
+    let res = app
+        .request(Method::POST, "/api/v1/auth/logout", Some(access))
+        .json(&json!({"refresh_token": new_refresh}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    expect_error(refresh(&app, new_refresh).await, 401).await;
+
+    // Logout without a body ends every session, access tokens included.
+    let second = app.login("ivy@example.com", "correct-horse-battery").await;
+    let second_access = second["access_token"].as_str().unwrap();
+    let res = app
+        .request(Method::POST, "/api/v1/auth/logout", Some(second_access))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    expect_error(me(&app, second_access).await, 401).await;
+    expect_error(me(&app, access).await, 401).await;
+    expect_error(
+        refresh(&app, second["refresh_token"].as_str().unwrap()).await,
+        401,
+    )
+    .await;
+}
+both_backends!(full_session_flow);
+
+async fn credentials_are_checked(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    register(&app, "jack").await;
+    let dup = app
+        .request(Method::POST, "/api/v1/auth/register", None)
+        .json(&json!({"username": "jack", "email": "other@example.com", "password": "another-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_error(dup, 400).await, "Username already exists");
+    let dup = app
+        .request(Method::POST, "/api/v1/auth/register", None)
+        .json(&json!({"username": "jack2", "email": "JACK@example.com", "password": "another-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_error(dup, 400).await, "Email already registered");
+
+    let login = |email: &'static str, password: &'static str| {
+        app.request(Method::POST, "/api/v1/auth/login", None)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+    };
+    let wrong = expect_error(
+        login("jack@example.com", "not-the-password").await.unwrap(),
+        401,
+    )
+    .await;
+    let unknown = expect_error(
+        login("nobody@example.com", "not-the-password")
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+    assert_eq!(wrong, unknown, "no account enumeration through messages");
+    // Case-insensitive email.
+    assert_eq!(
+        login("JACK@Example.com", "correct-horse-battery")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // An absurd password is refused before hashing.
+    let huge = app
+        .request(Method::POST, "/api/v1/auth/login", None)
+        .json(&json!({"email": "jack@example.com", "password": "x".repeat(100_000)}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(huge, 422).await;
+    // Imported accounts (unusable hash) cannot log in.
+    sqlx::query("UPDATE users SET password_hash = '!' WHERE username = 'jack'")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    expect_error(
+        login("jack@example.com", "correct-horse-battery")
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+}
+both_backends!(credentials_are_checked);
+
+async fn reusing_a_refresh_token_revokes_its_family(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    register(&app, "kate").await;
+    let stolen = app.login("kate@example.com", "correct-horse-battery").await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The legitimate client rotates...
+    let legit: Value = refresh(&app, &stolen).await.json().await.unwrap();
+    let legit_refresh = legit["refresh_token"].as_str().unwrap();
+    // ...then the thief replays the old token: refused, and the family dies.
+    expect_error(refresh(&app, &stolen).await, 401).await;
+    expect_error(refresh(&app, legit_refresh).await, 401).await;
+    // Another login (another family) is unaffected.
+    let other = app.login("kate@example.com", "correct-horse-battery").await;
+    assert_eq!(
+        refresh(&app, other["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+}
+both_backends!(reusing_a_refresh_token_revokes_its_family);
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+async fn forged_tokens_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = register(&app, "liam").await;
+    let uid = user["id"].as_i64().unwrap();
+    let pair = app.login("liam@example.com", "correct-horse-battery").await;
+    let access = pair["access_token"].as_str().unwrap();
+    let refresh_token = pair["refresh_token"].as_str().unwrap();
+    let keys = &app.state.tokens;
+    let now = chrono::Utc::now().timestamp();
+
+    // alg: none, claiming admin.
+    let claims = json!({"sub": uid.to_string(), "iat": now, "exp": now + 600,
+                        "jti": "x", "typ": "access", "role": "admin", "ver": 0});
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&claims)
+    );
+    // A valid token with its payload swapped (signature no longer matches).
+    let parts: Vec<&str> = access.split('.').collect();
+    let tampered = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
+    // Signed with another key.
+    let other = {
+        let mut s = recengine::config::Settings::for_tests("sqlite::memory:");
+        s.secret_key = "an-attackers-guess-at-the-secret-key!!".into();
+        let k = recengine::auth::tokens::TokenKeys::new(&s);
+        k.sign(&k.access_claims(uid, recengine::store::users::Role::Admin, 0))
+            .unwrap()
+    };
+    // Expired.
+    let expired = {
+        let mut c = keys.access_claims(uid, recengine::store::users::Role::User, 0);
+        c.iat = now - 3600;
+        c.exp = now - 60;
+        keys.sign(&c).unwrap()
+    };
+    // HS512 with the right key: only HS256 is accepted.
+    let wrong_alg = {
+        let c = keys.access_claims(uid, recengine::store::users::Role::User, 0);
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512),
+            &c,
+            &jsonwebtoken::EncodingKey::from_secret(app.state.settings.secret_key.as_bytes()),
+        )
+        .unwrap()
+    };
+    for (name, token) in [
+        ("alg none", none.as_str()),
+        ("tampered", tampered.as_str()),
+        ("other key", other.as_str()),
+        ("expired", expired.as_str()),
+        ("HS512", wrong_alg.as_str()),
+        ("refresh as access", refresh_token),
+        ("garbage", "not.a.jwt"),
+    ] {
+        let res = me(&app, token).await;
+        assert_eq!(res.status(), 401, "{name}");
+        assert_eq!(res.headers()["www-authenticate"], "Bearer", "{name}");
+    }
+    // An access token is not a refresh token.
+    expect_error(refresh(&app, access).await, 401).await;
+    // A refresh token that verifies but was never issued.
+    let unissued = keys
+        .sign(&keys.refresh_claims(uid, "made-up-family"))
+        .unwrap();
+    assert_eq!(
+        keys.verify(&unissued, TokenKind::Refresh).unwrap().sub,
+        uid.to_string()
+    );
+    expect_error(refresh(&app, &unissued).await, 401).await;
+    // No credentials at all.
+    let res = app
+        .request(Method::GET, "/api/v1/auth/me", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_error(res, 401).await, "Not authenticated");
+}
+both_backends!(forged_tokens_are_refused);
+
+async fn roles_decide_what_a_caller_may_do(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mia = register(&app, "mia").await;
+    let noah = register(&app, "noah").await;
+    let mia_id = mia["id"].as_i64().unwrap();
+    let noah_id = noah["id"].as_i64().unwrap();
+    let mia_token = app.login("mia@example.com", "correct-horse-battery").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let as_mia = |m: Method, p: &str| app.request(m, p, Some(&mia_token));
+
+    // Own account: yes. Someone else's, or the list: no.
+    assert_eq!(
+        as_mia(Method::GET, &format!("/api/v1/users/{mia_id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    expect_error(
+        as_mia(Method::GET, &format!("/api/v1/users/{noah_id}"))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    expect_error(
+        as_mia(Method::GET, "/api/v1/users/").send().await.unwrap(),
+        403,
+    )
+    .await;
+    expect_error(
+        as_mia(Method::PUT, &format!("/api/v1/users/{noah_id}"))
+            .json(&json!({"preferences": {}}))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    expect_error(
+        as_mia(Method::DELETE, &format!("/api/v1/users/{noah_id}"))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    expect_error(
+        as_mia(Method::PUT, &format!("/api/v1/users/{mia_id}/role"))
+            .json(&json!({"role": "admin"}))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    // Anonymous: 401 where an account is needed; catalogue reads stay open.
+    expect_error(
+        app.request(Method::GET, &format!("/api/v1/users/{mia_id}"), None)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/items/", None)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/items/popular/top", None)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Items: writes need ops.
+    let item = json!({"title": "Lamp", "category": "home"});
+    expect_error(
+        app.request(Method::POST, "/api/v1/items/", None)
+            .json(&item)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+    expect_error(
+        as_mia(Method::POST, "/api/v1/items/")
+            .json(&item)
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+
+    // Interactions: your own only.
+    let lamp = app.create_item("Lamp", "home").await["id"]
+        .as_i64()
+        .unwrap();
+    let own = json!({"user_id": mia_id, "item_id": lamp, "interaction_type": "view"});
+    let theirs = json!({"user_id": noah_id, "item_id": lamp, "interaction_type": "view"});
+    assert_eq!(
+        as_mia(Method::POST, "/api/v1/interactions/")
+            .json(&own)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    expect_error(
+        as_mia(Method::POST, "/api/v1/interactions/")
+            .json(&theirs)
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    expect_error(
+        as_mia(Method::GET, &format!("/api/v1/interactions/user/{noah_id}"))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    assert_eq!(
+        as_mia(
+            Method::GET,
+            &format!("/api/v1/interactions/stats/user/{mia_id}")
+        )
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        200
+    );
+    expect_error(
+        as_mia(Method::GET, &format!("/api/v1/interactions/item/{lamp}"))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+
+    // The admin promotes mia to ops: her old token dies, a new one can write items.
+    let res = app
+        .put(
+            &format!("/api/v1/users/{mia_id}/role"),
+            &json!({"role": "ops"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    expect_error(me(&app, &mia_token).await, 401).await;
+    let ops_token = app.login("mia@example.com", "correct-horse-battery").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = app
+        .request(Method::POST, "/api/v1/items/", Some(&ops_token))
+        .json(&item)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // Ops may record anyone's interactions and read them, but not manage accounts.
+    let res = app
+        .request(Method::POST, "/api/v1/interactions/", Some(&ops_token))
+        .json(&theirs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    expect_error(
+        app.request(Method::GET, "/api/v1/users/", Some(&ops_token))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    expect_error(
+        app.put("/api/v1/users/999999/role", &json!({"role": "ops"}))
+            .await,
+        404,
+    )
+    .await;
+    expect_error(
+        app.put(
+            &format!("/api/v1/users/{mia_id}/role"),
+            &json!({"role": "king"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+
+    // A user changing its password ends its sessions.
+    let noah_pair = app.login("noah@example.com", "correct-horse-battery").await;
+    let noah_token = noah_pair["access_token"].as_str().unwrap();
+    let res = app
+        .request(
+            Method::PUT,
+            &format!("/api/v1/users/{noah_id}"),
+            Some(noah_token),
+        )
+        .json(&json!({"password": "a-brand-new-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    expect_error(me(&app, noah_token).await, 401).await;
+    app.login("noah@example.com", "a-brand-new-password").await;
+}
+both_backends!(roles_decide_what_a_caller_may_do);
+
+#[tokio::test]
+async fn item_writes_can_be_opened_by_configuration() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.item_writes_require_ops = false).await;
+    let res = app
+        .request(Method::POST, "/api/v1/items/", None)
+        .json(&json!({"title": "Open", "category": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_demote_itself() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let me: Value = app.get("/api/v1/auth/me").await.json().await.unwrap();
+    let res = app
+        .put(
+            &format!("/api/v1/users/{}/role", me["id"]),
+            &json!({"role": "user"}),
+        )
+        .await;
+    expect_error(res, 409).await;
+}
