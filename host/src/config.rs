@@ -100,6 +100,10 @@ pub struct Settings {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
     pub rules_dir: PathBuf,
+    /// Wall-clock budget of one rule call, milliseconds.
+    pub rule_deadline_ms: u64,
+    /// Memory one rule call may use, MiB.
+    pub rule_memory_mb: usize,
     /// Per-route limits (route template -> limit), keyed per client IP.
     /// `RATE_LIMIT_AUTH` sets the login, register and refresh routes;
     /// `RATE_LIMIT_ROUTES` adds or replaces any.
@@ -165,6 +169,8 @@ impl Settings {
             ("MAX_BODY_BYTES", "1048576"),
             ("RULES_DIR", "rules"),
             ("RATE_LIMIT_AUTH", "10/minute"),
+            ("RULE_DEADLINE_MS", "25"),
+            ("RULE_MEMORY_MB", "32"),
             ("RATE_LIMIT_ROUTES", ""),
             ("FORWARDED_FOR_HOPS", "0"),
             ("REDIS_KEY_PREFIX", "recengine:"),
@@ -327,6 +333,13 @@ impl Settings {
                 1 << 20,
             ),
             rules_dir: PathBuf::from(value("RULES_DIR")),
+            rule_deadline_ms: typed(
+                &mut errors,
+                "RULE_DEADLINE_MS",
+                value("RULE_DEADLINE_MS"),
+                25,
+            ),
+            rule_memory_mb: typed(&mut errors, "RULE_MEMORY_MB", value("RULE_MEMORY_MB"), 32),
             rate_limit_overrides: Vec::new(),
             forwarded_for_hops: typed(
                 &mut errors,
@@ -406,6 +419,11 @@ impl Settings {
                 "COLLABORATIVE_K_NEIGHBORS and DIVERSITY_MAX_PER_CATEGORY must be at least 1"
                     .into(),
             );
+        }
+        if !(1..=10_000).contains(&settings.rule_deadline_ms)
+            || !(1..=256).contains(&settings.rule_memory_mb)
+        {
+            errors.push("RULE_DEADLINE_MS must be 1..=10000 and RULE_MEMORY_MB 1..=256".into());
         }
         if settings.database_max_connections == 0 {
             errors.push("DATABASE_MAX_CONNECTIONS must be at least 1".into());

@@ -9,6 +9,8 @@
 //!   extractor and role checks.
 //! - [`ratelimit`]: GCRA limits, in-process or shared through Redis.
 //! - [`redis_pool`]: the lazily connected, reconnecting Redis handle.
+//! - [`rules`]: the Wasm rule runtime: sandbox, pipeline, registry.
+//! - [`recommend`]: candidate generation and the recommendation service.
 //! - [`api`]: the axum routers, one per resource, and the OpenAPI document.
 //! - [`telemetry`]: JSON logs and the request-id / access-log middleware.
 //! - [`data`]: the MovieLens importer and the demo catalogue.
@@ -22,7 +24,9 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod ratelimit;
+pub mod recommend;
 pub mod redis_pool;
+pub mod rules;
 pub mod store;
 pub mod telemetry;
 
@@ -42,6 +46,7 @@ pub struct AppState {
     pub redis: Option<Arc<RedisPool>>,
     pub tokens: Arc<TokenKeys>,
     pub limiter: Arc<RateLimiter>,
+    pub rules: Arc<rules::registry::RuleRegistry>,
 }
 
 impl AppState {
@@ -56,7 +61,15 @@ impl AppState {
             None => None,
         };
         auth::bootstrap::ensure_initial_admin(&db, &settings).await?;
+        let engine = rules::engine::RuleEngine::new(rules::engine::Limits {
+            deadline: std::time::Duration::from_millis(settings.rule_deadline_ms),
+            memory_bytes: settings.rule_memory_mb << 20,
+            ..Default::default()
+        })?;
+        let registry = rules::registry::RuleRegistry::with_builtins(engine)?;
+        rules::admin::apply_persisted(&registry, &db).await?;
         Ok(Self {
+            rules: Arc::new(registry),
             tokens: Arc::new(TokenKeys::new(&settings)),
             limiter: Arc::new(RateLimiter::new(&settings, redis.clone())),
             settings: Arc::new(settings),

@@ -364,7 +364,7 @@ pub mod wit {
         default_bindings_module: "recengine_rules_sdk::wit",
     });
 
-    use crate::recengine::rules::types as w;
+    use self::recengine::rules::types as w;
 
     pub fn metadata_to_wit(m: crate::Metadata) -> w::RuleMetadata {
         w::RuleMetadata {

@@ -8,6 +8,8 @@ pub mod extract;
 pub mod health;
 pub mod interactions;
 pub mod items;
+pub mod recommendations;
+pub mod rules;
 pub mod users;
 
 use axum::{
@@ -39,6 +41,8 @@ use crate::{AppState, error::AppError, ratelimit, telemetry};
         items::update_item, items::delete_item,
         interactions::create_interaction, interactions::user_interactions,
         interactions::item_interactions, interactions::user_stats,
+        recommendations::for_user, recommendations::for_user_post,
+        rules::list_rules, rules::get_rule, rules::change_rule, rules::remove_rule, rules::dry_run,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -46,6 +50,8 @@ use crate::{AppState, error::AppError, ratelimit, telemetry};
         (name = "users", description = "Accounts"),
         (name = "items", description = "The catalogue"),
         (name = "interactions", description = "What users did with items"),
+        (name = "recommendations", description = "Recommendations after the business rules"),
+        (name = "rules", description = "Business rules (Wasm components): list, change, dry run"),
         (name = "operations", description = "Health and monitoring"),
     )
 )]
@@ -77,6 +83,8 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(items::router())
         .merge(interactions::router())
+        .merge(recommendations::router())
+        .merge(rules::router())
         .route("/health", get(health::health));
 
     let max_body = state.settings.max_body_bytes;

@@ -8,6 +8,7 @@
 pub mod interactions;
 pub mod items;
 pub mod refresh_tokens;
+pub mod rule_settings;
 pub mod users;
 
 use std::{path::Path, str::FromStr, time::Duration};

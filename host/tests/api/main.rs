@@ -9,3 +9,5 @@ mod catalogue;
 mod import;
 mod logs;
 mod rate_limits;
+mod rules;
+mod wasm;

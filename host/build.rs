@@ -1,0 +1,97 @@
+//! Compiles the built-in rules (`../builtin-rules`, a workspace of
+//! wasm32-wasip2 components) and embeds them in the binary, so built-in and
+//! custom rules load through the same path and a fresh clone needs nothing
+//! but `cargo build`.
+
+use std::{
+    env,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir.parent().unwrap().to_path_buf();
+    let rules_dir = root.join("builtin-rules");
+    for watched in [
+        "builtin-rules/components",
+        "builtin-rules/logic",
+        "builtin-rules/Cargo.toml",
+        "rules-sdk/src",
+        "rules-sdk/Cargo.toml",
+        "wit",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+
+    ensure_target_installed();
+    let target_dir = root.join("target").join("wasm-rules");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&rules_dir)
+        .args(["build", "--release", "--target", TARGET])
+        .env("CARGO_TARGET_DIR", &target_dir);
+    // Flags meant for the host must not leak into the Wasm build.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("running cargo for the built-in rules");
+    assert!(
+        status.success(),
+        "building the built-in rule components failed"
+    );
+
+    let out_dir = target_dir.join(TARGET).join("release");
+    let mut names: Vec<String> = std::fs::read_dir(rules_dir.join("components"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().replace('-', "_"))
+        .collect();
+    names.sort();
+    let mut code = String::from(
+        "/// The built-in rule components: (crate name, component bytes).\n\
+         pub const BUILTIN_COMPONENTS: &[(&str, &[u8])] = &[\n",
+    );
+    for name in &names {
+        let wasm = out_dir.join(format!("{name}.wasm"));
+        assert!(wasm.is_file(), "missing {}", wasm.display());
+        writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            wasm.display().to_string()
+        )
+        .unwrap();
+    }
+    code.push_str("];\n");
+    let dest = Path::new(&env::var("OUT_DIR").unwrap()).join("builtin_rules.rs");
+    std::fs::write(dest, code).unwrap();
+}
+
+/// A fresh machine has no wasm32-wasip2 standard library; rustup can add it.
+fn ensure_target_installed() {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET)
+        })
+        .unwrap_or(true);
+    if !installed {
+        println!("cargo:warning=installing the {TARGET} target with rustup");
+        let _ = Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .status();
+    }
+}

@@ -1,0 +1,274 @@
+//! `/api/v1/rules`: the business rules, for ops and admins.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::{
+    extract::{ApiJson, ApiPath, Validate},
+    recommendations::parse_kinds,
+};
+use crate::{
+    AppState,
+    auth::extract::CurrentUser,
+    error::{AppError, AppResult},
+    rules::{
+        admin::{self, RuleChange, RuleView},
+        input::{RuleContext, RuleUser, build_request},
+        pipeline::{self, RuleTrace},
+    },
+    store::items::Item,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/rules/", get(list_rules))
+        .route("/rules", get(list_rules))
+        .route("/rules/dry-run", post(dry_run))
+        .route(
+            "/rules/{name}",
+            get(get_rule).put(change_rule).delete(remove_rule),
+        )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleList {
+    /// Bumped by every change to the active set.
+    pub rule_set_version: u64,
+    /// Highest priority first: the order they run in.
+    pub rules: Vec<RuleView>,
+}
+
+impl Validate for RuleChange {
+    fn validate(&self) -> Result<(), String> {
+        if self
+            .priority
+            .is_some_and(|p| !(-10_000..=10_000).contains(&p))
+        {
+            return Err("priority must be between -10000 and 10000".into());
+        }
+        Ok(())
+    }
+}
+
+/// The active rules in the order they run.
+#[utoipa::path(get, path = "/api/v1/rules/", tag = "rules", security(("bearer" = [])),
+    responses((status = 200, body = RuleList), (status = 401), (status = 403)))]
+pub async fn list_rules(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> AppResult<Json<RuleList>> {
+    caller.require_ops()?;
+    let (version, rules) = admin::list(&state.rules);
+    Ok(Json(RuleList {
+        rule_set_version: version,
+        rules,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/rules/{name}", tag = "rules", security(("bearer" = [])),
+    responses((status = 200, body = RuleView), (status = 401), (status = 403), (status = 404)))]
+pub async fn get_rule(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiPath(name): ApiPath<String>,
+) -> AppResult<Json<RuleView>> {
+    caller.require_ops()?;
+    let set = state.rules.snapshot();
+    set.rules
+        .iter()
+        .find(|r| r.name() == name)
+        .map(|r| Json(admin::view(&state.rules, r)))
+        .ok_or_else(|| AppError::NotFound(format!("Rule {name} not found")))
+}
+
+/// Changes priority, enabled, parameters or failure policy. Takes effect
+/// from the next request; an invalid parameter is refused (422) and the
+/// rule keeps its old values.
+#[utoipa::path(put, path = "/api/v1/rules/{name}", tag = "rules", request_body = RuleChange,
+    security(("bearer" = [])),
+    responses((status = 200, body = RuleView), (status = 401), (status = 403), (status = 404), (status = 422)))]
+pub async fn change_rule(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<RuleChange>,
+) -> AppResult<Json<RuleView>> {
+    caller.require_ops()?;
+    Ok(Json(
+        admin::change(&state.rules, &state.db, &name, body).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/rules/{name}", tag = "rules", security(("bearer" = [])),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+pub async fn remove_rule(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiPath(name): ApiPath<String>,
+) -> AppResult<StatusCode> {
+    caller.require_ops()?;
+    admin::remove(&state.rules, &state.db, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunUser {
+    #[serde(default)]
+    pub id: i64,
+    pub age: Option<u32>,
+    pub country: Option<String>,
+    #[serde(default)]
+    pub favorite_categories: Vec<String>,
+    #[serde(default)]
+    pub favorite_tags: Vec<String>,
+    #[serde(default)]
+    pub purchased: Vec<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunCandidate {
+    pub item_id: i64,
+    pub score: f64,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// As on items: in_stock, is_promotional, promo_end_date, min_age,
+    /// allowed_countries, blocked_countries, origin_country.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub features: Value,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunRequest {
+    #[serde(default)]
+    pub user: DryRunUser,
+    #[serde(default)]
+    pub context: RuleContext,
+    pub candidates: Vec<DryRunCandidate>,
+    /// Only these kinds run (default all).
+    #[serde(default)]
+    pub rule_types: Vec<String>,
+}
+
+/// Most candidates a dry run accepts.
+const MAX_DRY_RUN_CANDIDATES: usize = 1000;
+
+impl Validate for DryRunRequest {
+    fn validate(&self) -> Result<(), String> {
+        if self.candidates.len() > MAX_DRY_RUN_CANDIDATES {
+            return Err(format!("at most {MAX_DRY_RUN_CANDIDATES} candidates"));
+        }
+        if self
+            .candidates
+            .iter()
+            .any(|c| !c.score.is_finite() || c.score < 0.0)
+        {
+            return Err("scores must be finite and non-negative".into());
+        }
+        let mut ids: Vec<i64> = self.candidates.iter().map(|c| c.item_id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err("candidate item_ids must be unique".into());
+        }
+        parse_kinds(&self.rule_types).map(|_| ())
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunResult {
+    pub item_id: i64,
+    pub score: f64,
+    pub rank: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunResponse {
+    pub results: Vec<DryRunResult>,
+    pub blocked_by: Option<String>,
+    pub rule_set_version: u64,
+    pub trace: Vec<RuleTrace>,
+}
+
+/// Applies the active rules to the given candidates and returns the result
+/// and the trace; stores nothing.
+#[utoipa::path(post, path = "/api/v1/rules/dry-run", tag = "rules", request_body = DryRunRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = DryRunResponse), (status = 401), (status = 403), (status = 422)))]
+pub async fn dry_run(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiJson(body): ApiJson<DryRunRequest>,
+) -> AppResult<Json<DryRunResponse>> {
+    caller.require_ops()?;
+    let kinds = parse_kinds(&body.rule_types).map_err(AppError::Validation)?;
+    let now = Utc::now();
+    let user = RuleUser {
+        id: body.user.id,
+        age: body.user.age,
+        country: body.user.country.map(|c| c.to_ascii_uppercase()),
+        favorite_categories: body.user.favorite_categories,
+        favorite_tags: body.user.favorite_tags,
+        purchased: body.user.purchased,
+    };
+    let items: Vec<_> = body
+        .candidates
+        .into_iter()
+        .map(|c| {
+            let item = Item {
+                id: c.item_id,
+                title: String::new(),
+                description: String::new(),
+                category: c.category,
+                tags: c.tags,
+                features: if c.features.is_object() {
+                    c.features
+                } else {
+                    Value::Object(Default::default())
+                },
+                popularity_score: 0.0,
+                created_at: c.created_at.unwrap_or(now),
+                updated_at: now,
+            };
+            crate::rules::input::rule_item(&item, c.score)
+        })
+        .collect();
+    let request = build_request(&user, &body.context, now, items);
+    let registry = state.rules.clone();
+    let set = registry.snapshot();
+    let out = tokio::task::spawn_blocking(move || {
+        pipeline::run(&registry, &set, request, kinds.as_deref())
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(Json(DryRunResponse {
+        results: out
+            .candidates
+            .ids
+            .iter()
+            .zip(&out.candidates.scores)
+            .enumerate()
+            .map(|(i, (&item_id, &score))| DryRunResult {
+                item_id,
+                score,
+                rank: i + 1,
+            })
+            .collect(),
+        blocked_by: out.blocked_by,
+        rule_set_version: out.rule_set_version,
+        trace: out.trace,
+    }))
+}

@@ -1,0 +1,208 @@
+//! The current rule set. Readers take a snapshot (`Arc<RuleSet>`) and keep it
+//! for the whole request; writers build a new set and swap it in atomically
+//! (arc-swap), so a change never alters the rules under a request in flight
+//! and readers never wait on a lock.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use arc_swap::ArcSwap;
+use recengine_rules_sdk as sdk;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::engine::{CompiledRule, RuleEngine};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// Skip the failed rule; the list goes on unchanged.
+    FailOpen,
+    /// Show nothing rather than a list the rule could not vet.
+    FailClosed,
+}
+
+#[derive(Debug, Clone)]
+pub struct ActiveRule {
+    pub compiled: Arc<CompiledRule>,
+    pub priority: i32,
+    pub enabled: bool,
+    /// Parameter values, in the order of the metadata's params.
+    pub config: Vec<f64>,
+    pub policy: FailurePolicy,
+    /// Where the rule came from: `builtin`, or a bundle name (later).
+    pub source: String,
+}
+
+impl ActiveRule {
+    pub fn name(&self) -> &str {
+        &self.compiled.metadata.name
+    }
+
+    pub fn from_compiled(compiled: Arc<CompiledRule>, source: &str) -> Self {
+        let m = &compiled.metadata;
+        Self {
+            priority: m.default_priority,
+            enabled: true,
+            config: m.default_config(),
+            policy: if m.fail_closed {
+                FailurePolicy::FailClosed
+            } else {
+                FailurePolicy::FailOpen
+            },
+            source: source.to_string(),
+            compiled,
+        }
+    }
+}
+
+/// An immutable, priority-ordered set of rules.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    pub rules: Vec<ActiveRule>,
+    /// Bumped by every change, so a trace can say which set it ran.
+    pub version: u64,
+}
+
+/// Counters per rule, kept across rule-set versions.
+#[derive(Debug, Default)]
+pub struct RuleCounters {
+    pub calls: AtomicU64,
+    pub failures: Mutex<HashMap<&'static str, u64>>,
+    pub total_micros: AtomicU64,
+    pub dropped: AtomicU64,
+    pub boosted: AtomicU64,
+    pub moved: AtomicU64,
+}
+
+impl RuleCounters {
+    pub fn failure(&self, cause: &'static str) {
+        *self
+            .failures
+            .lock()
+            .expect("not poisoned")
+            .entry(cause)
+            .or_insert(0) += 1;
+    }
+
+    pub fn failures(&self) -> HashMap<&'static str, u64> {
+        self.failures.lock().expect("not poisoned").clone()
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+pub struct RuleRegistry {
+    pub engine: Arc<RuleEngine>,
+    current: ArcSwap<RuleSet>,
+    /// Serialises writers (read-modify-swap); readers never take it.
+    write: Mutex<()>,
+    stats: Mutex<HashMap<String, Arc<RuleCounters>>>,
+}
+
+impl RuleRegistry {
+    pub fn new(engine: Arc<RuleEngine>) -> Self {
+        Self {
+            engine,
+            current: ArcSwap::from_pointee(RuleSet::default()),
+            write: Mutex::new(()),
+            stats: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Loads the embedded built-in components.
+    pub fn with_builtins(engine: Arc<RuleEngine>) -> anyhow::Result<Self> {
+        let registry = Self::new(engine);
+        let mut rules = Vec::new();
+        for (crate_name, bytes) in super::builtin::BUILTIN_COMPONENTS {
+            let compiled = registry
+                .engine
+                .load(bytes)
+                .map_err(|e| anyhow::anyhow!("built-in rule {crate_name}: {e:#}"))?;
+            rules.push(ActiveRule::from_compiled(compiled, "builtin"));
+        }
+        registry.replace(rules);
+        Ok(registry)
+    }
+
+    /// The set to use for one request.
+    pub fn snapshot(&self) -> Arc<RuleSet> {
+        self.current.load_full()
+    }
+
+    /// Replaces the whole set.
+    pub fn replace(&self, rules: Vec<ActiveRule>) {
+        let _guard = self.write.lock().expect("not poisoned");
+        self.store(rules);
+    }
+
+    fn store(&self, mut rules: Vec<ActiveRule>) {
+        // Higher priority first; equal priorities keep their order.
+        rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
+        let version = self.current.load().version + 1;
+        self.current.store(Arc::new(RuleSet { rules, version }));
+    }
+
+    /// Applies `change` to a copy of the current rules and swaps it in;
+    /// if `change` fails, nothing changes.
+    pub fn update<T, E>(
+        &self,
+        change: impl FnOnce(&mut Vec<ActiveRule>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _guard = self.write.lock().expect("not poisoned");
+        let mut rules = self.current.load().rules.clone();
+        let out = change(&mut rules)?;
+        self.store(rules);
+        Ok(out)
+    }
+
+    pub fn counters(&self, name: &str) -> Arc<RuleCounters> {
+        self.stats
+            .lock()
+            .expect("not poisoned")
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
+/// Checks values against the metadata's bounds; returns them in order,
+/// defaults filled in. Unknown names are refused.
+pub fn validate_config(
+    metadata: &sdk::Metadata,
+    current: &[f64],
+    changes: &HashMap<String, f64>,
+) -> Result<Vec<f64>, String> {
+    let mut values = current.to_vec();
+    values.resize(metadata.params.len(), 0.0);
+    for (name, value) in changes {
+        let Some(i) = metadata.params.iter().position(|p| &p.name == name) else {
+            let known: Vec<&str> = metadata.params.iter().map(|p| p.name.as_str()).collect();
+            return Err(format!(
+                "{} has no parameter {name:?} (it has: {})",
+                metadata.name,
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        };
+        let p = &metadata.params[i];
+        if !value.is_finite() || *value < p.min || *value > p.max {
+            return Err(format!(
+                "{name} must be between {} and {}, got {value}",
+                p.min, p.max
+            ));
+        }
+        values[i] = *value;
+    }
+    Ok(values)
+}

@@ -1,0 +1,79 @@
+//! Test components built from source: the hostile fixtures and the example
+//! rule. Built once per test run (cargo caches between runs).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use recengine::{
+    AppState,
+    rules::registry::{ActiveRule, FailurePolicy},
+};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn build(workspace: &Path, target_dir: &str) -> PathBuf {
+    let target = root().join("target").join(target_dir);
+    let status = Command::new(env!("CARGO"))
+        .current_dir(workspace)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .expect("running cargo");
+    assert!(status.success(), "building {} failed", workspace.display());
+    target.join("wasm32-wasip2").join("release")
+}
+
+/// The bytes of a hostile fixture component (`hostile_filter`, ...).
+pub fn hostile(name: &str) -> Vec<u8> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let dir = {
+        let _guard = BUILDING.lock().unwrap();
+        DIR.get_or_init(|| {
+            build(
+                &root().join("host/tests/fixtures/hostile-rules"),
+                "hostile-rules",
+            )
+        })
+        .clone()
+    };
+    std::fs::read(dir.join(format!("{name}.wasm"))).unwrap()
+}
+
+/// The example rule from `examples/boost-local-items`.
+pub fn example_rule() -> Vec<u8> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let dir = {
+        let _guard = BUILDING.lock().unwrap();
+        DIR.get_or_init(|| build(&root().join("examples/boost-local-items"), "example-rules"))
+            .clone()
+    };
+    std::fs::read(dir.join("boost_local_items.wasm")).unwrap()
+}
+
+/// Adds a component to the app's active rules with the given parameter
+/// values and policy.
+pub fn add_rule(state: &AppState, bytes: &[u8], config: Vec<f64>, policy: FailurePolicy) -> String {
+    let compiled = state.rules.engine.load(bytes).expect("component loads");
+    let name = compiled.metadata.name.clone();
+    state
+        .rules
+        .update(|rules| {
+            let mut rule = ActiveRule::from_compiled(Arc::clone(&compiled), "test");
+            rule.config = config;
+            rule.policy = policy;
+            rules.retain(|r| r.name() != name);
+            rules.push(rule);
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+    name
+}
