@@ -67,6 +67,7 @@ impl AppState {
             ..Default::default()
         })?;
         let registry = rules::registry::RuleRegistry::with_builtins(engine)?;
+        registry.load_dir(&settings.rules_dir);
         rules::admin::apply_persisted(&registry, &db).await?;
         Ok(Self {
             rules: Arc::new(registry),

@@ -398,6 +398,10 @@ fn metadata_from_wit(m: wit::RuleMetadata) -> sdk::Metadata {
     }
 }
 
+/// Bytes of each memory (and table) reset by memset rather than returned to
+/// the kernel when an instance ends.
+const KEEP_RESIDENT: usize = 192 << 10;
+
 /// The pool's per-memory ceiling; each store's own cap (`Limits`) is lower.
 const MAX_MEMORY_CEILING: usize = 256 << 20;
 
@@ -414,12 +418,26 @@ fn shared_engine() -> anyhow::Result<Engine> {
     // Deep recursion traps (StackOverflow) well before the host's own stack
     // is at risk.
     config.max_wasm_stack(512 * 1024);
+    // Copy the (small) data segments into each instance instead of mapping
+    // them copy-on-write: with slots reset by memset (below), the CoW
+    // mapping only added a write fault per touched page on every call.
+    config.memory_init_cow(false);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(POOL_INSTANCES);
     pool.total_core_instances(POOL_INSTANCES);
     pool.total_memories(POOL_INSTANCES);
     pool.total_tables(POOL_INSTANCES);
     pool.max_memory_size(MAX_MEMORY_CEILING);
+    // A fresh instance per call is the point (no state between users), so
+    // slots are recycled constantly. Measured (benches/rules.rs), most of a
+    // call's fixed cost was the kernel: madvise + TLB shootdowns to
+    // decommit each slot, then page faults to touch it again. Resetting the
+    // first pages by memset instead (rules use a small stack, see
+    // builtin-rules/.cargo/config.toml) keeps a reused slot resident.
+    // (Batching decommits made it worse: queued slots cannot be reused, so
+    // every call faulted in a fresh one.)
+    pool.linear_memory_keep_resident(KEEP_RESIDENT);
+    pool.table_keep_resident(KEEP_RESIDENT);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config).map_err(|e| wasm_error(e, "creating the Wasm engine"))?;
     let engine = ENGINE.get_or_init(|| {

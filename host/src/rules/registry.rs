@@ -132,6 +132,51 @@ impl RuleRegistry {
         Ok(registry)
     }
 
+    /// Adds every `*.wasm` component in `dir` (the rules directory). A
+    /// component that fails to load, or whose name is taken, is skipped and
+    /// logged: one broken file must not take the service down.
+    pub fn load_dir(&self, dir: &std::path::Path) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        paths.sort();
+        let mut loaded = Vec::new();
+        for path in paths {
+            let result = std::fs::read(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| self.engine.load(&bytes));
+            let compiled = match result {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %format!("{e:#}"), "rule component refused");
+                    continue;
+                }
+            };
+            let name = compiled.metadata.name.clone();
+            let added = self.update(|rules| {
+                if rules.iter().any(|r| r.name() == name) {
+                    return Err(());
+                }
+                rules.push(ActiveRule::from_compiled(compiled, "rules_dir"));
+                Ok(())
+            });
+            match added {
+                Ok(()) => {
+                    tracing::info!(rule = %name, file = %path.display(), "rule loaded");
+                    loaded.push(name);
+                }
+                Err(()) => {
+                    tracing::error!(rule = %name, file = %path.display(), "a rule with this name is already active; file skipped")
+                }
+            }
+        }
+        loaded
+    }
+
     /// The set to use for one request.
     pub fn snapshot(&self) -> Arc<RuleSet> {
         self.current.load_full()

@@ -718,3 +718,29 @@ async fn wasm_and_native_rules_agree() {
         assert_eq!(got, want, "{name}");
     }
 }
+
+#[tokio::test]
+async fn components_in_the_rules_directory_load_at_start() {
+    let dir = std::env::temp_dir().join(format!("recengine-rules-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("boost_local_items.wasm"), wasm::example_rule()).unwrap();
+    std::fs::write(dir.join("broken.wasm"), b"not a component").unwrap();
+    let rules_dir = dir.clone();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |s| s.rules_dir = rules_dir).await;
+    let list: Value = app.get("/api/v1/rules/").await.json().await.unwrap();
+    let names: Vec<&str> = list["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        9,
+        "eight built-ins and the example; the broken file is skipped"
+    );
+    // Priority 55 runs between boost_preferences (60) and boost_promotional (50).
+    assert_eq!(names[5], "boost_local_items");
+    assert_eq!(list["rules"][5]["source"], "rules_dir");
+    std::fs::remove_dir_all(dir).unwrap();
+}
