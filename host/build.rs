@@ -20,6 +20,8 @@ fn main() {
         "builtin-rules/components",
         "builtin-rules/logic",
         "builtin-rules/Cargo.toml",
+        // Its rustflags (the rules' stack size) change the components too.
+        "builtin-rules/.cargo/config.toml",
         "rules-sdk/src",
         "rules-sdk/Cargo.toml",
         "wit",

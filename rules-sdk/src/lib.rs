@@ -308,9 +308,43 @@ impl Candidates {
     }
 }
 
+/// The strings of a request, interned: one text and the end offset of each.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Symbols {
+    pub text: String,
+    pub ends: Vec<u32>,
+}
+
+impl Symbols {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, id: u32) -> Option<&str> {
+        let i = id as usize;
+        let end = *self.ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..end)
+    }
+
+    pub fn push(&mut self, s: &str) -> u32 {
+        self.text.push_str(s);
+        self.ends.push(self.text.len() as u32);
+        (self.ends.len() - 1) as u32
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len() as u32).filter_map(|i| self.get(i))
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Request {
-    pub symbols: Vec<String>,
+    pub symbols: Symbols,
     pub user: User,
     pub context: Context,
     pub candidates: Candidates,
@@ -319,7 +353,7 @@ pub struct Request {
 
 impl Request {
     pub fn symbol(&self, id: u32) -> Option<&str> {
-        self.symbols.get(id as usize).map(String::as_str)
+        self.symbols.get(id)
     }
 
     /// The id of a string, if any candidate, the user or the context uses it.
@@ -396,7 +430,10 @@ pub mod wit {
     pub fn request_from_wit(r: w::Request) -> crate::Request {
         let c = r.candidates;
         crate::Request {
-            symbols: r.symbols,
+            symbols: crate::Symbols {
+                text: r.symbol_text,
+                ends: r.symbol_ends,
+            },
             user: crate::User {
                 id: r.user.id,
                 age: r.user.age,
@@ -471,4 +508,29 @@ macro_rules! export_rule {
     $crate::wit::export!(Component with_types_in $crate::wit);
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_round_trip_through_one_text() {
+        let mut s = Symbols::default();
+        assert_eq!(s.push("books"), 0);
+        assert_eq!(s.push(""), 1);
+        assert_eq!(s.push("sci-fi"), 2);
+        assert_eq!(s.get(0), Some("books"));
+        assert_eq!(s.get(1), Some(""));
+        assert_eq!(s.get(2), Some("sci-fi"));
+        assert_eq!(s.get(3), None);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec!["books", "", "sci-fi"]);
+        // Offsets from an untrusted source never panic.
+        let broken = Symbols {
+            text: "ab".into(),
+            ends: vec![5, 1],
+        };
+        assert_eq!(broken.get(0), None);
+        assert_eq!(broken.get(1), None);
+    }
 }

@@ -80,7 +80,7 @@ impl Item {
 /// Interns strings and lays items out as columns.
 #[derive(Debug, Default)]
 pub struct RequestBuilder {
-    symbols: Vec<String>,
+    symbols: crate::Symbols,
     index: HashMap<String, u32>,
     request: Request,
 }
@@ -103,8 +103,7 @@ impl RequestBuilder {
         if let Some(&id) = self.index.get(s) {
             return id;
         }
-        let id = self.symbols.len() as u32;
-        self.symbols.push(s.to_string());
+        let id = self.symbols.push(s);
         self.index.insert(s.to_string(), id);
         id
     }

@@ -172,7 +172,8 @@ pub fn build_request(
 pub fn to_wit(req: &sdk::Request, config: &[f64]) -> wit::Request {
     let c = &req.candidates;
     wit::Request {
-        symbols: req.symbols.clone(),
+        symbol_text: req.symbols.text.clone(),
+        symbol_ends: req.symbols.ends.clone(),
         user: wit::User {
             id: req.user.id,
             age: req.user.age,

@@ -37,6 +37,17 @@ pub struct TestApp {
     /// An admin's access token; the `get`/`post`/`put`/`delete` helpers send
     /// it, so tests about the catalogue are not about permissions.
     pub admin_token: String,
+    /// Stops the server when the test ends, so its state (database pool,
+    /// Wasm instances) is released rather than kept for the whole run.
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 pub const ADMIN_EMAIL: &str = "root@example.com";
@@ -122,11 +133,15 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = recengine::app(state.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
             .await
             .unwrap();
         });
@@ -135,6 +150,7 @@ impl TestApp {
             state,
             client: reqwest::Client::new(),
             admin_token: String::new(),
+            shutdown: Some(stop),
         }
     }
 
