@@ -38,7 +38,16 @@ fn yes() -> bool {
     true
 }
 
-fn check(top_n: usize, algorithm: &str, rule_types: &[String]) -> Result<(), String> {
+/// The checks shared by the GET query and the POST body.
+fn check(
+    top_n: usize,
+    algorithm: &str,
+    rule_types: &[String],
+    hour_of_day: Option<u8>,
+) -> Result<(), String> {
+    if hour_of_day.is_some_and(|h| h > 23) {
+        return Err("hour_of_day must be 0..=23".into());
+    }
     if !(1..=100).contains(&top_n) {
         return Err("top_n must be between 1 and 100".into());
     }
@@ -110,10 +119,7 @@ impl RecommendationParams {
 
 impl Validate for RecommendationParams {
     fn validate(&self) -> Result<(), String> {
-        if self.hour_of_day.is_some_and(|h| h > 23) {
-            return Err("hour_of_day must be 0..=23".into());
-        }
-        check(self.top_n, &self.algorithm, &self.kinds())
+        check(self.top_n, &self.algorithm, &self.kinds(), self.hour_of_day)
     }
 }
 
@@ -137,15 +143,8 @@ pub struct RecommendationRequest {
 
 impl Validate for RecommendationRequest {
     fn validate(&self) -> Result<(), String> {
-        if self
-            .context
-            .as_ref()
-            .and_then(|c| c.hour_of_day)
-            .is_some_and(|h| h > 23)
-        {
-            return Err("hour_of_day must be 0..=23".into());
-        }
-        check(self.top_n, &self.algorithm, &self.rule_types)
+        let hour = self.context.as_ref().and_then(|c| c.hour_of_day);
+        check(self.top_n, &self.algorithm, &self.rule_types, hour)
     }
 }
 
