@@ -35,6 +35,12 @@ enum Command {
         #[command(subcommand)]
         source: ImportSource,
     },
+    /// Offline evaluation on MovieLens 100K (the protocol in the README).
+    Eval {
+        /// Folder holding ml-100k.inter.
+        #[arg(long, default_value = "../shared/data/ml-100k")]
+        data: PathBuf,
+    },
     /// Manage accounts.
     Users {
         #[command(subcommand)]
@@ -113,6 +119,29 @@ async fn main() -> anyhow::Result<()> {
                 report.users,
                 report.items,
                 report.interactions,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Eval { data } => {
+            use recengine::recommend::eval;
+            let pairs = eval::load_interactions(&data.join("ml-100k.inter"))?;
+            let (train, test) = eval::split(&pairs);
+            println!(
+                "split: {} train ({}), {} test ({})",
+                train.len(),
+                eval::digest(&train),
+                test.len(),
+                eval::digest(&test)
+            );
+            println!("algorithm    P@10   R@10   NDCG@10  coverage  seconds");
+            let started = std::time::Instant::now();
+            let m = eval::evaluate(&train, &test, 1682, eval::popularity_scorer(&train));
+            println!(
+                "popularity   {:.3}  {:.3}  {:.3}    {:.3}     {:.2}",
+                m.precision,
+                m.recall,
+                m.ndcg,
+                m.coverage,
                 started.elapsed().as_secs_f64()
             );
         }

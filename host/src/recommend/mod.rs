@@ -4,4 +4,5 @@
 //! what the user already touched excluded); the trained models replace this
 //! source without changing the service around it.
 
+pub mod eval;
 pub mod service;
