@@ -10,7 +10,10 @@
 //! - [`ratelimit`]: GCRA limits, in-process or shared through Redis.
 //! - [`redis_pool`]: the lazily connected, reconnecting Redis handle.
 //! - [`rules`]: the Wasm rule runtime: sandbox, pipeline, registry.
-//! - [`recommend`]: candidate generation and the recommendation service.
+//! - [`recommend`]: the model snapshot, the recommendation service,
+//!   trending, the offline evaluation.
+//! - [`features`]: the feature store (users, items, user-item pairs).
+//! - [`cache`]: TTL caches, in process or in Redis.
 //! - [`api`]: the axum routers, one per resource, and the OpenAPI document.
 //! - [`telemetry`]: JSON logs and the request-id / access-log middleware.
 //! - [`data`]: the MovieLens importer and the demo catalogue.
@@ -20,9 +23,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod features;
 pub mod ratelimit;
 pub mod recommend;
 pub mod redis_pool;
@@ -47,6 +52,11 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub limiter: Arc<RateLimiter>,
     pub rules: Arc<rules::registry::RuleRegistry>,
+    pub recommender: Arc<recommend::snapshot::Recommender>,
+    pub features: Arc<features::FeatureStore>,
+    /// Finished recommendation lists, per user and query (`CACHE_TTL`).
+    pub rec_cache: Arc<cache::Cache<recommend::service::RecommendationResponse>>,
+    pub trending_cache: Arc<cache::Cache<recommend::trending::TrendingResponse>>,
 }
 
 impl AppState {
@@ -69,7 +79,29 @@ impl AppState {
         let registry = rules::registry::RuleRegistry::with_builtins(engine)?;
         registry.load_dir(&settings.rules_dir);
         rules::admin::apply_persisted(&registry, &db).await?;
+        let recommender = Arc::new(recommend::snapshot::Recommender::new(
+            settings.models_config(),
+            recommend::confidence::Confidence::from_settings(&settings),
+        ));
+        recommender.retrain(&db).await?;
         Ok(Self {
+            recommender,
+            features: Arc::new(features::FeatureStore::new(
+                db.clone(),
+                &settings,
+                redis.clone(),
+            )),
+            rec_cache: Arc::new(cache::Cache::new(
+                "recommendations",
+                settings.cache_ttl,
+                redis.clone(),
+            )),
+            // Trending is cheap to recompute and global: in process only.
+            trending_cache: Arc::new(cache::Cache::new(
+                "trending",
+                recommend::trending::TRENDING_CACHE_TTL,
+                None,
+            )),
             rules: Arc::new(registry),
             tokens: Arc::new(TokenKeys::new(&settings)),
             limiter: Arc::new(RateLimiter::new(&settings, redis.clone())),
@@ -77,6 +109,42 @@ impl AppState {
             db,
             redis,
         })
+    }
+}
+
+/// What a change invalidates, in one place.
+impl AppState {
+    /// A new interaction: the user's features and lists, the item's stats.
+    pub async fn interaction_recorded(&self, user_id: i64, item_id: i64) {
+        self.features.invalidate_user(user_id).await;
+        self.features.invalidate_item(item_id).await;
+        self.rec_cache.invalidate_group(&user_id.to_string()).await;
+    }
+
+    /// An item created, changed or deleted: its features, and every list
+    /// (it may be in anyone's).
+    pub async fn item_changed(&self, item_id: i64) {
+        self.features.invalidate_item(item_id).await;
+        self.rec_cache.invalidate_all().await;
+        self.trending_cache.invalidate_all().await;
+    }
+
+    /// A user's preferences changed, or the user is gone.
+    pub async fn user_changed(&self, user_id: i64) {
+        self.features.invalidate_user(user_id).await;
+        self.rec_cache.invalidate_group(&user_id.to_string()).await;
+    }
+
+    /// New models or new rules: every cached list is stale.
+    pub async fn recommendations_changed(&self) {
+        self.rec_cache.invalidate_all().await;
+    }
+
+    /// Retrains the models and drops the lists the old ones made.
+    pub async fn retrain(&self) -> anyhow::Result<recommend::snapshot::TrainingReport> {
+        let report = self.recommender.retrain(&self.db).await?;
+        self.recommendations_changed().await;
+        Ok(report)
     }
 }
 

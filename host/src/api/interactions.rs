@@ -86,6 +86,9 @@ pub async fn create_interaction(
         },
     )
     .await?;
+    state
+        .interaction_recorded(interaction.user_id, interaction.item_id)
+        .await;
     Ok((StatusCode::CREATED, Json(interaction)))
 }
 

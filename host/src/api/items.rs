@@ -203,6 +203,7 @@ pub async fn create_item(
         },
     )
     .await?;
+    state.item_changed(item.id).await;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -266,6 +267,7 @@ pub async fn update_item(
         },
     )
     .await?;
+    state.item_changed(item.id).await;
     Ok(Json(item))
 }
 
@@ -280,6 +282,7 @@ pub async fn delete_item(
 ) -> AppResult<StatusCode> {
     check_item_write(&state, caller.as_ref())?;
     if items::delete(&state.db, item_id).await? {
+        state.item_changed(item_id).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::not_found("Item"))

@@ -5,9 +5,11 @@
 
 pub mod auth;
 pub mod extract;
+pub mod features;
 pub mod health;
 pub mod interactions;
 pub mod items;
+pub mod models;
 pub mod recommendations;
 pub mod rules;
 pub mod users;
@@ -42,6 +44,11 @@ use crate::{AppState, error::AppError, ratelimit, telemetry};
         interactions::create_interaction, interactions::user_interactions,
         interactions::item_interactions, interactions::user_stats,
         recommendations::for_user, recommendations::for_user_post,
+        recommendations::similar_items, recommendations::trending, recommendations::explain,
+        features::user_features, features::users_batch, features::item_features,
+        features::items_batch, features::user_item_features, features::user_items_batch,
+        features::invalidate_all, features::invalidate_user, features::invalidate_item,
+        models::status, models::retrain,
         rules::list_rules, rules::get_rule, rules::change_rule, rules::remove_rule, rules::dry_run,
     ),
     modifiers(&BearerAuth),
@@ -51,6 +58,8 @@ use crate::{AppState, error::AppError, ratelimit, telemetry};
         (name = "items", description = "The catalogue"),
         (name = "interactions", description = "What users did with items"),
         (name = "recommendations", description = "Recommendations after the business rules"),
+        (name = "features", description = "The feature store: users, items, user-item pairs; cache invalidation"),
+        (name = "models", description = "The trained models: status, retrain"),
         (name = "rules", description = "Business rules (Wasm components): list, change, dry run"),
         (name = "operations", description = "Health and monitoring"),
     )
@@ -84,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         .merge(items::router())
         .merge(interactions::router())
         .merge(recommendations::router())
+        .merge(features::router())
+        .merge(models::router())
         .merge(rules::router())
         .route("/health", get(health::health));
 

@@ -15,7 +15,12 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Validate};
 use crate::{
     AppState,
     error::AppResult,
-    recommend::service::{self, RecommendationQuery, RecommendationResponse},
+    recommend::{
+        service::{
+            self, Explanation, RecommendationQuery, RecommendationResponse, SimilarItemsResponse,
+        },
+        trending::{MAX_WINDOW_SECONDS, TrendingResponse},
+    },
     rules::input::RuleContext,
 };
 
@@ -24,9 +29,15 @@ pub fn router() -> Router<AppState> {
         .route("/recommendations/user/{user_id}", get(for_user))
         .route("/recommendations/", post(for_user_post))
         .route("/recommendations", post(for_user_post))
+        .route(
+            "/recommendations/similar-items/{item_id}",
+            get(similar_items),
+        )
+        .route("/recommendations/trending", get(trending))
+        .route("/recommendations/explain", post(explain))
 }
 
-pub const ALGORITHMS: &[&str] = &["hybrid", "collaborative", "content_based"];
+use crate::recommend::algorithms::NAMES as ALGORITHMS;
 
 fn default_top_n() -> usize {
     10
@@ -86,9 +97,13 @@ pub struct RecommendationParams {
     /// 1 to 100 (default 10).
     #[serde(default = "default_top_n")]
     pub top_n: usize,
-    /// hybrid (default), collaborative or content_based.
+    /// hybrid (default), collaborative, content_based, or one model:
+    /// ease, item_knn, user_knn, popularity.
     #[serde(default = "default_algorithm")]
     pub algorithm: String,
+    /// How `hybrid` combines: weighted, rank or cascade (default
+    /// `HYBRID_METHOD`).
+    pub hybrid_method: Option<String>,
     /// Leave out items the user already interacted with (default true).
     #[serde(default = "yes")]
     pub exclude_interacted: bool,
@@ -131,6 +146,8 @@ pub struct RecommendationRequest {
     pub top_n: usize,
     #[serde(default = "default_algorithm")]
     pub algorithm: String,
+    #[serde(default)]
+    pub hybrid_method: Option<String>,
     #[serde(default = "yes")]
     pub exclude_interacted: bool,
     #[serde(default)]
@@ -162,6 +179,7 @@ pub async fn for_user(
         user_id,
         top_n: p.top_n,
         algorithm: p.algorithm,
+        hybrid_method: p.hybrid_method,
         exclude_interacted: p.exclude_interacted,
         context: RuleContext {
             country: p.country,
@@ -188,10 +206,117 @@ pub async fn for_user_post(
         user_id: body.user_id,
         top_n: body.top_n,
         algorithm: body.algorithm,
+        hybrid_method: body.hybrid_method,
         exclude_interacted: body.exclude_interacted,
         context: body.context.unwrap_or_default(),
         explain: body.explain,
         rule_kinds: kinds,
     };
     Ok(Json(service::recommend(&state, query).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SimilarParams {
+    /// 1 to 100 (default 10).
+    #[serde(default = "default_top_n")]
+    pub top_n: usize,
+}
+
+impl Validate for SimilarParams {
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=100).contains(&self.top_n) {
+            return Err("top_n must be between 1 and 100".into());
+        }
+        Ok(())
+    }
+}
+
+/// Items like this one: co-interaction and content similarity blended; for
+/// an item nobody has touched yet, content alone.
+#[utoipa::path(get, path = "/api/v1/recommendations/similar-items/{item_id}", tag = "recommendations",
+    params(SimilarParams),
+    responses((status = 200, body = SimilarItemsResponse), (status = 404), (status = 422)))]
+pub async fn similar_items(
+    State(state): State<AppState>,
+    ApiPath(item_id): ApiPath<i64>,
+    ApiQuery(p): ApiQuery<SimilarParams>,
+) -> AppResult<Json<SimilarItemsResponse>> {
+    Ok(Json(
+        service::similar_items(&state, item_id, p.top_n).await?,
+    ))
+}
+
+fn default_limit() -> usize {
+    10
+}
+fn default_window() -> i64 {
+    3600
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TrendingParams {
+    /// 1 to 100 (default 10).
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+    /// Seconds back from now, 60 to 2592000 (30 days; default 3600).
+    #[serde(default = "default_window")]
+    pub time_window: i64,
+}
+
+impl Validate for TrendingParams {
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=100).contains(&self.limit) {
+            return Err("limit must be between 1 and 100".into());
+        }
+        if !(60..=MAX_WINDOW_SECONDS).contains(&self.time_window) {
+            return Err(format!(
+                "time_window must be between 60 and {MAX_WINDOW_SECONDS} seconds"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The items with the most interactions in the last `time_window` seconds.
+#[utoipa::path(get, path = "/api/v1/recommendations/trending", tag = "recommendations",
+    params(TrendingParams),
+    responses((status = 200, body = TrendingResponse), (status = 422)))]
+pub async fn trending(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<TrendingParams>,
+) -> AppResult<Json<TrendingResponse>> {
+    Ok(Json(
+        crate::recommend::trending::trending(&state, p.limit, p.time_window).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExplainParams {
+    pub user_id: i64,
+    pub item_id: i64,
+    /// weighted, rank or cascade (default `HYBRID_METHOD`).
+    pub hybrid_method: Option<String>,
+}
+
+impl Validate for ExplainParams {
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// How each algorithm scores the item for the user, and which of the
+/// user's items it owes its score to.
+#[utoipa::path(post, path = "/api/v1/recommendations/explain", tag = "recommendations",
+    params(ExplainParams),
+    responses((status = 200, body = Explanation), (status = 404), (status = 422)))]
+pub async fn explain(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<ExplainParams>,
+) -> AppResult<Json<Explanation>> {
+    Ok(Json(
+        service::explain(&state, p.user_id, p.item_id, p.hybrid_method.as_deref()).await?,
+    ))
 }

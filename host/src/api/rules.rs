@@ -102,9 +102,9 @@ pub async fn change_rule(
     ApiJson(body): ApiJson<RuleChange>,
 ) -> AppResult<Json<RuleView>> {
     caller.require_ops()?;
-    Ok(Json(
-        admin::change(&state.rules, &state.db, &name, body).await?,
-    ))
+    let view = admin::change(&state.rules, &state.db, &name, body).await?;
+    state.recommendations_changed().await;
+    Ok(Json(view))
 }
 
 #[utoipa::path(delete, path = "/api/v1/rules/{name}", tag = "rules", security(("bearer" = [])),
@@ -116,6 +116,7 @@ pub async fn remove_rule(
 ) -> AppResult<StatusCode> {
     caller.require_ops()?;
     admin::remove(&state.rules, &state.db, &name).await?;
+    state.recommendations_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 

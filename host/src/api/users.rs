@@ -200,6 +200,7 @@ pub async fn update_user(
         },
     )
     .await?;
+    state.user_changed(user_id).await;
     if password_changed {
         crate::store::refresh_tokens::revoke_all_for_user(&state.db, user_id).await?;
         users::bump_token_version(&state.db, user_id).await?;
@@ -268,6 +269,7 @@ pub async fn delete_user(
 ) -> AppResult<StatusCode> {
     caller.require_self_or_admin(user_id)?;
     if users::delete(&state.db, user_id).await? {
+        state.user_changed(user_id).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::not_found("User"))

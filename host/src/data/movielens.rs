@@ -67,6 +67,34 @@ pub struct MlItem {
     pub genres: Vec<String>,
 }
 
+impl MlItem {
+    /// "Toy Story (1995): Animation, Children's, Comedy".
+    pub fn description(&self) -> String {
+        match self.release_year {
+            Some(y) => format!("{} ({y}): {}", self.title, self.genres.join(", ")),
+            None => format!("{}: {}", self.title, self.genres.join(", ")),
+        }
+    }
+
+    /// The first genre.
+    pub fn category(&self) -> String {
+        self.genres
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// The text the content model sees: what the importer stores.
+    pub fn text(&self) -> recengine_models::content::ItemText {
+        recengine_models::content::ItemText {
+            title: self.title.clone(),
+            description: self.description(),
+            category: self.category(),
+            tags: self.genres.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Rating {
     pub user_id: i64,
@@ -306,15 +334,8 @@ pub async fn import(db: &Db, data: &Dataset) -> anyhow::Result<ImportReport> {
         .map(|i| ItemRecord {
             id: Some(i.id),
             title: i.title.clone(),
-            description: match i.release_year {
-                Some(y) => format!("{} ({y}): {}", i.title, i.genres.join(", ")),
-                None => format!("{}: {}", i.title, i.genres.join(", ")),
-            },
-            category: i
-                .genres
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "unknown".into()),
+            description: i.description(),
+            category: i.category(),
             tags: i.genres.clone(),
             features: json!({
                 "release_year": i.release_year,

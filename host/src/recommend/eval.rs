@@ -8,7 +8,9 @@ use std::{collections::HashMap, path::Path};
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
-use crate::data::rng::splitmix64;
+use recengine_models::{Algorithm, Models, TrainingData, content::ItemText, sparse::Csr};
+
+use crate::data::{movielens::MlItem, rng::splitmix64};
 
 pub const SPLIT_SEED: u64 = 42;
 pub const K: usize = 10;
@@ -155,6 +157,87 @@ pub fn popularity_scorer(train: &[(u32, u32)]) -> impl FnMut(u32, &[u32]) -> Vec
             .map(|i| counts.get(i).copied().unwrap_or(0.0))
             .collect()
     }
+}
+
+/// The training half as the models see it: user and item ids are used as
+/// row and column indices directly (ml-100k's ids are dense from 1), every
+/// pair counts 1, and each item carries the text the importer stores.
+pub fn training_data(train: &[(u32, u32)], items: &[MlItem]) -> TrainingData {
+    let n_users = train.iter().map(|p| p.0 as usize + 1).max().unwrap_or(0);
+    let max_item = items.iter().map(|i| i.id as usize).max().unwrap_or(0);
+    let n_items = train
+        .iter()
+        .map(|p| p.1 as usize)
+        .max()
+        .unwrap_or(0)
+        .max(max_item)
+        + 1;
+    let mut texts = vec![ItemText::default(); n_items];
+    for item in items {
+        texts[item.id as usize] = item.text();
+    }
+    let triplets = train.iter().map(|&(u, i)| (u, i, 1.0)).collect();
+    TrainingData {
+        interactions: Csr::from_triplets(n_users, n_items, triplets),
+        items: texts,
+    }
+}
+
+/// A scorer for [`evaluate`] backed by a trained model: the user's training
+/// row is the profile, the pool is the candidate set the normalisations see.
+pub fn model_scorer<'a>(
+    models: &'a Models,
+    algorithm: Algorithm,
+    data: &'a TrainingData,
+) -> impl FnMut(u32, &[u32]) -> Vec<f64> + 'a {
+    move |u, pool| {
+        let profile = profile_of(data, u);
+        let mut candidate = vec![false; models.n_items];
+        for &i in pool {
+            candidate[i as usize] = true;
+        }
+        let scores = models.scores(algorithm, &profile, Some(u), &|j| candidate[j]);
+        pool.iter()
+            .map(|&i| f64::from(scores[i as usize]))
+            .collect()
+    }
+}
+
+fn profile_of(data: &TrainingData, u: u32) -> Vec<(u32, f32)> {
+    let x = &data.interactions;
+    if u as usize >= x.n_rows {
+        return Vec::new();
+    }
+    let (items, values) = x.row(u as usize);
+    items.iter().copied().zip(values.iter().copied()).collect()
+}
+
+/// Top-10 lists for every user on `threads` threads; returns the time per
+/// user. What a batch job (or a busy server) sees.
+pub fn recommendation_time(
+    models: &Models,
+    algorithm: Algorithm,
+    data: &TrainingData,
+    threads: usize,
+) -> std::time::Duration {
+    let users: Vec<u32> = (0..data.interactions.n_rows as u32)
+        .filter(|&u| data.interactions.row_len(u as usize) > 0)
+        .collect();
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for chunk in users.chunks(users.len().div_ceil(threads.max(1)).max(1)) {
+            s.spawn(move || {
+                for &u in chunk {
+                    let profile = profile_of(data, u);
+                    let seen: std::collections::HashSet<u32> =
+                        profile.iter().map(|p| p.0).collect();
+                    let keep = |j: usize| !seen.contains(&(j as u32)) && models.popularity[j] > 0.0;
+                    std::hint::black_box(models.recommend(algorithm, &profile, Some(u), K, &keep));
+                }
+            });
+        }
+    });
+    started.elapsed() / users.len().max(1) as u32
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
-//! Recommendations: candidate generation, then the business rules.
-//!
-//! Candidates currently come from item popularity (the stored score, with
-//! what the user already touched excluded); the trained models replace this
-//! source without changing the service around it.
+//! Recommendations: the trained models (an immutable snapshot, swapped
+//! after each retrain), the service that turns them into answers through
+//! the business rules, trending, and the offline evaluation of the same
+//! models.
 
+pub mod algorithms;
+pub mod confidence;
 pub mod eval;
 pub mod service;
+pub mod snapshot;
+pub mod trending;

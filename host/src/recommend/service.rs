@@ -1,30 +1,42 @@
-//! The recommendation service: shared by the API (and, later, the batch
-//! job). No HTTP types here.
+//! The recommendation service: shared by the API (and the batch job). No
+//! HTTP types here.
+//!
+//! A request: the cache; the user's features (their profile); the model
+//! snapshot scores the catalogue and over-fetches candidates; the feature
+//! store supplies the candidates' attributes in one batch; the business
+//! rules filter, boost and rerank; the top `top_n` are returned and cached.
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use recengine_models::{Algorithm, models::HybridMethod};
 use recengine_rules_sdk::Kind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::{algorithms, snapshot::Snapshot};
 use crate::{
     AppState,
     error::{AppError, AppResult},
+    features::ItemFeatures,
     rules::{
         input::{RuleContext, RuleUser, build_request, rule_item},
         pipeline::{self, RuleTrace},
     },
-    store::{items, users},
 };
 
-/// How many more candidates than asked for are fetched, so the filters can
-/// remove some and still leave `top_n`.
-pub const OVERFETCH: i64 = 5;
+/// How many more candidates than asked for are scored and passed to the
+/// rules, so the filters can remove some and still leave `top_n`.
+pub const OVERFETCH: usize = 5;
 
 #[derive(Debug, Clone)]
 pub struct RecommendationQuery {
     pub user_id: i64,
     pub top_n: usize,
+    /// An API name (`algorithms::NAMES`).
     pub algorithm: String,
+    /// Overrides `HYBRID_METHOD` for `algorithm=hybrid`.
+    pub hybrid_method: Option<String>,
     pub exclude_interacted: bool,
     pub context: RuleContext,
     pub explain: bool,
@@ -32,17 +44,42 @@ pub struct RecommendationQuery {
     pub rule_kinds: Option<Vec<Kind>>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+impl RecommendationQuery {
+    /// Everything but the user that changes the answer: the cache field.
+    /// Rules that read the time of day see the server's clock when the
+    /// caller sends none, so the hour is part of the key then.
+    fn cache_field(&self) -> String {
+        use chrono::{Datelike, Timelike};
+        let now = Utc::now();
+        let clock = match (self.context.hour_of_day, self.context.is_weekend) {
+            (Some(_), Some(_)) => String::new(),
+            _ => format!("{}@{}", now.hour(), now.weekday()),
+        };
+        format!(
+            "{}|{:?}|{}|{}|{}|{:?}|{clock}",
+            self.algorithm,
+            self.hybrid_method,
+            self.top_n,
+            self.exclude_interacted,
+            serde_json::to_string(&self.context).unwrap_or_default(),
+            self.rule_kinds,
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Recommendation {
     pub item_id: i64,
     pub title: String,
     pub description: String,
     pub category: String,
+    /// The model's score relative to the best candidate's (1), after the
+    /// rules' boosts.
     pub score: f64,
     pub rank: usize,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RecommendationResponse {
     pub user_id: i64,
     pub algorithm: String,
@@ -54,74 +91,95 @@ pub struct RecommendationResponse {
     /// rule's name. The list is then empty on purpose.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_by: Option<String>,
-    /// Per-rule trace, with `explain=true`.
+    /// `popularity` when the user has no interactions the models know
+    /// (cold start) and popular items were served instead.
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// The model snapshot that produced the list.
+    pub model_version: u64,
+    /// Served from the recommendation cache.
+    pub cached: bool,
+    /// Per-rule trace, with `explain=true` (never cached).
+    #[serde(skip_serializing_if = "Option::is_none", default, skip_deserializing)]
     pub rule_trace: Option<Vec<RuleTrace>>,
 }
 
-/// Ids the user purchased (what `filter_purchased` needs).
-async fn purchased_ids(state: &AppState, user_id: i64) -> AppResult<Vec<i64>> {
-    let rows: Vec<(i64,)> = sqlx::query_as(
-        "SELECT DISTINCT item_id FROM interactions WHERE user_id = $1 AND interaction_type = 'purchase'",
-    )
-    .bind(user_id)
-    .fetch_all(&state.db.pool)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+fn hybrid_method(state: &AppState, requested: Option<&str>) -> AppResult<HybridMethod> {
+    let name = requested.unwrap_or(&state.settings.hybrid_method);
+    algorithms::hybrid_method(name).ok_or_else(|| {
+        AppError::Validation(format!(
+            "hybrid_method must be weighted, rank or cascade, not {name:?}"
+        ))
+    })
 }
 
-async fn interacted_ids(state: &AppState, user_id: i64) -> AppResult<Vec<i64>> {
-    let rows: Vec<(i64,)> =
-        sqlx::query_as("SELECT DISTINCT item_id FROM interactions WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_all(&state.db.pool)
-            .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+pub fn parse_algorithm(state: &AppState, name: &str, method: Option<&str>) -> AppResult<Algorithm> {
+    let method = hybrid_method(state, method)?;
+    algorithms::parse(name, method).ok_or_else(|| {
+        AppError::Validation(format!(
+            "algorithm must be one of: {}",
+            algorithms::NAMES.join(", ")
+        ))
+    })
 }
 
 pub async fn recommend(
     state: &AppState,
     q: RecommendationQuery,
 ) -> AppResult<RecommendationResponse> {
-    let user = users::get(&state.db, q.user_id)
+    let algorithm = parse_algorithm(state, &q.algorithm, q.hybrid_method.as_deref())?;
+    let cacheable = !q.explain && state.rec_cache.enabled();
+    let user_key = q.user_id.to_string();
+    let field = q.cache_field();
+    if cacheable && let Some(mut hit) = state.rec_cache.get(&user_key, &field).await {
+        hit.cached = true;
+        return Ok(hit);
+    }
+    let user = state
+        .features
+        .user(q.user_id)
         .await?
         .ok_or_else(|| AppError::not_found("User"))?;
-    let exclude = if q.exclude_interacted {
-        interacted_ids(state, user.id).await?
+    let snapshot = state.recommender.snapshot();
+    let profile = snapshot.profile(&user.profile());
+    let own = snapshot.user_index.get(&user.user_id).copied();
+    let (algorithm, fallback) = if profile.is_empty() {
+        (Algorithm::Popularity, Some("popularity".to_string()))
     } else {
-        Vec::new()
+        (algorithm, None)
     };
-    let wanted = q.top_n as i64 * OVERFETCH;
-    let pool = items::popular(&state.db, wanted + exclude.len() as i64).await?;
-    let candidates: Vec<items::Item> = pool
-        .into_iter()
-        .filter(|i| !exclude.contains(&i.id))
-        .take(wanted as usize)
-        .collect();
-    // Scores in [0, 1]: the most popular candidate scores 1.
-    let max = candidates
+    let excluded: HashSet<u32> = if q.exclude_interacted {
+        profile.iter().map(|p| p.0).collect()
+    } else {
+        HashSet::new()
+    };
+    let wanted = q.top_n * OVERFETCH;
+    let scored = {
+        let keep = |j: usize| !excluded.contains(&(j as u32));
+        snapshot.candidates(algorithm, &profile, own, wanted, &keep)
+    };
+    let ids: Vec<i64> = scored.iter().map(|&(j, _)| snapshot.item_id(j)).collect();
+    let items = state.features.items_batch(&ids).await?;
+    let candidates: Vec<(&ItemFeatures, f64)> = scored
         .iter()
-        .map(|i| i.popularity_score)
-        .fold(0.0_f64, f64::max);
-    let score = |i: &items::Item| {
-        if max > 0.0 {
-            i.popularity_score / max
-        } else {
-            0.0
-        }
-    };
+        .filter_map(|&(j, s)| items.get(&snapshot.item_id(j)).map(|f| (f, s)))
+        .collect();
     let now = Utc::now();
 
     let (ranked, trace, blocked_by, rules_applied) = if state.settings.enable_business_rules {
-        let rule_user = RuleUser::from_user(&user, purchased_ids(state, user.id).await?);
+        let rule_user = RuleUser::from_preferences(
+            user.user_id,
+            &user.preferences,
+            user.purchased_item_ids.clone(),
+        );
         let request = build_request(
             &rule_user,
             &q.context,
             now,
-            candidates.iter().map(|i| rule_item(i, score(i))),
+            candidates.iter().map(|(f, s)| rule_item(&f.item, *s)),
         );
         let registry = state.rules.clone();
-        // One snapshot for the whole request: a swap mid-request changes
+        // One rule set for the whole request: a swap mid-request changes
         // nothing here.
         let set = registry.snapshot();
         let kinds = q.rule_kinds.clone();
@@ -141,15 +199,15 @@ pub async fn recommend(
             .collect();
         (ranked, Some(out.trace), out.blocked_by, true)
     } else {
-        let ranked = candidates.iter().map(|i| (i.id, score(i))).collect();
+        let ranked = candidates.iter().map(|(f, s)| (f.item_id, *s)).collect();
         (ranked, None, None, false)
     };
 
-    let by_id: std::collections::HashMap<i64, &items::Item> =
-        candidates.iter().map(|i| (i.id, i)).collect();
+    let by_id: HashMap<i64, &ItemFeatures> =
+        candidates.iter().map(|(f, _)| (f.item_id, *f)).collect();
     let recommendations = ranked
         .into_iter()
-        .filter_map(|(id, score)| by_id.get(&id).map(|item| (item, score)))
+        .filter_map(|(id, score)| by_id.get(&id).map(|f| (&f.item, score)))
         .take(q.top_n)
         .enumerate()
         .map(|(rank, (item, score))| Recommendation {
@@ -161,13 +219,239 @@ pub async fn recommend(
             rank: rank + 1,
         })
         .collect();
-    Ok(RecommendationResponse {
-        user_id: user.id,
-        algorithm: q.algorithm,
+    let response = RecommendationResponse {
+        user_id: user.user_id,
+        algorithm: q.algorithm.clone(),
         recommendations,
         generated_at: now,
         rules_applied,
         blocked_by,
+        fallback,
+        model_version: snapshot.version,
+        cached: false,
         rule_trace: if q.explain { trace } else { None },
+    };
+    if cacheable {
+        state
+            .rec_cache
+            .put(&user_key, &field, response.clone())
+            .await;
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SimilarItem {
+    pub item_id: i64,
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    /// 0-1: co-interaction cosine blended with content cosine
+    /// (`HYBRID_ALPHA`), content alone for items nobody has touched.
+    pub similarity_score: f64,
+    pub rank: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SimilarItemsResponse {
+    pub source_item_id: i64,
+    pub source_item_title: String,
+    pub similar_items: Vec<SimilarItem>,
+    pub model_version: u64,
+}
+
+pub async fn similar_items(
+    state: &AppState,
+    item_id: i64,
+    top_n: usize,
+) -> AppResult<SimilarItemsResponse> {
+    let source = state
+        .features
+        .item(item_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Item"))?;
+    let snapshot = state.recommender.snapshot();
+    let neighbours: Vec<(usize, f32)> = match snapshot.item_index.get(&item_id) {
+        // Over-fetch a little: some neighbours may have been deleted since.
+        Some(&i) => snapshot.models.similar_items(i as usize, top_n + 10),
+        None => Vec::new(),
+    };
+    let ids: Vec<i64> = neighbours
+        .iter()
+        .map(|&(j, _)| snapshot.item_id(j))
+        .collect();
+    let items = state.features.items_batch(&ids).await?;
+    let similar_items = neighbours
+        .into_iter()
+        .filter_map(|(j, s)| items.get(&snapshot.item_id(j)).map(|f| (&f.item, s)))
+        .take(top_n)
+        .enumerate()
+        .map(|(rank, (item, s))| SimilarItem {
+            item_id: item.id,
+            title: item.title.clone(),
+            description: item.description.clone(),
+            category: item.category.clone(),
+            similarity_score: f64::from(s),
+            rank: rank + 1,
+        })
+        .collect();
+    Ok(SimilarItemsResponse {
+        source_item_id: item_id,
+        source_item_title: source.item.title,
+        similar_items,
+        model_version: snapshot.version,
     })
+}
+
+/// Why the models would (or would not) recommend an item to a user.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Explanation {
+    pub user_id: i64,
+    pub item_id: i64,
+    pub item_title: String,
+    pub has_interacted: bool,
+    /// The hybrid's method and its collaborative share for this item (the
+    /// content share fades as the item gathers interactions).
+    pub hybrid_method: String,
+    pub collaborative_weight: f64,
+    pub content_weight: f64,
+    /// One entry per algorithm.
+    pub contributions: Vec<Contribution>,
+    /// The user's items that make this one look relevant (item-kNN).
+    pub because_you_interacted_with: Vec<Influence>,
+    /// One sentence for people.
+    pub summary: String,
+    pub model_version: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Contribution {
+    pub algorithm: String,
+    /// The model's raw score.
+    pub score: f64,
+    /// Relative to the best candidate's score (1).
+    pub normalized_score: f64,
+    /// The item's rank among the user's candidates (1 = first).
+    pub rank: usize,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Influence {
+    pub item_id: i64,
+    pub title: String,
+    pub contribution: f64,
+}
+
+pub async fn explain(
+    state: &AppState,
+    user_id: i64,
+    item_id: i64,
+    method: Option<&str>,
+) -> AppResult<Explanation> {
+    let method = hybrid_method(state, method)?;
+    let user = state
+        .features
+        .user(user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("User"))?;
+    let item = state
+        .features
+        .item(item_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Item"))?;
+    let snapshot = state.recommender.snapshot();
+    let profile = snapshot.profile(&user.profile());
+    let has_interacted = user.item_weights.iter().any(|w| w.item_id == item_id);
+    let config = &snapshot.models.config;
+    let alpha = f64::from(config.hybrid_alpha);
+    let Some(&column) = snapshot.item_index.get(&item_id) else {
+        return Ok(Explanation {
+            user_id,
+            item_id,
+            item_title: item.item.title,
+            has_interacted,
+            hybrid_method: format!("{method:?}").to_lowercase(),
+            collaborative_weight: alpha,
+            content_weight: 1.0 - alpha,
+            contributions: Vec::new(),
+            because_you_interacted_with: Vec::new(),
+            summary: "The item was added after the models were last trained; it is scored from the next retrain on.".into(),
+            model_version: snapshot.version,
+        });
+    };
+    let own = snapshot.user_index.get(&user_id).copied();
+    let seen: HashSet<u32> = profile.iter().map(|p| p.0).collect();
+    let keep = |j: usize| j == column as usize || !seen.contains(&(j as u32));
+    let explained = snapshot
+        .models
+        .explain(&profile, own, column as usize, &keep, method);
+    let contributions: Vec<Contribution> = explained
+        .parts
+        .iter()
+        .map(|&(algorithm, raw, normalized, rank)| Contribution {
+            algorithm: algorithms::name(algorithm).to_string(),
+            score: f64::from(raw),
+            normalized_score: f64::from(normalized),
+            rank,
+        })
+        .collect();
+    let influences = influences(state, &snapshot, &explained.because_of).await?;
+    let n = f64::from(snapshot.models.popularity[column as usize]);
+    let fade = f64::from(config.hybrid_content_fade);
+    let content_weight = if fade > 0.0 {
+        (1.0 - alpha) * fade / (fade + n)
+    } else {
+        1.0 - alpha
+    };
+    let summary = match (contributions.first(), influences.first()) {
+        (_, _) if profile.is_empty() => {
+            "The user has no interactions the models know yet: they are shown popular items."
+                .to_string()
+        }
+        (Some(hybrid), Some(top)) => format!(
+            "Ranked #{} for this user by the hybrid, mostly because they interacted with \"{}\".",
+            hybrid.rank, top.title
+        ),
+        (Some(hybrid), None) => format!(
+            "Ranked #{} for this user by the hybrid; none of their items is a close neighbour of it.",
+            hybrid.rank
+        ),
+        (None, _) => String::new(),
+    };
+    Ok(Explanation {
+        user_id,
+        item_id,
+        item_title: item.item.title,
+        has_interacted,
+        hybrid_method: format!("{method:?}").to_lowercase(),
+        collaborative_weight: 1.0 - content_weight,
+        content_weight,
+        contributions,
+        because_you_interacted_with: influences,
+        summary,
+        model_version: snapshot.version,
+    })
+}
+
+async fn influences(
+    state: &AppState,
+    snapshot: &Snapshot,
+    because_of: &[(u32, f32)],
+) -> AppResult<Vec<Influence>> {
+    let ids: Vec<i64> = because_of
+        .iter()
+        .map(|&(i, _)| snapshot.item_id(i as usize))
+        .collect();
+    let items = state.features.items_batch(&ids).await?;
+    Ok(because_of
+        .iter()
+        .filter_map(|&(i, c)| {
+            let id = snapshot.item_id(i as usize);
+            items.get(&id).map(|f| Influence {
+                item_id: id,
+                title: f.item.title.clone(),
+                contribution: f64::from(c),
+            })
+        })
+        .collect())
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use recengine_rules_sdk::{self as sdk, testing::Item as RuleItem, testing::RequestBuilder};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -14,7 +14,7 @@ use super::bindings::recengine::rules::types as wit;
 use crate::store::{items::Item, users::User};
 
 /// What the caller tells the rules about the request.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleContext {
     /// ISO country code the request comes from; geo rules prefer it to the
@@ -44,7 +44,11 @@ pub struct RuleUser {
 impl RuleUser {
     /// From the stored user (preferences) and the ids it purchased.
     pub fn from_user(user: &User, purchased: Vec<i64>) -> Self {
-        let p = &user.preferences;
+        Self::from_preferences(user.id, &user.preferences, purchased)
+    }
+
+    /// From a user's `preferences` JSON (what the feature store holds).
+    pub fn from_preferences(id: i64, p: &Value, purchased: Vec<i64>) -> Self {
         let strings = |key: &str| -> Vec<String> {
             p.get(key)
                 .and_then(Value::as_array)
@@ -56,7 +60,7 @@ impl RuleUser {
                 .unwrap_or_default()
         };
         Self {
-            id: user.id,
+            id,
             age: p
                 .get("age")
                 .and_then(Value::as_f64)

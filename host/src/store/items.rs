@@ -1,14 +1,14 @@
 //! Items: the catalogue being recommended.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{Db, Page, millis_to_datetime, now_millis};
 use crate::error::{AppError, AppResult};
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Item {
     pub id: i64,
     pub title: String,
@@ -102,6 +102,24 @@ pub async fn get(db: &Db, id: i64) -> AppResult<Option<Item>> {
             .fetch_optional(&db.pool)
             .await?;
     Ok(row.map(Into::into))
+}
+
+/// The items among `ids` that exist, in id order.
+pub async fn get_many(db: &Db, ids: &[i64]) -> AppResult<Vec<Item>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = crate::features::placeholders(1, ids.len());
+    let sql = format!("SELECT {COLUMNS} FROM items WHERE id IN ({list}) ORDER BY id");
+    let mut q = sqlx::query_as::<_, ItemRow>(&sql);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    Ok(q.fetch_all(&db.pool)
+        .await?
+        .into_iter()
+        .map(Item::from)
+        .collect())
 }
 
 pub async fn list(db: &Db, page: Page, category: Option<&str>) -> AppResult<Vec<Item>> {

@@ -174,6 +174,13 @@ async fn rule_catalogue(app: &TestApp) -> (i64, Value) {
         )
         .await;
     assert_eq!(res.status(), 201);
+    // The models learn the new catalogue.
+    assert_eq!(
+        app.post("/api/v1/models/retrain", &json!({}))
+            .await
+            .status(),
+        200
+    );
     (uid, Value::Object(ids))
 }
 

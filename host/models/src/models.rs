@@ -1,0 +1,302 @@
+//! The trained model set: every algorithm the service offers, trained from
+//! one [`TrainingData`] and immutable afterwards (the host swaps whole sets).
+
+use std::time::{Duration, Instant};
+
+use crate::{
+    Profile,
+    content::{Content, ItemText},
+    ease::Ease,
+    hybrid,
+    knn::{self, ItemKnn, UserKnn},
+    sparse::Csr,
+    topn::top_n,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HybridMethod {
+    /// `alpha · collaborative + (1 − alpha) · content`, scores normalised.
+    Weighted,
+    /// Reciprocal-rank fusion with the same alpha.
+    Rank,
+    /// Collaborative where it has evidence, content for the rest.
+    Cascade,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// How many users interacted with the item.
+    Popularity,
+    ItemKnn,
+    UserKnn,
+    Ease,
+    /// The strongest collaborative model trained (EASE, or item-kNN when
+    /// the catalogue is too large for EASE).
+    Collaborative,
+    ContentBased,
+    Hybrid(HybridMethod),
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelsConfig {
+    /// Neighbours per user in user-kNN.
+    pub user_neighbours: usize,
+    /// Power the user-kNN neighbour similarities are raised to.
+    pub user_similarity_exponent: f32,
+    /// Neighbours kept per item in item-kNN (`None`: all).
+    pub item_neighbours: Option<usize>,
+    pub ease_lambda: f32,
+    /// EASE inverts an items² matrix; above this many items it is skipped.
+    pub ease_max_items: usize,
+    /// The collaborative share of the weighted and rank hybrids.
+    pub hybrid_alpha: f32,
+    /// In the weighted hybrid, the number of interacting users at which an
+    /// item's content share has halved (0: a fixed share).
+    pub hybrid_content_fade: f32,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            user_neighbours: 50,
+            user_similarity_exponent: 2.0,
+            item_neighbours: None,
+            ease_lambda: 500.0,
+            ease_max_items: 20_000,
+            hybrid_alpha: 0.6,
+            hybrid_content_fade: 50.0,
+        }
+    }
+}
+
+/// What the models learn from: users x items confidences, and every item's
+/// text (including items nobody has touched yet).
+pub struct TrainingData {
+    pub interactions: Csr,
+    pub items: Vec<ItemText>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrainingTimes {
+    pub gram: Duration,
+    pub ease: Duration,
+    pub item_knn: Duration,
+    pub user_knn: Duration,
+    pub content: Duration,
+    /// Wall time of the whole training (the parts overlap on two threads).
+    pub total: Duration,
+}
+
+pub struct Models {
+    pub config: ModelsConfig,
+    pub n_items: usize,
+    /// Users per item in the training data.
+    pub popularity: Vec<f32>,
+    pub item_knn: ItemKnn,
+    pub user_knn: UserKnn,
+    pub ease: Option<Ease>,
+    pub content: Content,
+    pub times: TrainingTimes,
+}
+
+/// Each algorithm's part in one item's score for one profile.
+#[derive(Debug, Clone, Default)]
+pub struct Explanation {
+    /// (algorithm, raw score, score normalised over the candidates, the
+    /// item's rank among the candidates, 1-based).
+    pub parts: Vec<(Algorithm, f32, f32, usize)>,
+    /// The profile items that pulled this item up most in item-kNN, with
+    /// their contribution.
+    pub because_of: Vec<(u32, f32)>,
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed())
+}
+
+impl Models {
+    /// Trains everything; the content model on one thread while the
+    /// collaborative ones share the co-occurrence matrix on another.
+    pub fn train(data: &TrainingData, config: ModelsConfig) -> Models {
+        let start = Instant::now();
+        let x = &data.interactions;
+        let n_items = x.n_cols.max(data.items.len());
+        let mut popularity = vec![0f32; n_items];
+        for &i in &x.indices {
+            popularity[i as usize] += 1.0;
+        }
+        let (
+            (content, content_time),
+            (gram_time, item_knn, item_time, ease, ease_time, user_knn, user_time),
+        ) = std::thread::scope(|s| {
+            let content = s.spawn(|| timed(|| Content::train(&data.items)));
+            let (g, gram_time) = timed(|| knn::gram(x));
+            let (item_knn, item_time) = timed(|| ItemKnn::train(&g, config.item_neighbours));
+            let (ease, ease_time) = timed(|| {
+                (n_items <= config.ease_max_items)
+                    .then(|| Ease::train(&g, config.ease_lambda))
+                    .flatten()
+            });
+            let (user_knn, user_time) = timed(|| {
+                UserKnn::train(x, config.user_neighbours, config.user_similarity_exponent)
+            });
+            (
+                content.join().expect("content training does not panic"),
+                (
+                    gram_time, item_knn, item_time, ease, ease_time, user_knn, user_time,
+                ),
+            )
+        });
+        let times = TrainingTimes {
+            gram: gram_time,
+            ease: ease_time,
+            item_knn: item_time,
+            user_knn: user_time,
+            content: content_time,
+            total: start.elapsed(),
+        };
+        Models {
+            config,
+            n_items,
+            popularity,
+            item_knn,
+            user_knn,
+            ease,
+            content,
+            times,
+        }
+    }
+
+    /// The model behind `Collaborative`.
+    pub fn collaborative(&self) -> Algorithm {
+        if self.ease.is_some() {
+            Algorithm::Ease
+        } else {
+            Algorithm::ItemKnn
+        }
+    }
+
+    /// Raw scores of every item for a profile. `own` is the profile's row in
+    /// the training data, if it has one; `keep` marks the candidates.
+    pub fn scores(
+        &self,
+        algorithm: Algorithm,
+        profile: &Profile,
+        own: Option<u32>,
+        keep: &dyn Fn(usize) -> bool,
+    ) -> Vec<f32> {
+        let mut out = vec![0f32; self.n_items];
+        match algorithm {
+            Algorithm::Popularity => out.copy_from_slice(&self.popularity),
+            Algorithm::ItemKnn => self.item_knn.score(profile, &mut out),
+            Algorithm::UserKnn => self.user_knn.score(profile, own, &mut out),
+            Algorithm::Ease => match &self.ease {
+                Some(ease) => ease.score(profile, &mut out),
+                None => self.item_knn.score(profile, &mut out),
+            },
+            Algorithm::Collaborative => {
+                return self.scores(self.collaborative(), profile, own, keep);
+            }
+            Algorithm::ContentBased => self.content.score(profile, &mut out),
+            Algorithm::Hybrid(method) => {
+                let cf = self.scores(Algorithm::Collaborative, profile, own, keep);
+                let content = self.scores(Algorithm::ContentBased, profile, own, keep);
+                let alpha = self.config.hybrid_alpha;
+                return match method {
+                    HybridMethod::Weighted => hybrid::weighted(
+                        cf,
+                        content,
+                        alpha,
+                        self.config.hybrid_content_fade,
+                        &self.popularity,
+                        keep,
+                    ),
+                    HybridMethod::Rank => hybrid::rank(&cf, &content, alpha),
+                    HybridMethod::Cascade => hybrid::cascade(cf, content, keep),
+                };
+            }
+        }
+        out
+    }
+
+    /// The `n` best candidates for a profile; items in the profile are
+    /// candidates only if `keep` says so.
+    pub fn recommend(
+        &self,
+        algorithm: Algorithm,
+        profile: &Profile,
+        own: Option<u32>,
+        n: usize,
+        keep: &dyn Fn(usize) -> bool,
+    ) -> Vec<(usize, f32)> {
+        let scores = self.scores(algorithm, profile, own, keep);
+        top_n(&scores, n, keep)
+    }
+
+    /// Items most like item `i`: the hybrid of item-kNN (co-interaction)
+    /// and content similarity, so items without interactions have
+    /// neighbours too. Scores in [0, 1].
+    pub fn similar_items(&self, i: usize, n: usize) -> Vec<(usize, f32)> {
+        let mut cf = vec![0f32; self.n_items];
+        self.item_knn.similarities(i, &mut cf);
+        let mut content = vec![0f32; self.n_items];
+        self.content.similarities(i, &mut content);
+        let has_cf = cf.iter().any(|&s| s > 0.0);
+        let alpha = if has_cf {
+            self.config.hybrid_alpha
+        } else {
+            0.0
+        };
+        let blended: Vec<f32> = cf
+            .iter()
+            .zip(&content)
+            .map(|(c, t)| (alpha * c + (1.0 - alpha) * t).clamp(0.0, 1.0))
+            .collect();
+        top_n(&blended, n, |j| j != i && blended[j] > 0.0)
+    }
+
+    /// How each algorithm scores `item` for the profile, and which profile
+    /// items it owes its item-kNN score to.
+    pub fn explain(
+        &self,
+        profile: &Profile,
+        own: Option<u32>,
+        item: usize,
+        keep: &dyn Fn(usize) -> bool,
+        hybrid: HybridMethod,
+    ) -> Explanation {
+        let algorithms = [
+            Algorithm::Hybrid(hybrid),
+            self.collaborative(),
+            Algorithm::ItemKnn,
+            Algorithm::UserKnn,
+            Algorithm::ContentBased,
+            Algorithm::Popularity,
+        ];
+        let mut parts = Vec::new();
+        for algorithm in algorithms {
+            let raw = self.scores(algorithm, profile, own, keep);
+            let rank = crate::topn::ranks(&raw);
+            let candidates_ahead = (0..raw.len())
+                .filter(|&j| keep(j) && rank[j] < rank[item])
+                .count();
+            let mut normalised = raw.clone();
+            hybrid::normalize_by_max(&mut normalised, keep);
+            parts.push((algorithm, raw[item], normalised[item], candidates_ahead + 1));
+        }
+        let mut because_of: Vec<(u32, f32)> = profile
+            .iter()
+            .filter_map(|&(i, w)| {
+                let (js, sims) = self.item_knn.neighbours.row(i as usize);
+                js.binary_search(&(item as u32))
+                    .ok()
+                    .map(|at| (i, w * sims[at]))
+            })
+            .collect();
+        because_of.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        because_of.truncate(5);
+        Explanation { parts, because_of }
+    }
+}

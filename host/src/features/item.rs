@@ -1,0 +1,80 @@
+//! Item features: the item's attributes plus its interaction statistics.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::placeholders;
+use crate::{
+    error::AppResult,
+    store::{Db, items, millis_to_datetime, now_millis},
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ItemFeatures {
+    pub item_id: i64,
+    pub total_interactions: i64,
+    pub interaction_types: BTreeMap<String, i64>,
+    pub avg_rating: Option<f64>,
+    pub popularity_score: f64,
+    pub view_count: i64,
+    pub click_count: i64,
+    pub purchase_count: i64,
+    pub age_days: f64,
+    /// The item itself (title, category, tags, features, ...).
+    pub item: items::Item,
+    pub computed_at: DateTime<Utc>,
+}
+
+/// One query for the items, one aggregate over their interactions.
+pub async fn compute(db: &Db, ids: &[i64]) -> AppResult<Vec<ItemFeatures>> {
+    let found = items::get_many(db, ids).await?;
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = placeholders(1, found.len());
+    let sql = format!(
+        "SELECT item_id, interaction_type, COUNT(*), COUNT(rating), SUM(rating) \
+         FROM interactions WHERE item_id IN ({list}) GROUP BY item_id, interaction_type"
+    );
+    let mut stats = sqlx::query_as::<_, (i64, String, i64, i64, Option<f64>)>(&sql);
+    for item in &found {
+        stats = stats.bind(item.id);
+    }
+    // Per item: (type, interactions, rated ones, sum of ratings).
+    type TypeStats = (String, i64, i64, Option<f64>);
+    let mut by_item: HashMap<i64, Vec<TypeStats>> = HashMap::new();
+    for (item, kind, n, rated, sum) in stats.fetch_all(&db.pool).await? {
+        by_item.entry(item).or_default().push((kind, n, rated, sum));
+    }
+    let now = now_millis();
+    Ok(found
+        .into_iter()
+        .map(|item| {
+            let rows = by_item.remove(&item.id).unwrap_or_default();
+            let types: BTreeMap<String, i64> =
+                rows.iter().map(|(k, n, _, _)| (k.clone(), *n)).collect();
+            let rated: i64 = rows.iter().map(|r| r.2).sum();
+            let rating_sum: f64 = rows.iter().filter_map(|r| r.3).sum();
+            let count = |k: &str| types.get(k).copied().unwrap_or(0);
+            ItemFeatures {
+                item_id: item.id,
+                total_interactions: types.values().sum(),
+                avg_rating: (rated > 0).then(|| rating_sum / rated as f64),
+                popularity_score: item.popularity_score,
+                view_count: count("view"),
+                click_count: count("click"),
+                purchase_count: count("purchase"),
+                interaction_types: types,
+                age_days: ((now - item.created_at.timestamp_millis()).max(0) as f64 / 86_400_000.0
+                    * 100.0)
+                    .round()
+                    / 100.0,
+                item,
+                computed_at: millis_to_datetime(now),
+            }
+        })
+        .collect())
+}

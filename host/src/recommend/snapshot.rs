@@ -1,0 +1,287 @@
+//! The serving state of the recommender: trained models plus the id maps,
+//! immutable once built and swapped atomically after a retrain. A request
+//! takes one `Arc` to the snapshot and keeps it to the end, so a retrain
+//! never changes a request half way through; the interaction table is read
+//! only when training.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use recengine_models::{
+    Algorithm, Models, ModelsConfig, TrainingData, content::ItemText, sparse::Csr,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::confidence::Confidence;
+use crate::store::Db;
+
+pub struct Snapshot {
+    /// 0 before the first training; +1 per retrain.
+    pub version: u64,
+    pub trained_at: DateTime<Utc>,
+    pub models: Models,
+    /// Column -> item id, and back.
+    pub item_ids: Vec<i64>,
+    pub item_index: HashMap<i64, u32>,
+    /// User id -> row of the training matrix.
+    pub user_index: HashMap<i64, u32>,
+    /// Columns from most to least popular (users who interacted, then the
+    /// item's stored `popularity_score`, then id): the cold-start list and
+    /// the filler where a model has no evidence.
+    pub popular_order: Vec<u32>,
+    pub report: TrainingReport,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TrainingReport {
+    pub version: u64,
+    pub trained_at: DateTime<Utc>,
+    pub users: usize,
+    pub items: usize,
+    pub interactions: usize,
+    /// Reading users, items and interactions from the database.
+    pub load_ms: f64,
+    /// Training every model (they train in parallel).
+    pub train_ms: f64,
+    pub ease_trained: bool,
+}
+
+impl Snapshot {
+    /// Maps a user's (item id, confidence) list to model columns; items the
+    /// snapshot does not know (created since) are left out.
+    pub fn profile(&self, items: &[(i64, f32)]) -> Vec<(u32, f32)> {
+        items
+            .iter()
+            .filter_map(|(id, w)| self.item_index.get(id).map(|&i| (i, *w)))
+            .collect()
+    }
+
+    pub fn item_id(&self, column: usize) -> i64 {
+        self.item_ids[column]
+    }
+
+    /// The `n` best columns for a profile with scores relative to the best
+    /// (1). Where the model has no positive evidence, the remaining places
+    /// go to popular items, scored below every real match, so business
+    /// rules still have something to rank and their boosts act on
+    /// non-zero scores.
+    pub fn candidates(
+        &self,
+        algorithm: Algorithm,
+        profile: &[(u32, f32)],
+        own: Option<u32>,
+        n: usize,
+        keep: &dyn Fn(usize) -> bool,
+    ) -> Vec<(usize, f64)> {
+        let scored = self.models.recommend(algorithm, profile, own, n, keep);
+        let best = scored.first().map_or(0.0, |c| f64::from(c.1));
+        let mut out: Vec<(usize, f64)> = scored
+            .into_iter()
+            .filter(|&(_, s)| s > 0.0)
+            .map(|(j, s)| (j, f64::from(s) / best))
+            .collect();
+        let floor = out.last().map_or(1.0, |&(_, s)| s / 2.0);
+        let missing = n.saturating_sub(out.len());
+        let taken: std::collections::HashSet<usize> = out.iter().map(|c| c.0).collect();
+        let fillers: Vec<usize> = self
+            .popular_order
+            .iter()
+            .map(|&j| j as usize)
+            .filter(|&j| keep(j) && !taken.contains(&j))
+            .take(missing)
+            .collect();
+        let m = fillers.len() as f64;
+        out.extend(
+            fillers
+                .into_iter()
+                .enumerate()
+                .map(|(k, j)| (j, floor * (1.0 - k as f64 / (m + 1.0)))),
+        );
+        out
+    }
+
+    fn train(version: u64, rows: TrainingRows, config: ModelsConfig, load: Duration) -> Snapshot {
+        let started = Instant::now();
+        let item_index: HashMap<i64, u32> = rows
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _, _))| (*id, i as u32))
+            .collect();
+        let mut user_index: HashMap<i64, u32> = HashMap::new();
+        let mut triplets = Vec::with_capacity(rows.interactions.len());
+        for (user, item, confidence) in &rows.interactions {
+            let Some(&column) = item_index.get(item) else {
+                continue;
+            };
+            let next = user_index.len() as u32;
+            let row = *user_index.entry(*user).or_insert(next);
+            triplets.push((row, column, *confidence));
+        }
+        let mut x = Csr::from_triplets(user_index.len(), item_index.len(), triplets);
+        x.values
+            .iter_mut()
+            .for_each(|v| *v = Confidence::combine(*v));
+        let n_interactions = rows.interactions.len();
+        let stored_popularity: Vec<f64> = rows.items.iter().map(|i| i.1).collect();
+        let (item_ids, texts): (Vec<i64>, Vec<ItemText>) = rows
+            .items
+            .into_iter()
+            .map(|(id, _, text)| (id, text))
+            .unzip();
+        let data = TrainingData {
+            interactions: x,
+            items: texts,
+        };
+        let models = Models::train(&data, config);
+        let mut popular_order: Vec<u32> = (0..item_ids.len() as u32).collect();
+        popular_order.sort_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            models.popularity[b]
+                .total_cmp(&models.popularity[a])
+                .then(stored_popularity[b].total_cmp(&stored_popularity[a]))
+                .then(a.cmp(&b))
+        });
+        let trained_at = Utc::now();
+        let report = TrainingReport {
+            version,
+            trained_at,
+            users: user_index.len(),
+            items: item_ids.len(),
+            interactions: n_interactions,
+            load_ms: load.as_secs_f64() * 1e3,
+            train_ms: started.elapsed().as_secs_f64() * 1e3,
+            ease_trained: models.ease.is_some(),
+        };
+        Snapshot {
+            version,
+            trained_at,
+            models,
+            item_ids,
+            item_index,
+            user_index,
+            popular_order,
+            report,
+        }
+    }
+}
+
+/// What training reads from the database.
+struct TrainingRows {
+    /// (id, stored popularity score, text).
+    items: Vec<(i64, f64, ItemText)>,
+    /// (user, item, confidence) per interaction.
+    interactions: Vec<(i64, i64, f32)>,
+}
+
+async fn load(db: &Db, confidence: &Confidence) -> sqlx::Result<TrainingRows> {
+    let items: Vec<(i64, String, String, String, String, f64)> = sqlx::query_as(
+        "SELECT id, title, description, category, tags, popularity_score FROM items ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let items = items
+        .into_iter()
+        .map(|(id, title, description, category, tags, popularity)| {
+            let tags = serde_json::from_str(&tags).unwrap_or_default();
+            (
+                id,
+                popularity,
+                ItemText {
+                    title,
+                    description,
+                    category,
+                    tags,
+                },
+            )
+        })
+        .collect();
+    let rows: Vec<(i64, i64, String, Option<f64>, f64)> = sqlx::query_as(
+        "SELECT user_id, item_id, interaction_type, rating, weight FROM interactions",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let interactions = rows
+        .into_iter()
+        .map(|(u, i, t, r, w)| (u, i, confidence.of(&t, r, w)))
+        .collect();
+    Ok(TrainingRows {
+        items,
+        interactions,
+    })
+}
+
+/// Owns the current snapshot; retrains on demand.
+pub struct Recommender {
+    current: ArcSwap<Snapshot>,
+    config: ModelsConfig,
+    confidence: Confidence,
+    versions: AtomicU64,
+    /// One retrain at a time; a second caller waits and trains again on
+    /// fresher data.
+    training: tokio::sync::Mutex<()>,
+}
+
+impl Recommender {
+    pub fn new(config: ModelsConfig, confidence: Confidence) -> Self {
+        let empty = Snapshot::train(
+            0,
+            TrainingRows {
+                items: Vec::new(),
+                interactions: Vec::new(),
+            },
+            config.clone(),
+            Duration::ZERO,
+        );
+        Self {
+            current: ArcSwap::from_pointee(empty),
+            config,
+            confidence,
+            versions: AtomicU64::new(0),
+            training: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn confidence(&self) -> &Confidence {
+        &self.confidence
+    }
+
+    /// The snapshot to serve one request from.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Reads the interactions, trains every model off the async threads,
+    /// and swaps the new snapshot in. Requests keep being served from the
+    /// old one until the swap.
+    pub async fn retrain(&self, db: &Db) -> anyhow::Result<TrainingReport> {
+        let _one_at_a_time = self.training.lock().await;
+        let started = Instant::now();
+        let rows = load(db, &self.confidence).await?;
+        let load_time = started.elapsed();
+        let version = self.versions.fetch_add(1, Ordering::SeqCst) + 1;
+        let config = self.config.clone();
+        let snapshot =
+            tokio::task::spawn_blocking(move || Snapshot::train(version, rows, config, load_time))
+                .await?;
+        let report = snapshot.report.clone();
+        self.current.store(Arc::new(snapshot));
+        tracing::info!(
+            version = report.version,
+            users = report.users,
+            items = report.items,
+            interactions = report.interactions,
+            load_ms = report.load_ms,
+            train_ms = report.train_ms,
+            "models retrained"
+        );
+        Ok(report)
+    }
+}

@@ -1,0 +1,87 @@
+//! Trending: the items with the most interactions in a recent window. An
+//! indexed range read of the window (never the whole table), cached for a
+//! few seconds so a burst of requests costs one query.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{AppState, error::AppResult, store::now_millis};
+
+/// How long one window's answer is reused.
+pub const TRENDING_CACHE_TTL: Duration = Duration::from_secs(10);
+/// The longest window one may ask for (30 days).
+pub const MAX_WINDOW_SECONDS: i64 = 30 * 86_400;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TrendingItem {
+    pub item_id: i64,
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    /// Interactions inside the window.
+    pub interaction_count: i64,
+    /// Distinct users inside the window.
+    pub unique_users: i64,
+    /// 0-1: interaction count relative to the top item's.
+    pub trending_score: f64,
+    pub rank: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TrendingResponse {
+    pub trending_items: Vec<TrendingItem>,
+    pub time_window_seconds: i64,
+    pub count: usize,
+}
+
+pub async fn trending(
+    state: &AppState,
+    limit: usize,
+    window_seconds: i64,
+) -> AppResult<TrendingResponse> {
+    let field = format!("{limit}|{window_seconds}");
+    if let Some(hit) = state.trending_cache.get("trending", &field).await {
+        return Ok(hit);
+    }
+    let since = now_millis() - window_seconds * 1000;
+    // Over-fetch: some of the top items may have been deleted.
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT item_id, COUNT(*) AS n, COUNT(DISTINCT user_id) FROM interactions \
+         WHERE created_at >= $1 GROUP BY item_id ORDER BY n DESC, item_id LIMIT $2",
+    )
+    .bind(since)
+    .bind((limit + 10) as i64)
+    .fetch_all(&state.db.pool)
+    .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let items = state.features.items_batch(&ids).await?;
+    let top = rows.first().map_or(1, |r| r.1).max(1) as f64;
+    let trending_items: Vec<TrendingItem> = rows
+        .into_iter()
+        .filter_map(|(id, n, users)| items.get(&id).map(|f| (&f.item, n, users)))
+        .take(limit)
+        .enumerate()
+        .map(|(rank, (item, n, users))| TrendingItem {
+            item_id: item.id,
+            title: item.title.clone(),
+            description: item.description.clone(),
+            category: item.category.clone(),
+            interaction_count: n,
+            unique_users: users,
+            trending_score: n as f64 / top,
+            rank: rank + 1,
+        })
+        .collect();
+    let response = TrendingResponse {
+        count: trending_items.len(),
+        trending_items,
+        time_window_seconds: window_seconds,
+    };
+    state
+        .trending_cache
+        .put("trending", &field, response.clone())
+        .await;
+    Ok(response)
+}
