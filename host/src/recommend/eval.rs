@@ -277,4 +277,31 @@ mod tests {
         assert_eq!(r3(m.ndcg), 0.221);
         assert_eq!((m.coverage * 100.0).round() / 100.0, 0.03);
     }
+
+    /// The bar of the project: the default algorithm at NDCG@10 >= 0.44,
+    /// and no kNN below the reference row of its family, with the
+    /// service's default settings.
+    #[test]
+    fn the_quality_bar_holds() {
+        let (train, test) = split(&ml100k());
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ml-100k");
+        let items = crate::data::movielens::read_dataset(&dir).unwrap().items;
+        let data = training_data(&train, &items);
+        let settings = crate::config::Settings::for_tests("sqlite::memory:");
+        let models = Models::train(&data, settings.models_config());
+        let default = crate::recommend::algorithms::parse(
+            "hybrid",
+            crate::recommend::algorithms::hybrid_method(&settings.hybrid_method).unwrap(),
+        )
+        .unwrap();
+        for (algorithm, bar) in [
+            (default, 0.44),
+            (Algorithm::Ease, 0.446),
+            (Algorithm::ItemKnn, 0.365),
+            (Algorithm::UserKnn, 0.399),
+        ] {
+            let m = evaluate(&train, &test, 1682, model_scorer(&models, algorithm, &data));
+            assert!(m.ndcg >= bar, "{algorithm:?}: NDCG@10 {:.4} < {bar}", m.ndcg);
+        }
+    }
 }

@@ -9,5 +9,6 @@ mod catalogue;
 mod import;
 mod logs;
 mod rate_limits;
+mod recommender;
 mod rules;
 mod wasm;
