@@ -91,6 +91,8 @@ async fn main() -> anyhow::Result<()> {
             let state = AppState::build(settings).await?;
             if demo && data::demo::seed_if_empty(&state.db).await? {
                 tracing::info!("demo data seeded");
+                // The start-up training saw an empty catalogue.
+                state.retrain().await?;
             }
             let listener = tokio::net::TcpListener::bind(addr)
                 .await

@@ -301,7 +301,11 @@ mod tests {
             (Algorithm::UserKnn, 0.399),
         ] {
             let m = evaluate(&train, &test, 1682, model_scorer(&models, algorithm, &data));
-            assert!(m.ndcg >= bar, "{algorithm:?}: NDCG@10 {:.4} < {bar}", m.ndcg);
+            assert!(
+                m.ndcg >= bar,
+                "{algorithm:?}: NDCG@10 {:.4} < {bar}",
+                m.ndcg
+            );
         }
     }
 }

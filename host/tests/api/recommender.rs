@@ -612,7 +612,11 @@ async fn replicas_share_the_caches_through_redis() {
     assert_eq!(json_of(a.get(&path).await).await["total_interactions"], 2);
     let hits = b.state.features.users.stats.hits();
     assert_eq!(json_of(b.get(&path).await).await["total_interactions"], 2);
-    assert_eq!(b.state.features.users.stats.hits(), hits + 1, "B read A's entry");
+    assert_eq!(
+        b.state.features.users.stats.hits(),
+        hits + 1,
+        "B read A's entry"
+    );
 
     let list = format!("/api/v1/recommendations/user/{}?top_n=3", c.alice);
     assert_eq!(json_of(a.get(&list).await).await["cached"], false);
