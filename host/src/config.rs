@@ -119,6 +119,11 @@ pub struct Settings {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
     pub rules_dir: PathBuf,
+    /// Public keys rule bundles must be signed with (`id:base64,...`);
+    /// empty: signatures are not checked.
+    pub bundle_public_keys: String,
+    /// Largest rule bundle accepted, bytes (default 16 MiB).
+    pub max_bundle_bytes: usize,
     /// Wall-clock budget of one rule call, milliseconds.
     pub rule_deadline_ms: u64,
     /// Memory one rule call may use, MiB.
@@ -214,6 +219,8 @@ impl Settings {
             ("RATINGS_AS_WEIGHTS", "true"),
             ("MAX_BODY_BYTES", "1048576"),
             ("RULES_DIR", "rules"),
+            ("BUNDLE_PUBLIC_KEYS", ""),
+            ("MAX_BUNDLE_BYTES", "16777216"),
             ("RATE_LIMIT_AUTH", "10/minute"),
             ("RULE_DEADLINE_MS", "25"),
             ("RULE_MEMORY_MB", "32"),
@@ -397,6 +404,13 @@ impl Settings {
                 1 << 20,
             ),
             rules_dir: PathBuf::from(value("RULES_DIR")),
+            bundle_public_keys: value("BUNDLE_PUBLIC_KEYS").to_string(),
+            max_bundle_bytes: typed(
+                &mut errors,
+                "MAX_BUNDLE_BYTES",
+                value("MAX_BUNDLE_BYTES"),
+                16 << 20,
+            ),
             rule_deadline_ms: typed(
                 &mut errors,
                 "RULE_DEADLINE_MS",
@@ -468,6 +482,11 @@ impl Settings {
                 "LOG_LEVEL={:?}: expected trace, debug, info, warn or error",
                 settings.log_level
             ));
+        }
+        if let Err(e) =
+            crate::rules::bundle::signing::TrustedKeys::parse(&settings.bundle_public_keys)
+        {
+            errors.push(format!("BUNDLE_PUBLIC_KEYS: {e}"));
         }
         if !["weighted", "rank", "cascade"].contains(&settings.hybrid_method.as_str()) {
             errors.push(format!(

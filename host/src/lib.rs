@@ -52,6 +52,7 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub limiter: Arc<RateLimiter>,
     pub rules: Arc<rules::registry::RuleRegistry>,
+    pub bundles: Arc<rules::bundle::BundleManager>,
     pub recommender: Arc<recommend::snapshot::Recommender>,
     pub features: Arc<features::FeatureStore>,
     /// Finished recommendation lists, per user and query (`CACHE_TTL`).
@@ -79,21 +80,42 @@ impl AppState {
         let registry = rules::registry::RuleRegistry::with_builtins(engine)?;
         registry.load_dir(&settings.rules_dir);
         rules::admin::apply_persisted(&registry, &db).await?;
+        let registry = Arc::new(registry);
+        let bundles = Arc::new(rules::bundle::BundleManager::new(
+            registry.clone(),
+            db.clone(),
+            rules::bundle::signing::TrustedKeys::parse(&settings.bundle_public_keys)
+                .map_err(anyhow::Error::msg)?,
+            settings.max_bundle_bytes,
+        ));
+        // Come back on the revisions that were active before the restart.
+        bundles.sync().await?;
         let recommender = Arc::new(recommend::snapshot::Recommender::new(
             settings.models_config(),
             recommend::confidence::Confidence::from_settings(&settings),
         ));
         recommender.retrain(&db).await?;
+        let rec_cache = Arc::new(cache::Cache::new(
+            "recommendations",
+            settings.cache_ttl,
+            redis.clone(),
+        ));
+        let invalidate = {
+            let rec_cache = rec_cache.clone();
+            move || {
+                let rec_cache = rec_cache.clone();
+                tokio::spawn(async move { rec_cache.invalidate_all().await });
+            }
+        };
+        bundles.spawn_sync(invalidate.clone());
+        rules::bundle::watch::spawn(bundles.clone(), settings.rules_dir.clone(), invalidate);
         Ok(Self {
+            bundles,
+            rec_cache,
             recommender,
             features: Arc::new(features::FeatureStore::new(
                 db.clone(),
                 &settings,
-                redis.clone(),
-            )),
-            rec_cache: Arc::new(cache::Cache::new(
-                "recommendations",
-                settings.cache_ttl,
                 redis.clone(),
             )),
             // Trending is cheap to recompute and global: in process only.
@@ -102,7 +124,7 @@ impl AppState {
                 recommend::trending::TRENDING_CACHE_TTL,
                 None,
             )),
-            rules: Arc::new(registry),
+            rules: registry,
             tokens: Arc::new(TokenKeys::new(&settings)),
             limiter: Arc::new(RateLimiter::new(&settings, redis.clone())),
             settings: Arc::new(settings),

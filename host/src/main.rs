@@ -41,10 +41,49 @@ enum Command {
         #[arg(long, default_value = "../shared/data/ml-100k")]
         data: PathBuf,
     },
+    /// Rule bundles: pack, keys, sign, verify (upload with the API or by
+    /// dropping the file in RULES_DIR).
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
     /// Manage accounts.
     Users {
         #[command(subcommand)]
         action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesAction {
+    /// Pack DIR (manifest.json and the components it names) into a bundle.
+    Pack {
+        dir: PathBuf,
+        /// Default: <name>-<revision>.tar.gz in the current directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Make an ed25519 key pair: PREFIX.key (private, keep it secret) and
+    /// PREFIX.pub; prints the BUNDLE_PUBLIC_KEYS entry.
+    Keygen {
+        prefix: PathBuf,
+        #[arg(long, default_value = "ops")]
+        key_id: String,
+    },
+    /// Sign BUNDLE in place with a private key.
+    Sign {
+        bundle: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        key_id: String,
+    },
+    /// Check BUNDLE: its structure, digests and (with keys) its signature.
+    Verify {
+        bundle: PathBuf,
+        /// `id:base64,...`; default BUNDLE_PUBLIC_KEYS.
+        #[arg(long)]
+        keys: Option<String>,
     },
 }
 
@@ -184,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
                 row(name, m, one.as_secs_f64() * 1e6, all.as_secs_f64() * 1e6);
             }
         }
+        Command::Rules { action } => rules_command(action, &settings)?,
         Command::Users {
             action: UserAction::CreateAdmin { email, username },
         } => {
@@ -197,6 +237,72 @@ async fn main() -> anyhow::Result<()> {
                 recengine::auth::bootstrap::create_admin(&state.db, &email, &username, password)
                     .await?;
             println!("admin {} (id {}) is ready", admin.email, admin.id);
+        }
+    }
+    Ok(())
+}
+
+fn rules_command(action: RulesAction, settings: &Settings) -> anyhow::Result<()> {
+    use recengine::rules::bundle::{format, signing};
+    let fail = anyhow::Error::msg;
+    match action {
+        RulesAction::Pack { dir, out } => {
+            let archive = format::pack_dir(&dir).map_err(fail)?;
+            let bundle = format::unpack(&archive, usize::MAX).map_err(fail)?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from(format!(
+                    "{}-{}.tar.gz",
+                    bundle.manifest.name, bundle.manifest.revision
+                ))
+            });
+            std::fs::write(&out, &archive)?;
+            println!(
+                "{}: {} rule(s), {} bytes, sha256 {}",
+                out.display(),
+                bundle.manifest.rules.len(),
+                archive.len(),
+                bundle.digest
+            );
+        }
+        RulesAction::Keygen { prefix, key_id } => {
+            let (private, public) = signing::generate();
+            let private_path = prefix.with_extension("key");
+            std::fs::write(&private_path, format!("{private}\n"))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&private_path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            std::fs::write(prefix.with_extension("pub"), format!("{public}\n"))?;
+            println!("BUNDLE_PUBLIC_KEYS={key_id}:{public}");
+        }
+        RulesAction::Sign {
+            bundle,
+            key,
+            key_id,
+        } => {
+            let archive = std::fs::read(&bundle)?;
+            let unpacked = format::unpack(&archive, usize::MAX).map_err(fail)?;
+            let private = std::fs::read_to_string(&key)?;
+            let signature =
+                signing::sign(&unpacked.manifest_bytes, &private, &key_id).map_err(fail)?;
+            std::fs::write(&bundle, format::resign(&archive, &signature).map_err(fail)?)?;
+            println!("{} signed with {key_id}", bundle.display());
+        }
+        RulesAction::Verify { bundle, keys } => {
+            let archive = std::fs::read(&bundle)?;
+            let unpacked = format::unpack(&archive, settings.max_bundle_bytes).map_err(fail)?;
+            let keys = signing::TrustedKeys::parse(
+                keys.as_deref().unwrap_or(&settings.bundle_public_keys),
+            )
+            .map_err(fail)?;
+            match keys.verify(&unpacked).map_err(fail)? {
+                Some(id) => println!("{}: valid, signed by {id}", bundle.display()),
+                None => println!(
+                    "{}: structure and digests valid; no keys given, signature not checked",
+                    bundle.display()
+                ),
+            }
         }
     }
     Ok(())

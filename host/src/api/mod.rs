@@ -4,6 +4,7 @@
 //! later, `recommend/`, `rules/`, `jobs/`), and shape the answer.
 
 pub mod auth;
+pub mod bundles;
 pub mod extract;
 pub mod features;
 pub mod health;
@@ -49,6 +50,8 @@ use crate::{AppState, error::AppError, ratelimit, telemetry};
         features::items_batch, features::user_item_features, features::user_items_batch,
         features::invalidate_all, features::invalidate_user, features::invalidate_item,
         models::status, models::retrain,
+        bundles::upload, bundles::list, bundles::status, bundles::history, bundles::rollback,
+        bundles::remove,
         rules::list_rules, rules::get_rule, rules::change_rule, rules::remove_rule, rules::dry_run,
     ),
     modifiers(&BearerAuth),
@@ -59,6 +62,7 @@ use crate::{AppState, error::AppError, ratelimit, telemetry};
         (name = "interactions", description = "What users did with items"),
         (name = "recommendations", description = "Recommendations after the business rules"),
         (name = "features", description = "The feature store: users, items, user-item pairs; cache invalidation"),
+        (name = "bundles", description = "Rule bundles: upload, status, history, rollback, removal"),
         (name = "models", description = "The trained models: status, retrain"),
         (name = "rules", description = "Business rules (Wasm components): list, change, dry run"),
         (name = "operations", description = "Health and monitoring"),
@@ -95,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .merge(recommendations::router())
         .merge(features::router())
         .merge(models::router())
+        .merge(bundles::router(state.settings.max_bundle_bytes))
         .merge(rules::router())
         .route("/health", get(health::health));
 

@@ -125,7 +125,7 @@ pub fn list(registry: &RuleRegistry) -> (u64, Vec<RuleView>) {
     )
 }
 
-fn policy_name(p: FailurePolicy) -> &'static str {
+pub fn policy_name(p: FailurePolicy) -> &'static str {
     match p {
         FailurePolicy::FailOpen => "fail_open",
         FailurePolicy::FailClosed => "fail_closed",

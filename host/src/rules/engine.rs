@@ -207,7 +207,7 @@ impl RuleEngine {
         Ok(compiled)
     }
 
-    fn store(&self, now_ms: i64) -> (Store<RuleState>, MemoryOutputPipe) {
+    fn store(&self, now_ms: i64, limits: &Limits) -> (Store<RuleState>, MemoryOutputPipe) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let wasi = WasiCtx::builder()
             .stdout(SinkOutputStream)
@@ -218,7 +218,7 @@ impl RuleEngine {
             wasi,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
+                .memory_size(limits.memory_bytes)
                 .instances(16)
                 .tables(16)
                 .memories(4)
@@ -229,7 +229,7 @@ impl RuleEngine {
         store.limiter(|s| &mut s.limits);
         // The deadline must be armed before instantiation: a new store's is
         // zero, and instantiation runs guest code.
-        let ticks = (self.limits.deadline.as_millis() as u64).max(1);
+        let ticks = (limits.deadline.as_millis() as u64).max(1);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         (store, stderr)
@@ -239,8 +239,9 @@ impl RuleEngine {
         &self,
         pre: &RulePre<RuleState>,
         now_ms: i64,
+        limits: &Limits,
     ) -> Result<(Store<RuleState>, Rule, MemoryOutputPipe), Failure> {
-        let (mut store, stderr) = self.store(now_ms);
+        let (mut store, stderr) = self.store(now_ms, limits);
         let rule = pre
             .instantiate(&mut store)
             .map_err(|e| classify(&e, &stderr, true))?;
@@ -248,24 +249,37 @@ impl RuleEngine {
     }
 
     fn read_metadata(&self, pre: &RulePre<RuleState>) -> Result<sdk::Metadata, Failure> {
-        let (mut store, rule, stderr) = self.instantiate(pre, 0)?;
+        let (mut store, rule, stderr) = self.instantiate(pre, 0, &self.limits)?;
         let m = rule
             .call_metadata(&mut store)
             .map_err(|e| classify(&e, &stderr, false))?;
         Ok(metadata_from_wit(m))
     }
 
-    /// Calls the rule's `apply` in a fresh instance.
+    /// Calls the rule's `apply` in a fresh instance, under the engine's
+    /// limits.
     pub fn apply(
         &self,
         rule: &CompiledRule,
         request: &wit::Request,
     ) -> Result<sdk::Outcome, Failure> {
+        self.apply_within(rule, request, &self.limits)
+    }
+
+    /// `apply` under tighter limits (a bundle may set them per rule; they
+    /// never exceed the engine's).
+    pub fn apply_within(
+        &self,
+        rule: &CompiledRule,
+        request: &wit::Request,
+        limits: &Limits,
+    ) -> Result<sdk::Outcome, Failure> {
         let n = request.candidates.ids.len();
-        if n > self.limits.max_candidates {
+        if n > limits.max_candidates {
             return Err(Failure::InputTooLarge(n));
         }
-        let (mut store, instance, stderr) = self.instantiate(&rule.pre, request.context.now_ms)?;
+        let (mut store, instance, stderr) =
+            self.instantiate(&rule.pre, request.context.now_ms, limits)?;
         match instance.call_apply(&mut store, request) {
             Ok(Ok(outcome)) => Ok(match outcome {
                 wit::Outcome::Dropped(v) => sdk::Outcome::Dropped(v),

@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod builtin;
+pub mod bundle;
 pub mod engine;
 pub mod input;
 pub mod pipeline;

@@ -96,7 +96,11 @@ pub fn run(
         let counters = registry.counters(&meta.name);
         let started = Instant::now();
         let result = engine
-            .apply(&rule.compiled, &to_wit(&request, &rule.config))
+            .apply_within(
+                &rule.compiled,
+                &to_wit(&request, &rule.config),
+                &rule.limits,
+            )
             .and_then(|outcome| {
                 let mut candidates = request.candidates.clone();
                 contract::apply(meta.kind, &mut candidates, outcome)

@@ -16,7 +16,7 @@ use recengine_rules_sdk as sdk;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::engine::{CompiledRule, RuleEngine};
+use super::engine::{CompiledRule, Limits, RuleEngine};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -35,8 +35,11 @@ pub struct ActiveRule {
     /// Parameter values, in the order of the metadata's params.
     pub config: Vec<f64>,
     pub policy: FailurePolicy,
-    /// Where the rule came from: `builtin`, or a bundle name (later).
+    /// Where the rule came from: `builtin`, `rules_dir`, or
+    /// `bundle:<name>@<revision>`.
     pub source: String,
+    /// What each call may use (the engine's, or tighter from a bundle).
+    pub limits: Limits,
 }
 
 impl ActiveRule {
@@ -44,7 +47,7 @@ impl ActiveRule {
         &self.compiled.metadata.name
     }
 
-    pub fn from_compiled(compiled: Arc<CompiledRule>, source: &str) -> Self {
+    pub fn from_compiled(compiled: Arc<CompiledRule>, source: &str, limits: Limits) -> Self {
         let m = &compiled.metadata;
         Self {
             priority: m.default_priority,
@@ -56,6 +59,7 @@ impl ActiveRule {
                 FailurePolicy::FailOpen
             },
             source: source.to_string(),
+            limits,
             compiled,
         }
     }
@@ -126,7 +130,11 @@ impl RuleRegistry {
                 .engine
                 .load(bytes)
                 .map_err(|e| anyhow::anyhow!("built-in rule {crate_name}: {e:#}"))?;
-            rules.push(ActiveRule::from_compiled(compiled, "builtin"));
+            rules.push(ActiveRule::from_compiled(
+                compiled,
+                "builtin",
+                registry.engine.limits(),
+            ));
         }
         registry.replace(rules);
         Ok(registry)
@@ -161,7 +169,11 @@ impl RuleRegistry {
                 if rules.iter().any(|r| r.name() == name) {
                     return Err(());
                 }
-                rules.push(ActiveRule::from_compiled(compiled, "rules_dir"));
+                rules.push(ActiveRule::from_compiled(
+                    compiled,
+                    "rules_dir",
+                    self.engine.limits(),
+                ));
                 Ok(())
             });
             match added {

@@ -154,6 +154,12 @@ impl TestApp {
         }
     }
 
+    /// Signs in as the admin an earlier app on the same database created.
+    pub async fn make_admin_token_only(&mut self) {
+        let tokens = self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        self.admin_token = tokens["access_token"].as_str().unwrap().to_string();
+    }
+
     /// Creates the admin account and signs in as it.
     pub async fn make_admin(&mut self) {
         recengine::auth::bootstrap::create_admin(
@@ -194,6 +200,13 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// GET as the admin, expecting 200 and JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let res = self.get(path).await;
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.json().await.unwrap()
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod bundles;
 mod catalogue;
 mod import;
 mod logs;

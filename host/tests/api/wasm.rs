@@ -67,7 +67,11 @@ pub fn add_rule(state: &AppState, bytes: &[u8], config: Vec<f64>, policy: Failur
     state
         .rules
         .update(|rules| {
-            let mut rule = ActiveRule::from_compiled(Arc::clone(&compiled), "test");
+            let mut rule = ActiveRule::from_compiled(
+                Arc::clone(&compiled),
+                "test",
+                state.rules.engine.limits(),
+            );
             rule.config = config;
             rule.policy = policy;
             rules.retain(|r| r.name() != name);

@@ -1,0 +1,255 @@
+//! `/api/v1/rules/bundles`: upload, status, history, rollback and removal
+//! of rule bundles. Ops or admin only.
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    http::StatusCode,
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{ApiJson, ApiPath, ApiQuery, Validate};
+use crate::{
+    AppState,
+    auth::extract::CurrentUser,
+    error::{AppError, AppResult},
+    rules::admin::policy_name,
+    rules::bundle::{
+        ActivationReport, BundleError, LocalState,
+        store::{self, EventView, RevisionView},
+    },
+};
+
+pub fn router(max_bundle_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/rules/bundles",
+            post(upload)
+                .get(list)
+                // A bundle may be larger than an ordinary JSON body; the
+                // size check with a clear reason happens in `unpack`.
+                .layer(DefaultBodyLimit::max(max_bundle_bytes + 1)),
+        )
+        .route("/rules/bundles/{name}", get(status).delete(remove))
+        .route("/rules/bundles/{name}/history", get(history))
+        .route("/rules/bundles/{name}/rollback", post(rollback))
+}
+
+impl From<BundleError> for AppError {
+    fn from(e: BundleError) -> Self {
+        match e {
+            BundleError::Refused(reason) => AppError::Validation(reason),
+            BundleError::NotFound => AppError::not_found("Bundle"),
+            BundleError::Database(d) => AppError::from(d),
+        }
+    }
+}
+
+fn actor(caller: &CurrentUser) -> String {
+    format!("user:{}", caller.0.id)
+}
+
+/// Uploads a bundle (`.tar.gz`, as built by `recengine rules pack`) and
+/// activates it. 422 with the reason when it is refused; the active rules
+/// are then unchanged.
+#[utoipa::path(post, path = "/api/v1/rules/bundles", tag = "bundles",
+    request_body(content = Vec<u8>, content_type = "application/gzip"),
+    security(("bearer" = [])),
+    responses((status = 201, body = ActivationReport), (status = 401), (status = 403), (status = 413), (status = 422)))]
+pub async fn upload(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    body: Bytes,
+) -> AppResult<(StatusCode, Json<ActivationReport>)> {
+    caller.require_ops()?;
+    let report = state
+        .bundles
+        .activate(body.to_vec(), &actor(&caller))
+        .await?;
+    state.recommendations_changed().await;
+    Ok((StatusCode::CREATED, Json(report)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BundleSummary {
+    pub name: String,
+    /// The fleet's active revision (the database); `null` once deleted.
+    pub active_revision: Option<String>,
+    /// What this replica runs.
+    pub running_revision: Option<String>,
+    pub generation: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/rules/bundles", tag = "bundles",
+    security(("bearer" = [])),
+    responses((status = 200, body = [BundleSummary]), (status = 401), (status = 403)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> AppResult<Json<Vec<BundleSummary>>> {
+    caller.require_ops()?;
+    let local = state.bundles.local_state();
+    let rows = store::active(&state.db).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| BundleSummary {
+                running_revision: local.get(&r.name).and_then(|l| l.revision.clone()),
+                name: r.name,
+                active_revision: r.revision,
+                generation: r.generation,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BundleRuleState {
+    pub name: String,
+    pub kind: String,
+    pub priority: i32,
+    pub enabled: bool,
+    pub failure_policy: &'static str,
+    pub calls: u64,
+    pub failures: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BundleStatus {
+    pub name: String,
+    pub active_revision: Option<String>,
+    /// This replica: running revision, last success, last error.
+    pub replica: LocalState,
+    pub rules: Vec<BundleRuleState>,
+    pub revisions: Vec<RevisionView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/rules/bundles/{name}", tag = "bundles",
+    security(("bearer" = [])),
+    responses((status = 200, body = BundleStatus), (status = 401), (status = 403), (status = 404)))]
+pub async fn status(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiPath(name): ApiPath<String>,
+) -> AppResult<Json<BundleStatus>> {
+    caller.require_ops()?;
+    let revisions = store::revisions(&state.db, &name).await?;
+    let replica = state.bundles.local_state().remove(&name);
+    if revisions.is_empty() && replica.is_none() {
+        return Err(AppError::not_found("Bundle"));
+    }
+    let active = store::active(&state.db)
+        .await?
+        .into_iter()
+        .find(|r| r.name == name)
+        .and_then(|r| r.revision);
+    let prefix = format!("bundle:{name}@");
+    let set = state.rules.snapshot();
+    let rules = set
+        .rules
+        .iter()
+        .filter(|r| r.source.starts_with(&prefix))
+        .map(|r| {
+            let counters = state.rules.counters(r.name());
+            BundleRuleState {
+                name: r.name().to_string(),
+                kind: format!("{:?}", r.compiled.metadata.kind).to_lowercase(),
+                priority: r.priority,
+                enabled: r.enabled,
+                failure_policy: policy_name(r.policy),
+                calls: counters.calls(),
+                failures: counters.failures().values().sum(),
+            }
+        })
+        .collect();
+    Ok(Json(BundleStatus {
+        name,
+        active_revision: active,
+        replica: replica.unwrap_or_default(),
+        rules,
+        revisions,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// 1 to 1000 (default 100), newest first.
+    #[serde(default = "hundred")]
+    pub limit: i64,
+}
+
+fn hundred() -> i64 {
+    100
+}
+
+impl Validate for HistoryParams {
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=1000).contains(&self.limit) {
+            return Err("limit must be between 1 and 1000".into());
+        }
+        Ok(())
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/rules/bundles/{name}/history", tag = "bundles",
+    params(HistoryParams), security(("bearer" = [])),
+    responses((status = 200, body = [EventView]), (status = 401), (status = 403)))]
+pub async fn history(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(p): ApiQuery<HistoryParams>,
+) -> AppResult<Json<Vec<EventView>>> {
+    caller.require_ops()?;
+    Ok(Json(store::history(&state.db, &name, p.limit).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// Any revision uploaded before.
+    pub revision: String,
+}
+
+impl Validate for RollbackRequest {
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/rules/bundles/{name}/rollback", tag = "bundles",
+    request_body = RollbackRequest, security(("bearer" = [])),
+    responses((status = 200, body = ActivationReport), (status = 401), (status = 403), (status = 404), (status = 422)))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<RollbackRequest>,
+) -> AppResult<Json<ActivationReport>> {
+    caller.require_ops()?;
+    let report = state
+        .bundles
+        .rollback(&name, &body.revision, &actor(&caller))
+        .await?;
+    state.recommendations_changed().await;
+    Ok(Json(report))
+}
+
+/// Deactivates the bundle (its rules leave the set); its revisions stay
+/// for history and rollback.
+#[utoipa::path(delete, path = "/api/v1/rules/bundles/{name}", tag = "bundles",
+    security(("bearer" = [])),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiPath(name): ApiPath<String>,
+) -> AppResult<StatusCode> {
+    caller.require_ops()?;
+    state.bundles.delete(&name, &actor(&caller)).await?;
+    state.recommendations_changed().await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,203 @@
+//! The bundle tables: revisions, events (the history), active state.
+
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::Prepared;
+use crate::store::{Db, millis_to_datetime, now_millis};
+
+/// Stores a revision; `Ok(Err)` when the same name and revision were
+/// uploaded before with different content (revisions are immutable). A
+/// re-upload of the same bytes reuses the stored row.
+pub async fn save_revision(
+    db: &Db,
+    prepared: &Prepared,
+    archive: &[u8],
+    actor: &str,
+) -> sqlx::Result<Result<i64, String>> {
+    let m = &prepared.bundle.manifest;
+    let existing: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, digest FROM rule_bundles WHERE name = $1 AND revision = $2")
+            .bind(&m.name)
+            .bind(&m.revision)
+            .fetch_optional(&db.pool)
+            .await?;
+    if let Some((id, digest)) = existing {
+        return Ok(if digest == prepared.bundle.digest {
+            Ok(id)
+        } else {
+            Err(format!(
+                "revision {:?} of {:?} already exists with different content; give the new one a new revision",
+                m.revision, m.name
+            ))
+        });
+    }
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO rule_bundles (name, revision, digest, archive, manifest, signed_by, uploaded_at, uploaded_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(&m.name)
+    .bind(&m.revision)
+    .bind(&prepared.bundle.digest)
+    .bind(STANDARD.encode(archive))
+    .bind(String::from_utf8_lossy(&prepared.bundle.manifest_bytes).to_string())
+    .bind(prepared.signed_by.clone())
+    .bind(now_millis())
+    .bind(actor)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(Ok(id))
+}
+
+pub async fn load_revision(
+    db: &Db,
+    name: &str,
+    revision: &str,
+) -> sqlx::Result<Option<(i64, Vec<u8>)>> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, archive FROM rule_bundles WHERE name = $1 AND revision = $2")
+            .bind(name)
+            .bind(revision)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(row.and_then(|(id, text)| STANDARD.decode(text).ok().map(|bytes| (id, bytes))))
+}
+
+pub async fn event(
+    db: &Db,
+    name: &str,
+    revision: &str,
+    action: &str,
+    error: Option<&str>,
+    actor: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO bundle_events (name, revision, action, error, actor, at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(name)
+    .bind(revision)
+    .bind(action)
+    .bind(error.map(str::to_owned))
+    .bind(actor)
+    .bind(now_millis())
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ActiveRow {
+    pub name: String,
+    pub bundle_id: Option<i64>,
+    pub revision: Option<String>,
+    pub activated_at: i64,
+    pub generation: i64,
+}
+
+/// Makes `revision` the active one (or none); returns the new generation.
+pub async fn set_active(db: &Db, name: &str, active: Option<(i64, &str)>) -> sqlx::Result<i64> {
+    let mut tx = db.pool.begin().await?;
+    let current: Option<(i64,)> =
+        sqlx::query_as("SELECT generation FROM bundle_state WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let generation = current.map_or(1, |g| g.0 + 1);
+    let (id, revision) = match active {
+        Some((id, rev)) => (Some(id), Some(rev.to_string())),
+        None => (None, None),
+    };
+    if current.is_some() {
+        sqlx::query(
+            "UPDATE bundle_state SET bundle_id = $1, revision = $2, activated_at = $3, generation = $4 WHERE name = $5",
+        )
+        .bind(id)
+        .bind(revision)
+        .bind(now_millis())
+        .bind(generation)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO bundle_state (name, bundle_id, revision, activated_at, generation) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(name)
+        .bind(id)
+        .bind(revision)
+        .bind(now_millis())
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(generation)
+}
+
+pub async fn active(db: &Db) -> sqlx::Result<Vec<ActiveRow>> {
+    sqlx::query_as(
+        "SELECT name, bundle_id, revision, activated_at, generation FROM bundle_state ORDER BY name",
+    )
+    .fetch_all(&db.pool)
+    .await
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevisionView {
+    pub revision: String,
+    pub digest: String,
+    pub signed_by: Option<String>,
+    pub uploaded_at: DateTime<Utc>,
+    pub uploaded_by: String,
+}
+
+pub async fn revisions(db: &Db, name: &str) -> sqlx::Result<Vec<RevisionView>> {
+    let rows: Vec<(String, String, Option<String>, i64, String)> = sqlx::query_as(
+        "SELECT revision, digest, signed_by, uploaded_at, uploaded_by FROM rule_bundles WHERE name = $1 ORDER BY id",
+    )
+    .bind(name)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(revision, digest, signed_by, at, by)| RevisionView {
+            revision,
+            digest,
+            signed_by,
+            uploaded_at: millis_to_datetime(at),
+            uploaded_by: by,
+        })
+        .collect())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub revision: String,
+    /// activate, rollback, delete or refused.
+    pub action: String,
+    pub error: Option<String>,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn history(db: &Db, name: &str, limit: i64) -> sqlx::Result<Vec<EventView>> {
+    let rows: Vec<(String, String, Option<String>, String, i64)> = sqlx::query_as(
+        "SELECT revision, action, error, actor, at FROM bundle_events WHERE name = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(name)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(revision, action, error, actor, at)| EventView {
+            revision,
+            action,
+            error,
+            actor,
+            at: millis_to_datetime(at),
+        })
+        .collect())
+}

@@ -1,0 +1,71 @@
+//! The watched rules directory: a bundle (`*.tar.gz`) dropped or replaced
+//! there is activated within a second or two. Polling, not inotify: it
+//! works the same on every filesystem (network mounts, container volumes)
+//! and a half-written file is simply seen again on the next tick.
+
+use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
+
+use super::{BundleManager, format::sha256_hex};
+
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+fn bundles_in(dir: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// Activates what changed since the last look; remembers each file's
+/// digest so an unchanged file is not activated twice (nor a refused one
+/// retried until it changes).
+pub async fn scan(
+    manager: &Arc<BundleManager>,
+    dir: &std::path::Path,
+    seen: &mut HashMap<PathBuf, String>,
+) -> usize {
+    let mut activated = 0;
+    for path in bundles_in(dir) {
+        let Ok(bytes) = tokio::fs::read(&path).await else {
+            continue;
+        };
+        let digest = sha256_hex(&bytes);
+        if seen.get(&path) == Some(&digest) {
+            continue;
+        }
+        seen.insert(path.clone(), digest);
+        match manager.activate(bytes, "rules_dir").await {
+            Ok(report) => {
+                activated += 1;
+                tracing::info!(file = %path.display(), bundle = %report.name, revision = %report.revision, "bundle from the rules directory activated");
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "bundle in the rules directory refused")
+            }
+        }
+    }
+    activated
+}
+
+pub fn spawn(
+    manager: Arc<BundleManager>,
+    dir: PathBuf,
+    on_change: impl Fn() + Send + Sync + 'static,
+) {
+    tokio::spawn(async move {
+        let mut seen = HashMap::new();
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if scan(&manager, &dir, &mut seen).await > 0 {
+                on_change();
+            }
+        }
+    });
+}

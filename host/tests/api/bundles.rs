@@ -1,0 +1,438 @@
+//! Rule bundles through HTTP and the CLI: activation, refusals that leave
+//! the rules untouched, rollback, restart, two replicas, the watched
+//! directory.
+
+use std::{path::PathBuf, time::Duration};
+
+use recengine::rules::bundle::{format, signing};
+use serde_json::{Value, json};
+
+use crate::{
+    both_backends,
+    helpers::{Backend, TestApp, expect_error},
+    wasm::{example_rule, hostile},
+};
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("recengine-bundles-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A bundle built the way `rules pack` builds it: the example boost rule
+/// (factor `factor`) and, optionally, the well-behaved hostile filter.
+fn bundle(revision: &str, factor: f64, with_filter: bool) -> Vec<u8> {
+    let dir = temp_dir();
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    std::fs::write(dir.join("rules/boost.wasm"), example_rule()).unwrap();
+    let mut rules = vec![json!({
+        "component": "rules/boost.wasm",
+        "name": "boost_local_items",
+        "priority": 55,
+        "config": {"factor": factor},
+    })];
+    if with_filter {
+        std::fs::write(dir.join("rules/filter.wasm"), hostile("hostile_filter")).unwrap();
+        rules.push(json!({
+            "component": "rules/filter.wasm",
+            "config": {"mode": 6.0},
+            "failure_policy": "fail_open",
+            "limits": {"deadline_ms": 10, "memory_mb": 16},
+        }));
+    }
+    let manifest = json!({"name": "shop", "revision": revision, "rules": rules});
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    let archive = format::pack_dir(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    archive
+}
+
+/// A one-rule bundle of the hostile filter with the given manifest entry
+/// settings.
+fn filter_bundle(revision: &str, settings: Value) -> Vec<u8> {
+    let dir = temp_dir();
+    std::fs::write(dir.join("f.wasm"), hostile("hostile_filter")).unwrap();
+    let mut entry = json!({"component": "f.wasm"});
+    entry
+        .as_object_mut()
+        .unwrap()
+        .extend(settings.as_object().unwrap().clone());
+    let manifest = json!({"name": "shop", "revision": revision, "rules": [entry]});
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    let archive = format::pack_dir(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    archive
+}
+
+async fn upload(app: &TestApp, archive: Vec<u8>) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/rules/bundles"))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "application/gzip")
+        .body(archive)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn rules(app: &TestApp) -> Value {
+    app.get_json("/api/v1/rules/").await
+}
+
+fn rule<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
+    list["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+}
+
+async fn a_bundle_activates_rolls_back_and_survives_a_restart(backend: Backend) {
+    let database = crate::helpers::fresh_database_url(backend).await;
+    let db = database.clone();
+    let app = TestApp::spawn_with(backend, move |s| s.database_url = db).await;
+
+    let res = upload(&app, bundle("1", 2.0, true)).await;
+    assert_eq!(res.status(), 201);
+    let report: Value = res.json().await.unwrap();
+    assert_eq!(report["name"], "shop");
+    assert_eq!(report["revision"], "1");
+    assert_eq!(
+        report["rules"],
+        json!(["boost_local_items", "hostile_filter"])
+    );
+    let list = rules(&app).await;
+    let boost = rule(&list, "boost_local_items").unwrap();
+    assert_eq!(boost["source"], "bundle:shop@1");
+    assert_eq!(boost["config"]["factor"], 2.0);
+    assert!(rule(&list, "hostile_filter").is_some());
+    assert!(
+        rule(&list, "filter_out_of_stock").is_some(),
+        "built-ins stay"
+    );
+
+    // Revision 2 drops the filter and changes the factor.
+    assert_eq!(upload(&app, bundle("2", 3.0, false)).await.status(), 201);
+    let list = rules(&app).await;
+    assert!(rule(&list, "hostile_filter").is_none());
+    assert_eq!(
+        rule(&list, "boost_local_items").unwrap()["config"]["factor"],
+        3.0
+    );
+
+    // Re-uploading the same bytes is fine; the same revision with other
+    // content is not.
+    assert_eq!(upload(&app, bundle("2", 3.0, false)).await.status(), 201);
+    let reason = expect_error(upload(&app, bundle("2", 4.0, false)).await, 422).await;
+    assert!(reason.contains("already exists"), "{reason}");
+
+    // Rollback restores revision 1's rules exactly.
+    let res = app
+        .post(
+            "/api/v1/rules/bundles/shop/rollback",
+            &json!({"revision": "1"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let list = rules(&app).await;
+    assert!(rule(&list, "hostile_filter").is_some());
+    assert_eq!(
+        rule(&list, "boost_local_items").unwrap()["config"]["factor"],
+        2.0
+    );
+    expect_error(
+        app.post(
+            "/api/v1/rules/bundles/shop/rollback",
+            &json!({"revision": "9"}),
+        )
+        .await,
+        404,
+    )
+    .await;
+
+    let status: Value = app.get_json("/api/v1/rules/bundles/shop").await;
+    assert_eq!(status["active_revision"], "1");
+    assert_eq!(status["replica"]["revision"], "1");
+    assert_eq!(status["revisions"].as_array().unwrap().len(), 2);
+    assert_eq!(status["rules"].as_array().unwrap().len(), 2);
+    let history: Value = app.get_json("/api/v1/rules/bundles/shop/history").await;
+    let actions: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["rollback", "refused", "activate", "activate", "activate"]
+    );
+
+    // A restart comes back on revision 1.
+    drop(app);
+    let db = database.clone();
+    let mut again = TestApp::spawn_without_admin(backend, move |s| s.database_url = db).await;
+    again.make_admin_token_only().await;
+    let list = rules(&again).await;
+    assert_eq!(
+        rule(&list, "boost_local_items").unwrap()["source"],
+        "bundle:shop@1"
+    );
+    assert!(rule(&list, "hostile_filter").is_some());
+
+    // Delete: the bundle's rules leave; the built-ins stay.
+    assert_eq!(
+        again.delete("/api/v1/rules/bundles/shop").await.status(),
+        204
+    );
+    let list = rules(&again).await;
+    assert!(rule(&list, "boost_local_items").is_none());
+    assert!(rule(&list, "filter_out_of_stock").is_some());
+    expect_error(again.delete("/api/v1/rules/bundles/shop").await, 404).await;
+}
+both_backends!(a_bundle_activates_rolls_back_and_survives_a_restart);
+
+#[tokio::test]
+async fn bad_bundles_are_refused_and_change_nothing() {
+    let (private, public) = signing::generate();
+    let (other_private, _) = signing::generate();
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.bundle_public_keys = format!("ops:{public}");
+        s.max_bundle_bytes = 2 << 20;
+    })
+    .await;
+    let before = rules(&app).await;
+    let good = bundle("1", 2.0, true);
+    let signed = |archive: &[u8], key: &str, id: &str| {
+        let unpacked = format::unpack(archive, usize::MAX).unwrap();
+        let sig = signing::sign(&unpacked.manifest_bytes, key, id).unwrap();
+        format::resign(archive, &sig).unwrap()
+    };
+
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("unsigned", good.clone(), "not signed"),
+        (
+            "unknown key",
+            signed(&good, &other_private, "intruder"),
+            "unknown key",
+        ),
+        (
+            "wrong key",
+            signed(&good, &other_private, "ops"),
+            "does not match",
+        ),
+        ("not an archive", b"hello".to_vec(), "gzip"),
+    ];
+    // Tampered: a component changed after packing (the manifest's digest
+    // no longer matches).
+    let tampered = {
+        let b = format::unpack(&signed(&good, &private, "ops"), usize::MAX).unwrap();
+        let mut files: Vec<(String, Vec<u8>)> = b
+            .manifest
+            .rules
+            .iter()
+            .map(|r| (r.component.clone(), b.files[&r.component].clone()))
+            .collect();
+        let last = files[0].1.len() - 1;
+        files[0].1[last] ^= 1;
+        format::pack(&b.manifest_bytes, &files, b.signature.as_ref()).unwrap()
+    };
+    cases.push(("tampered", tampered, "does not match the manifest"));
+    // A manifest changed after signing.
+    let edited = {
+        let b = format::unpack(&signed(&good, &private, "ops"), usize::MAX).unwrap();
+        let text = String::from_utf8(b.manifest_bytes.clone())
+            .unwrap()
+            .replace("\"factor\": 2.0", "\"factor\": 90.0");
+        let files: Vec<(String, Vec<u8>)> = b
+            .manifest
+            .rules
+            .iter()
+            .map(|r| (r.component.clone(), b.files[&r.component].clone()))
+            .collect();
+        format::pack(text.as_bytes(), &files, b.signature.as_ref()).unwrap()
+    };
+    cases.push(("edited manifest", edited, "does not match"));
+    // Unknown manifest field.
+    let unknown = format::pack(
+        br#"{"name": "shop", "revision": "1", "rules": [], "colour": "red"}"#,
+        &[],
+        None,
+    )
+    .unwrap();
+    cases.push(("unknown field", unknown, "unknown field"));
+    // A rule that fails its dry run (mode 5: returns an error).
+    let failing = filter_bundle("x", json!({"config": {"mode": 5.0}}));
+    cases.push((
+        "failing dry run",
+        signed(&failing, &private, "ops"),
+        "dry run failed",
+    ));
+    // Limits looser than the service's.
+    let loose = filter_bundle("y", json!({"limits": {"deadline_ms": 60000}}));
+    cases.push((
+        "loose limits",
+        signed(&loose, &private, "ops"),
+        "only be tighter",
+    ));
+
+    for (case, archive, expected) in cases {
+        let reason = expect_error(upload(&app, archive).await, 422).await;
+        assert!(
+            reason.contains(expected),
+            "{case}: expected {expected:?} in {reason:?}"
+        );
+    }
+    // Oversized: refused before it is read.
+    let res = upload(&app, vec![0u8; 3 << 20]).await;
+    assert_eq!(res.status(), 413);
+    let after = rules(&app).await;
+    assert_eq!(
+        after["rule_set_version"], before["rule_set_version"],
+        "nothing swapped"
+    );
+    assert!(rule(&after, "hostile_filter").is_none());
+
+    // The properly signed bundle goes in, and says who signed it.
+    let res = upload(&app, signed(&good, &private, "ops")).await;
+    assert_eq!(res.status(), 201);
+    let report: Value = res.json().await.unwrap();
+    assert_eq!(report["signed_by"], "ops");
+    let status: Value = app.get_json("/api/v1/rules/bundles/shop").await;
+    assert!(
+        status["replica"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("only be tighter")
+    );
+
+    // Only ops and admins manage bundles.
+    let user = app.create_user("viewer", json!({})).await;
+    let token = app.login("viewer@example.com", "a-long-password").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = app
+        .client
+        .post(app.url("/api/v1/rules/bundles"))
+        .bearer_auth(&token)
+        .body(good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "{user}");
+}
+
+/// Two replicas on one PostgreSQL: an upload to one is running on the
+/// other within seconds (the periodic check).
+#[tokio::test]
+async fn two_replicas_converge() {
+    let database = crate::helpers::fresh_database_url(Backend::Postgres).await;
+    let db = database.clone();
+    let a = TestApp::spawn_with(Backend::Postgres, move |s| s.database_url = db).await;
+    let db = database.clone();
+    let mut b = TestApp::spawn_without_admin(Backend::Postgres, move |s| s.database_url = db).await;
+    b.admin_token = a.admin_token.clone();
+    assert_eq!(upload(&a, bundle("1", 2.0, true)).await.status(), 201);
+    let mut converged = false;
+    for _ in 0..50 {
+        if rule(&rules(&b).await, "hostile_filter").is_some() {
+            converged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(converged, "replica B did not pick up the bundle within 5 s");
+    // And a rollback-by-delete too.
+    assert_eq!(a.delete("/api/v1/rules/bundles/shop").await.status(), 204);
+    for _ in 0..50 {
+        if rule(&rules(&b).await, "hostile_filter").is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("replica B did not drop the deleted bundle within 5 s");
+}
+
+/// A bundle dropped into the rules directory activates on its own.
+#[tokio::test]
+async fn the_watched_directory_activates_bundles() {
+    let dir = temp_dir();
+    let watched = dir.clone();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |s| s.rules_dir = watched).await;
+    std::fs::write(dir.join("shop.tar.gz"), bundle("7", 2.5, false)).unwrap();
+    for _ in 0..50 {
+        if let Some(r) = rule(&rules(&app).await, "boost_local_items") {
+            assert_eq!(r["source"], "bundle:shop@7");
+            assert_eq!(r["config"]["factor"], 2.5);
+            std::fs::remove_dir_all(&dir).ok();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the bundle in the rules directory was not activated within 5 s");
+}
+
+/// `recengine rules pack | keygen | sign | verify`.
+#[test]
+fn the_cli_packs_signs_and_verifies() {
+    let dir = temp_dir();
+    std::fs::write(dir.join("boost.wasm"), example_rule()).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        json!({"name": "cli", "revision": "1", "rules": [{"component": "boost.wasm"}]}).to_string(),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_recengine");
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .args(args)
+            .env("LOG_LEVEL", "error")
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["rules", "pack", dir.to_str().unwrap(), "--out", "b.tar.gz"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["rules", "keygen", "ops", "--key-id", "ops"]);
+    assert!(out.status.success());
+    let keys = String::from_utf8(out.stdout).unwrap();
+    let keys = keys
+        .trim()
+        .strip_prefix("BUNDLE_PUBLIC_KEYS=")
+        .unwrap()
+        .to_string();
+    let out = run(&["rules", "verify", "b.tar.gz", "--keys", &keys]);
+    assert!(
+        !out.status.success(),
+        "unsigned is refused when keys are given"
+    );
+    let out = run(&[
+        "rules", "sign", "b.tar.gz", "--key", "ops.key", "--key-id", "ops",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["rules", "verify", "b.tar.gz", "--keys", &keys]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("signed by ops"));
+    let (_, stranger) = signing::generate();
+    let out = run(&[
+        "rules",
+        "verify",
+        "b.tar.gz",
+        "--keys",
+        &format!("ops:{stranger}"),
+    ]);
+    assert!(!out.status.success(), "a different key does not verify");
+    std::fs::remove_dir_all(&dir).ok();
+}
