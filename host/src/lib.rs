@@ -108,6 +108,9 @@ impl AppState {
             }
         };
         bundles.spawn_sync(invalidate.clone());
+        if db.dialect == store::Dialect::Postgres {
+            bundles.spawn_listener(settings.database_url.clone(), invalidate.clone());
+        }
         rules::bundle::watch::spawn(bundles.clone(), settings.rules_dir.clone(), invalidate);
         Ok(Self {
             bundles,

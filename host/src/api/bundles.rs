@@ -19,6 +19,7 @@ use crate::{
     rules::admin::policy_name,
     rules::bundle::{
         ActivationReport, BundleError, LocalState,
+        shadow::ShadowReport,
         store::{self, EventView, RevisionView},
     },
 };
@@ -33,6 +34,14 @@ pub fn router(max_bundle_bytes: usize) -> Router<AppState> {
                 // size check with a clear reason happens in `unpack`.
                 .layer(DefaultBodyLimit::max(max_bundle_bytes + 1)),
         )
+        .route(
+            "/rules/bundles/shadow",
+            post(start_shadow)
+                .get(shadow_report)
+                .delete(stop_shadow)
+                .layer(DefaultBodyLimit::max(max_bundle_bytes + 1)),
+        )
+        .route("/rules/bundles/shadow/promote", post(promote_shadow))
         .route("/rules/bundles/{name}", get(status).delete(remove))
         .route("/rules/bundles/{name}/history", get(history))
         .route("/rules/bundles/{name}/rollback", post(rollback))
@@ -252,4 +261,71 @@ pub async fn remove(
     state.bundles.delete(&name, &actor(&caller)).await?;
     state.recommendations_changed().await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Puts a bundle in shadow on this replica: it runs beside the active
+/// rules on live requests and its differences are reported; responses do
+/// not change.
+#[utoipa::path(post, path = "/api/v1/rules/bundles/shadow", tag = "bundles",
+    request_body(content = Vec<u8>, content_type = "application/gzip"),
+    security(("bearer" = [])),
+    responses((status = 201, body = ShadowReport), (status = 401), (status = 403), (status = 413), (status = 422)))]
+pub async fn start_shadow(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    body: Bytes,
+) -> AppResult<(StatusCode, Json<ShadowReport>)> {
+    caller.require_ops()?;
+    let report = state
+        .bundles
+        .start_shadow(body.to_vec(), &actor(&caller))
+        .await?;
+    Ok((StatusCode::CREATED, Json(report)))
+}
+
+/// How the shadow bundle's answers differ from the live ones so far.
+#[utoipa::path(get, path = "/api/v1/rules/bundles/shadow", tag = "bundles",
+    security(("bearer" = [])),
+    responses((status = 200, body = ShadowReport), (status = 401), (status = 403), (status = 404)))]
+pub async fn shadow_report(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> AppResult<Json<ShadowReport>> {
+    caller.require_ops()?;
+    let shadow = state
+        .bundles
+        .shadow()
+        .ok_or_else(|| AppError::not_found("Shadow bundle"))?;
+    Ok(Json(shadow.report()))
+}
+
+/// Ends the shadow; answers with its final report.
+#[utoipa::path(delete, path = "/api/v1/rules/bundles/shadow", tag = "bundles",
+    security(("bearer" = [])),
+    responses((status = 200, body = ShadowReport), (status = 401), (status = 403), (status = 404)))]
+pub async fn stop_shadow(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> AppResult<Json<ShadowReport>> {
+    caller.require_ops()?;
+    Ok(Json(
+        state
+            .bundles
+            .stop_shadow()
+            .ok_or_else(|| AppError::not_found("Shadow bundle"))?,
+    ))
+}
+
+/// Activates the shadowed revision for the fleet.
+#[utoipa::path(post, path = "/api/v1/rules/bundles/shadow/promote", tag = "bundles",
+    security(("bearer" = [])),
+    responses((status = 200, body = ActivationReport), (status = 401), (status = 403), (status = 404), (status = 422)))]
+pub async fn promote_shadow(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> AppResult<Json<ActivationReport>> {
+    caller.require_ops()?;
+    let report = state.bundles.promote_shadow(&actor(&caller)).await?;
+    state.recommendations_changed().await;
+    Ok(Json(report))
 }

@@ -183,6 +183,10 @@ pub async fn recommend(
         // nothing here.
         let set = registry.snapshot();
         let kinds = q.rule_kinds.clone();
+        let shadow = state
+            .bundles
+            .shadow()
+            .map(|shadow| (shadow, request.clone(), set.clone()));
         // Rule calls are synchronous and bounded by their deadline; they run
         // on the blocking pool so a slow rule never stalls other requests.
         let out = tokio::task::spawn_blocking(move || {
@@ -197,6 +201,18 @@ pub async fn recommend(
             .copied()
             .zip(out.candidates.scores.iter().copied())
             .collect();
+        if let Some((shadow, request, set)) = shadow {
+            let served = out.candidates.ids.iter().copied().take(q.top_n).collect();
+            shadow.evaluate(
+                state.rules.clone(),
+                &set,
+                request,
+                q.rule_kinds.clone(),
+                user.user_id,
+                served,
+                q.top_n,
+            );
+        }
         (ranked, Some(out.trace), out.blocked_by, true)
     } else {
         let ranked = candidates.iter().map(|(f, s)| (f.item_id, *s)).collect();

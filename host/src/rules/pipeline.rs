@@ -68,6 +68,18 @@ pub fn run(
     request: sdk::Request,
     kinds: Option<&[Kind]>,
 ) -> PipelineOutput {
+    run_counted(registry, set, request, kinds, "")
+}
+
+/// `run`, with the per-rule counters kept under `counter_prefix` + name
+/// (shadow evaluation counts apart from live traffic).
+pub fn run_counted(
+    registry: &RuleRegistry,
+    set: &RuleSet,
+    request: sdk::Request,
+    kinds: Option<&[Kind]>,
+    counter_prefix: &str,
+) -> PipelineOutput {
     let engine = &registry.engine;
     let mut request = request;
     let mut trace = Vec::with_capacity(set.rules.len());
@@ -93,7 +105,7 @@ pub fn run(
             trace.push(entry);
             continue;
         }
-        let counters = registry.counters(&meta.name);
+        let counters = registry.counters(&format!("{counter_prefix}{}", meta.name));
         let started = Instant::now();
         let result = engine
             .apply_within(

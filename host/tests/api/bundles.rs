@@ -436,3 +436,85 @@ fn the_cli_packs_signs_and_verifies() {
     assert!(!out.status.success(), "a different key does not verify");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Shadow mode: the candidate bundle's differences are reported and no
+/// response changes until it is promoted.
+#[tokio::test]
+async fn shadow_mode_reports_differences_and_changes_no_response() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.cache_ttl = Duration::ZERO).await;
+    let mut german = Vec::new();
+    for n in 0..12 {
+        let origin = if n >= 9 { "DE" } else { "US" };
+        let res = app
+            .post(
+                "/api/v1/items/",
+                &json!({"title": format!("Item {n}"), "category": format!("c{n}"),
+                        "features": {"in_stock": true, "origin_country": origin},
+                        "popularity_score": 100 - n}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        if origin == "DE" {
+            german.push(res.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+        }
+    }
+    let user = app.create_user("hans", json!({"country": "DE"})).await;
+    assert_eq!(
+        app.post("/api/v1/models/retrain", &json!({}))
+            .await
+            .status(),
+        200
+    );
+    let path = format!("/api/v1/recommendations/user/{}?top_n=5", user["id"]);
+    let served = |body: Value| crate::rules::ids_of(&body);
+    let before = served(app.get_json(&path).await);
+    assert!(before.iter().all(|id| !german.contains(id)), "{before:?}");
+
+    let res = app
+        .client
+        .post(app.url("/api/v1/rules/bundles/shadow"))
+        .bearer_auth(&app.admin_token)
+        .body(bundle("shadowed", 100.0, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        served(app.get_json(&path).await),
+        before,
+        "responses unchanged"
+    );
+    let mut report = Value::Null;
+    for _ in 0..50 {
+        report = app.get_json("/api/v1/rules/bundles/shadow").await;
+        if report["compared"].as_u64().unwrap() >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(report["revision"], "shadowed");
+    assert!(report["compared"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(report["identical"], 0, "{report}");
+    assert!(report["items_added"].as_u64().unwrap() >= 1, "{report}");
+    assert!(report["mean_overlap"].as_f64().unwrap() < 1.0);
+    assert_eq!(report["errors"], 0);
+    let example = &report["examples"][0];
+    assert_eq!(example["live"], json!(before));
+    assert!(
+        example["shadow"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|id| german.contains(&id.as_i64().unwrap())),
+        "{report}"
+    );
+
+    // Promote: now it serves.
+    let res = app
+        .post("/api/v1/rules/bundles/shadow/promote", &json!({}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let after = served(app.get_json(&path).await);
+    assert!(after.iter().any(|id| german.contains(id)), "{after:?}");
+    expect_error(app.get("/api/v1/rules/bundles/shadow").await, 404).await;
+}

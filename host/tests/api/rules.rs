@@ -184,7 +184,8 @@ async fn rule_catalogue(app: &TestApp) -> (i64, Value) {
     (uid, Value::Object(ids))
 }
 
-fn ids_of(body: &Value) -> Vec<i64> {
+/// The item ids of a recommendation response, in order.
+pub fn ids_of(body: &Value) -> Vec<i64> {
     body["recommendations"]
         .as_array()
         .unwrap()

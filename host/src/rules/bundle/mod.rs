@@ -15,6 +15,7 @@
 //! same revision.
 
 pub mod format;
+pub mod shadow;
 pub mod signing;
 pub mod store;
 pub mod watch;
@@ -92,6 +93,8 @@ pub struct BundleManager {
     local: Mutex<HashMap<String, LocalState>>,
     /// One activation at a time per process; the database orders replicas.
     activating: tokio::sync::Mutex<()>,
+    /// The bundle under shadow evaluation on this replica, if any.
+    shadow: arc_swap::ArcSwapOption<shadow::Shadow>,
 }
 
 impl BundleManager {
@@ -103,6 +106,7 @@ impl BundleManager {
             max_bytes,
             local: Mutex::new(HashMap::new()),
             activating: tokio::sync::Mutex::new(()),
+            shadow: arc_swap::ArcSwapOption::empty(),
         }
     }
 
@@ -326,6 +330,52 @@ impl BundleManager {
         self.finish(prepared, id, "rollback", actor).await
     }
 
+    pub fn shadow(&self) -> Option<Arc<shadow::Shadow>> {
+        self.shadow.load_full()
+    }
+
+    /// Puts a bundle in shadow: verified, compiled and validated like an
+    /// activation and stored as a revision (so promoting it is a rollback
+    /// to it), but only compared, never served.
+    pub async fn start_shadow(
+        self: &Arc<Self>,
+        archive: Vec<u8>,
+        actor: &str,
+    ) -> Result<shadow::ShadowReport, BundleError> {
+        let prepared = self
+            .prepare_off_thread(archive.clone())
+            .await
+            .map_err(BundleError::Refused)?;
+        store::save_revision(&self.db, &prepared, &archive, actor)
+            .await?
+            .map_err(BundleError::Refused)?;
+        let m = &prepared.bundle.manifest;
+        store::event(&self.db, &m.name, &m.revision, "shadow", None, actor).await?;
+        let shadow = Arc::new(shadow::Shadow::new(
+            m.name.clone(),
+            m.revision.clone(),
+            prepared.rules,
+        ));
+        self.shadow.store(Some(shadow.clone()));
+        tracing::info!(bundle = %m.name, revision = %m.revision, "rule bundle in shadow");
+        Ok(shadow.report())
+    }
+
+    pub fn stop_shadow(&self) -> Option<shadow::ShadowReport> {
+        self.shadow.swap(None).map(|s| s.report())
+    }
+
+    /// Activates the shadowed revision and ends the shadow.
+    pub async fn promote_shadow(
+        self: &Arc<Self>,
+        actor: &str,
+    ) -> Result<ActivationReport, BundleError> {
+        let shadow = self.shadow().ok_or(BundleError::NotFound)?;
+        let report = self.rollback(&shadow.name, &shadow.revision, actor).await?;
+        self.shadow.store(None);
+        Ok(report)
+    }
+
     /// Deactivates a bundle: its rules leave the set; its revisions stay
     /// for the history and a later rollback.
     pub async fn delete(&self, name: &str, actor: &str) -> Result<(), BundleError> {
@@ -411,6 +461,41 @@ impl BundleManager {
             changed += 1;
         }
         Ok(changed)
+    }
+
+    /// On PostgreSQL: listens for activations announced by other replicas
+    /// and syncs at once (reconnecting after a lost connection).
+    pub fn spawn_listener(
+        self: &Arc<Self>,
+        database_url: String,
+        on_change: impl Fn() + Send + Sync + 'static,
+    ) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let listener = async {
+                    let mut listener = sqlx::postgres::PgListener::connect(&database_url).await?;
+                    listener.listen(store::NOTIFY_CHANNEL).await?;
+                    loop {
+                        let note = listener.recv().await?;
+                        tracing::debug!(bundle = note.payload(), "bundle activation announced");
+                        match this.sync().await {
+                            Ok(0) => {}
+                            Ok(_) => on_change(),
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), "rule bundle sync failed")
+                            }
+                        }
+                    }
+                    #[allow(unreachable_code)]
+                    Ok::<(), sqlx::Error>(())
+                };
+                if let Err(e) = listener.await {
+                    tracing::warn!(error = %e, "bundle announcements lost; reconnecting");
+                }
+                tokio::time::sleep(SYNC_INTERVAL).await;
+            }
+        });
     }
 
     /// Checks the database every [`SYNC_INTERVAL`] for activations made by

@@ -8,6 +8,9 @@ use utoipa::ToSchema;
 use super::Prepared;
 use crate::store::{Db, millis_to_datetime, now_millis};
 
+/// The PostgreSQL channel activations are announced on.
+pub const NOTIFY_CHANNEL: &str = "recengine_bundles";
+
 /// Stores a revision; `Ok(Err)` when the same name and revision were
 /// uploaded before with different content (revisions are immutable). A
 /// re-upload of the same bytes reuses the stored row.
@@ -131,6 +134,16 @@ pub async fn set_active(db: &Db, name: &str, active: Option<(i64, &str)>) -> sql
         .bind(generation)
         .execute(&mut *tx)
         .await?;
+    }
+    if db.dialect == crate::store::Dialect::Postgres {
+        // Delivered on commit to every replica listening (see
+        // `BundleManager::spawn_listener`); the periodic check covers a
+        // lost message.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(NOTIFY_CHANNEL)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(generation)
