@@ -15,12 +15,7 @@ cargo build --release --locked --bin recengine --example loadgen
 WORK=$(mktemp -d)
 export DATABASE_URL="sqlite://$WORK/load.db" RATE_LIMIT_ENABLED=false CACHE_TTL=0 LOG_LEVEL=warn
 target/release/recengine import movielens "$DATA" >/dev/null
-target/release/recengine serve --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+source scripts/bench-server.sh
+start_bench_server "$PORT" "$WORK"
 target/release/examples/loadgen --url "http://127.0.0.1:$PORT$QUERY" --users 943 \
   --connections "${CONNECTIONS:-32}" --seconds "${SECONDS_:-20}"

@@ -108,6 +108,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/health", get(health::health))
+        .route("/metrics", get(telemetry::metrics::scrape))
         // Swagger UI's assets are compiled into the binary (the `vendored`
         // feature): the docs work on a machine with no internet access.
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
@@ -125,6 +126,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::identify::identify,
         ))
+        .layer(middleware::from_fn(telemetry::metrics::track))
         .layer(middleware::from_fn(telemetry::request::request_context))
         .with_state(state)
 }

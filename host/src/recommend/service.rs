@@ -135,6 +135,7 @@ pub async fn recommend(
         hit.cached = true;
         return Ok(hit);
     }
+    let started = std::time::Instant::now();
     let user = state
         .features
         .user(q.user_id)
@@ -247,6 +248,15 @@ pub async fn recommend(
         cached: false,
         rule_trace: if q.explain { trace } else { None },
     };
+    let metrics = &*crate::telemetry::metrics::METRICS;
+    metrics
+        .recommendations
+        .with_label_values(&[&q.algorithm])
+        .inc();
+    metrics
+        .recommendation_duration
+        .with_label_values(&[&q.algorithm])
+        .observe(started.elapsed().as_secs_f64());
     if cacheable {
         state
             .rec_cache

@@ -1,5 +1,6 @@
-//! Telemetry: structured logs and the per-request middleware (request id,
-//! access log). Metrics join here.
+//! Telemetry: structured logs, the per-request middleware (request id,
+//! access log), and Prometheus metrics.
 
 pub mod logging;
+pub mod metrics;
 pub mod request;

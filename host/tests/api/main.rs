@@ -9,6 +9,7 @@ mod bundles;
 mod catalogue;
 mod import;
 mod logs;
+mod metrics;
 mod rate_limits;
 mod recommender;
 mod rules;

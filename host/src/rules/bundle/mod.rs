@@ -115,6 +115,10 @@ impl BundleManager {
     }
 
     fn note_error(&self, name: &str, error: &str) {
+        crate::telemetry::metrics::METRICS
+            .bundle_failures
+            .with_label_values(&[name, refusal_cause(error)])
+            .inc();
         let mut local = self.local.lock().expect("not poisoned");
         let state = local.entry(name.to_string()).or_default();
         state.last_error = Some(error.to_string());
@@ -296,6 +300,10 @@ impl BundleManager {
             state.generation = generation;
             state.last_success = Some(now);
         }
+        crate::telemetry::metrics::METRICS
+            .bundle_activations
+            .with_label_values(&[&name, action])
+            .inc();
         tracing::info!(bundle = %name, %revision, action, rules = ?rule_names, "rule bundle activated");
         Ok(ActivationReport {
             name,
@@ -391,6 +399,10 @@ impl BundleManager {
         let generation = store::set_active(&self.db, name, None).await?;
         let revision = current.revision.clone().unwrap_or_default();
         store::event(&self.db, name, &revision, "delete", None, actor).await?;
+        crate::telemetry::metrics::METRICS
+            .bundle_activations
+            .with_label_values(&[name, "delete"])
+            .inc();
         let mut local = self.local.lock().expect("not poisoned");
         let state = local.entry(name.to_string()).or_default();
         state.revision = None;
@@ -566,4 +578,27 @@ fn dry_run(registry: &RuleRegistry, rule: &ActiveRule) -> Result<(), String> {
         )
     })?;
     Ok(())
+}
+
+/// A refusal's cause, for the failure counter (its label must stay
+/// low-cardinality; the full reason is in the history and the logs).
+pub fn refusal_cause(reason: &str) -> &'static str {
+    let has = |s: &str| reason.contains(s);
+    if has("signature") || has("signed") || has("unknown key") {
+        "signature"
+    } else if has("SHA-256") {
+        "digest"
+    } else if has("bytes") && has("at most") || has("unpacks to") {
+        "size"
+    } else if has("dry run") {
+        "dry_run"
+    } else if has("limits") {
+        "limits"
+    } else if has("already") {
+        "conflict"
+    } else if has("manifest") || has("unknown field") || has("gzip") || has("path") {
+        "malformed"
+    } else {
+        "invalid"
+    }
 }

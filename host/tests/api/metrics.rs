@@ -1,0 +1,115 @@
+//! `/metrics`: Prometheus text that parses, route templates as labels, and
+//! counters that move with what the service does.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp};
+
+/// Parses the text format strictly enough to catch a malformed line:
+/// `name{label="value",...} number`, comments, blank lines.
+fn parse(text: &str) -> HashMap<String, f64> {
+    let mut samples = HashMap::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            assert!(
+                line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                "{line}"
+            );
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("series and value");
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "{line}");
+        }
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
+async fn scrape(app: &TestApp) -> HashMap<String, f64> {
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    parse(&res.text().await.unwrap())
+}
+
+fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
+    samples.get(series).copied().unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_parse_and_move_with_requests() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let user = app.create_user("metered", json!({})).await;
+    let id = user["id"].as_i64().unwrap();
+    let before = scrape(&app).await;
+    let route = r#"http_requests_total{method="GET",route="/api/v1/users/{user_id}",status="200"}"#;
+    for _ in 0..3 {
+        assert_eq!(app.get(&format!("/api/v1/users/{id}")).await.status(), 200);
+    }
+    let recs = r#"recommendations_generated_total{algorithm="hybrid"}"#;
+    app.get(&format!("/api/v1/recommendations/user/{id}")).await;
+    app.get(&format!("/api/v1/recommendations/user/{id}")).await;
+    let after = scrape(&app).await;
+    assert_eq!(value(&after, route) - value(&before, route), 3.0);
+    assert!(
+        after.keys().all(|k| !k.contains(&format!("/users/{id}\""))),
+        "raw paths never become labels"
+    );
+    assert!(value(&after, recs) - value(&before, recs) >= 1.0);
+    let hits = r#"cache_hits_total{cache="recommendations"}"#;
+    assert!(
+        value(&after, hits) >= 1.0,
+        "the second request was a cache hit"
+    );
+    assert!(after.contains_key("active_items"));
+    assert!(after.contains_key(r#"rule_calls_total{rule="filter_out_of_stock"}"#));
+    assert!(after.contains_key(r#"db_pool_connections{state="idle"}"#));
+    assert_eq!(
+        value(&after, "redis_up"),
+        1.0,
+        "not configured counts as up"
+    );
+    assert!(
+        after
+            .keys()
+            .any(|k| k.starts_with("http_request_duration_seconds_bucket{"))
+    );
+
+    // A refused bundle counts by cause.
+    let res = app
+        .client
+        .post(app.url("/api/v1/rules/bundles"))
+        .bearer_auth(&app.admin_token)
+        .body(b"not a bundle".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let last = scrape(&app).await;
+    let refused = r#"bundle_failures_total{bundle="?",cause="malformed"}"#;
+    assert!(
+        value(&last, refused) - value(&after, refused) >= 1.0,
+        "{:?}",
+        last.keys()
+            .filter(|k| k.starts_with("bundle"))
+            .collect::<Vec<_>>()
+    );
+}
