@@ -64,6 +64,16 @@ fn filter_bundle(revision: &str, settings: Value) -> Vec<u8> {
     archive
 }
 
+async fn rollback_to(app: &TestApp, revision: &str) {
+    let res = app
+        .post(
+            "/api/v1/rules/bundles/shop/rollback",
+            &json!({"revision": revision}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+}
+
 async fn upload(app: &TestApp, archive: Vec<u8>) -> reqwest::Response {
     app.client
         .post(app.url("/api/v1/rules/bundles"))
@@ -127,13 +137,7 @@ async fn a_bundle_activates_rolls_back_and_survives_a_restart(backend: Backend) 
     assert!(reason.contains("already exists"), "{reason}");
 
     // Rollback restores revision 1's rules exactly.
-    let res = app
-        .post(
-            "/api/v1/rules/bundles/shop/rollback",
-            &json!({"revision": "1"}),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
+    rollback_to(&app, "1").await;
     let list = rules(&app).await;
     assert!(rule(&list, "hostile_filter").is_some());
     assert_eq!(
@@ -517,4 +521,40 @@ async fn shadow_mode_reports_differences_and_changes_no_response() {
     let after = served(app.get_json(&path).await);
     assert!(after.iter().any(|id| german.contains(id)), "{after:?}");
     expect_error(app.get("/api/v1/rules/bundles/shadow").await, 404).await;
+}
+
+/// A rollback made after a bundle came in through the directory survives a
+/// restart: the file is not activated again.
+#[tokio::test]
+async fn a_restart_does_not_undo_a_rollback_of_a_directory_bundle() {
+    let dir = temp_dir();
+    let database = crate::helpers::fresh_database_url(Backend::Sqlite).await;
+    let (watched, db) = (dir.clone(), database.clone());
+    let app = TestApp::spawn_with(Backend::Sqlite, move |s| {
+        s.rules_dir = watched;
+        s.database_url = db;
+    })
+    .await;
+    assert_eq!(upload(&app, bundle("1", 2.0, false)).await.status(), 201);
+    std::fs::write(dir.join("shop.tar.gz"), bundle("2", 3.0, false)).unwrap();
+    let source = |list: Value| rule(&list, "boost_local_items").unwrap()["source"].clone();
+    for _ in 0..50 {
+        if source(rules(&app).await) == "bundle:shop@2" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(source(rules(&app).await), "bundle:shop@2");
+    rollback_to(&app, "1").await;
+    drop(app);
+    let (watched, db) = (dir.clone(), database.clone());
+    let mut again = TestApp::spawn_without_admin(Backend::Sqlite, move |s| {
+        s.rules_dir = watched;
+        s.database_url = db;
+    })
+    .await;
+    again.make_admin_token_only().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(source(rules(&again).await), "bundle:shop@1");
+    std::fs::remove_dir_all(&dir).ok();
 }

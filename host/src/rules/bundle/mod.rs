@@ -338,6 +338,11 @@ impl BundleManager {
         self.finish(prepared, id, "rollback", actor).await
     }
 
+    /// Whether these exact bytes were uploaded before (by any replica).
+    pub async fn known(&self, digest: &str) -> bool {
+        store::digest_known(&self.db, digest).await.unwrap_or(false)
+    }
+
     pub fn shadow(&self) -> Option<Arc<shadow::Shadow>> {
         self.shadow.load_full()
     }

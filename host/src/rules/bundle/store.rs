@@ -54,6 +54,16 @@ pub async fn save_revision(
     Ok(Ok(id))
 }
 
+/// Whether an archive with this digest was ever uploaded.
+pub async fn digest_known(db: &Db, digest: &str) -> sqlx::Result<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM rule_bundles WHERE digest = $1 LIMIT 1")
+            .bind(digest)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(row.is_some())
+}
+
 pub async fn load_revision(
     db: &Db,
     name: &str,

@@ -23,7 +23,8 @@ fn bundles_in(dir: &std::path::Path) -> Vec<PathBuf> {
 
 /// Activates what changed since the last look; remembers each file's
 /// digest so an unchanged file is not activated twice (nor a refused one
-/// retried until it changes).
+/// retried until it changes). On the first look after a start, a file
+/// whose bytes were uploaded before is taken as already handled.
 pub async fn scan(
     manager: &Arc<BundleManager>,
     dir: &std::path::Path,
@@ -38,7 +39,14 @@ pub async fn scan(
         if seen.get(&path) == Some(&digest) {
             continue;
         }
-        seen.insert(path.clone(), digest);
+        let first_look = !seen.contains_key(&path);
+        seen.insert(path.clone(), digest.clone());
+        // A file already activated once (before a restart, or by another
+        // replica sharing the directory) is not activated again: that
+        // would undo a rollback made since. Replacing the file activates.
+        if first_look && manager.known(&digest).await {
+            continue;
+        }
         match manager.activate(bytes, "rules_dir").await {
             Ok(report) => {
                 activated += 1;
