@@ -91,15 +91,15 @@ pub struct Batch<T> {
 fn in_order<T>(ids: &[i64], mut found: std::collections::HashMap<i64, T>) -> Batch<T> {
     let mut features = Vec::new();
     let mut missing = Vec::new();
-    for id in ids {
+    let mut seen = std::collections::HashSet::new();
+    // A repeated id is answered once.
+    for id in ids.iter().filter(|id| seen.insert(**id)) {
         match found.remove(id) {
             Some(f) => features.push(f),
-            None if !features.is_empty() || !missing.contains(id) => missing.push(*id),
-            None => {}
+            None => missing.push(*id),
         }
     }
     missing.sort_unstable();
-    missing.dedup();
     Batch { features, missing }
 }
 

@@ -480,7 +480,7 @@ async fn features_match_hand_computed_values(backend: Backend) {
     let batch = json_of(
         app.post(
             "/api/v1/features/users/batch",
-            &json!({"user_ids": [c.bob, 987654, c.alice]}),
+            &json!({"user_ids": [c.bob, 987654, c.alice, c.bob, 987654]}),
         )
         .await,
     )
