@@ -68,7 +68,9 @@ async fn metrics_parse_and_move_with_requests() {
     app.get(&format!("/api/v1/recommendations/user/{id}")).await;
     app.get(&format!("/api/v1/recommendations/user/{id}")).await;
     let after = scrape(&app).await;
-    assert_eq!(value(&after, route) - value(&before, route), 3.0);
+    // The metrics are per process and other tests run beside this one:
+    // at least our three.
+    assert!(value(&after, route) - value(&before, route) >= 3.0);
     assert!(
         after.keys().all(|k| !k.contains(&format!("/users/{id}\""))),
         "raw paths never become labels"
