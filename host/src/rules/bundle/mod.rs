@@ -433,7 +433,7 @@ impl BundleManager {
             }
             let _one = self.activating.lock().await;
             match (&row.revision, row.bundle_id) {
-                (Some(revision), Some(id)) => {
+                (Some(revision), Some(_)) => {
                     let Some((_, archive)) =
                         store::load_revision(&self.db, &row.name, revision).await?
                     else {
@@ -445,7 +445,6 @@ impl BundleManager {
                                 self.note_error(&row.name, &reason);
                                 continue;
                             }
-                            let _ = id;
                             let mut local = self.local.lock().expect("not poisoned");
                             let state = local.entry(row.name.clone()).or_default();
                             state.revision = Some(revision.clone());
