@@ -11,7 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::bindings::recengine::rules::types as wit;
-use crate::store::{items::Item, users::User};
+use crate::store::items::Item;
 
 /// What the caller tells the rules about the request.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
@@ -43,10 +43,6 @@ pub struct RuleUser {
 
 impl RuleUser {
     /// From the stored user (preferences) and the ids it purchased.
-    pub fn from_user(user: &User, purchased: Vec<i64>) -> Self {
-        Self::from_preferences(user.id, &user.preferences, purchased)
-    }
-
     /// From a user's `preferences` JSON (what the feature store holds).
     pub fn from_preferences(id: i64, p: &Value, purchased: Vec<i64>) -> Self {
         let strings = |key: &str| -> Vec<String> {
