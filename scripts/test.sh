@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine too: installs what the build
 # needs, starts PostgreSQL and Redis, then runs every test of the workspace
-# (SQLite and PostgreSQL variants alike).
+# (SQLite and PostgreSQL variants alike), the console's in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 scripts/services.sh
+# Chromium and playwright-core for the console's browser test, which must
+# run here rather than skip.
+scripts/browser-setup.sh
+export RECENGINE_BROWSER_TEST=required
 # The example rule is its own crate (built for Wasm); its unit tests run
 # natively.
 host_triple=$(rustc -vV | sed -n 's/^host: //p')

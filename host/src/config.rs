@@ -143,6 +143,13 @@ pub struct Settings {
     /// Creates this admin at start when no admin exists (both must be set).
     pub initial_admin_email: Option<String>,
     pub initial_admin_password: Option<String>,
+    /// Job schedules, retries, the interaction-count retrain.
+    pub jobs: crate::jobs::JobSettings,
+    /// Browser origins allowed to call the API from another site
+    /// (`CORS_ORIGINS`, comma-separated; `*` for any, refused in
+    /// production). Empty (the default): no cross-origin access; the
+    /// console is served from the same origin and needs none.
+    pub cors_origins: Vec<String>,
 }
 
 pub const DEFAULT_INTERACTION_WEIGHTS: &str =
@@ -294,7 +301,29 @@ impl Settings {
             }
         }
 
+        let jobs = crate::jobs::JobSettings::from_lookup(&get, &mut errors);
+        let cors_origins: Vec<String> = get("CORS_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
+        for origin in &cors_origins {
+            let valid = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && axum::http::HeaderValue::from_str(origin).is_ok());
+            if !valid {
+                errors.push(format!(
+                    "CORS_ORIGINS: {origin:?} is not an origin (https://host[:port]) or *"
+                ));
+            }
+        }
+        if app_env == AppEnv::Production && cors_origins.iter().any(|o| o == "*") {
+            errors.push("CORS_ORIGINS=*: production needs the list of origins allowed".into());
+        }
         let settings = Settings {
+            jobs,
+            cors_origins,
             app_env,
             host: typed(
                 &mut errors,
@@ -559,6 +588,8 @@ impl Settings {
             "LOG_FORMAT" => Some("pretty".into()),
             "RATE_LIMIT_ENABLED" => Some("false".into()),
             "DATABASE_URL" => Some(database_url.into()),
+            // Tests trigger jobs; a schedule firing mid-test would race them.
+            "JOBS_ENABLED" => Some("false".into()),
             _ => None,
         })
         .expect("test defaults are valid");
@@ -574,6 +605,44 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documented example is a working configuration.
+    #[test]
+    fn the_env_example_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../.env.example");
+        let vars: std::collections::HashMap<String, String> = dotenvy::from_path_iter(path)
+            .unwrap()
+            .map(|kv| kv.unwrap())
+            .collect();
+        let s = Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        assert_eq!(
+            s.jobs.schedule(crate::jobs::JobName::UpdateMetrics),
+            Some("0 */5 * * * *")
+        );
+        assert_eq!(s.collaborative_k_neighbors, 50);
+        assert!(s.cors_origins.is_empty());
+    }
+
+    #[test]
+    fn cors_origins_are_checked_and_star_is_refused_in_production() {
+        let ok = settings(&[(
+            "CORS_ORIGINS",
+            "https://shop.example.com/, http://localhost:3000",
+        )])
+        .unwrap();
+        assert_eq!(
+            ok.cors_origins,
+            ["https://shop.example.com", "http://localhost:3000"]
+        );
+        assert!(settings(&[("CORS_ORIGINS", "shop.example.com")]).is_err());
+        assert!(settings(&[("CORS_ORIGINS", "*")]).is_ok());
+        let prod = settings(&[
+            ("APP_ENV", "production"),
+            ("SECRET_KEY", "0123456789abcdef0123456789abcdef"),
+            ("CORS_ORIGINS", "*"),
+        ]);
+        assert!(prod.unwrap_err().contains("CORS_ORIGINS=*"));
+    }
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, String> {
         let map: std::collections::HashMap<String, String> = pairs

@@ -14,6 +14,7 @@
 //!   trending, the offline evaluation.
 //! - [`features`]: the feature store (users, items, user-item pairs).
 //! - [`cache`]: TTL caches, in process or in Redis.
+//! - [`jobs`]: scheduled jobs, their persisted runs, retries, fleet rules.
 //! - [`api`]: the axum routers, one per resource, and the OpenAPI document.
 //! - [`telemetry`]: JSON logs and the request-id / access-log middleware.
 //! - [`data`]: the MovieLens importer and the demo catalogue.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod features;
+pub mod jobs;
 pub mod ratelimit;
 pub mod recommend;
 pub mod redis_pool;
@@ -58,6 +60,7 @@ pub struct AppState {
     /// Finished recommendation lists, per user and query (`CACHE_TTL`).
     pub rec_cache: Arc<cache::Cache<recommend::service::RecommendationResponse>>,
     pub trending_cache: Arc<cache::Cache<recommend::trending::TrendingResponse>>,
+    pub jobs: Arc<jobs::runner::Jobs>,
 }
 
 impl AppState {
@@ -113,6 +116,7 @@ impl AppState {
         }
         rules::bundle::watch::spawn(bundles.clone(), settings.rules_dir.clone(), invalidate);
         Ok(Self {
+            jobs: Arc::new(jobs::runner::Jobs::new()),
             bundles,
             rec_cache,
             recommender,
@@ -134,6 +138,18 @@ impl AppState {
             db,
             redis,
         })
+    }
+}
+
+impl AppState {
+    /// Starts the job system (scheduler, stale-run sweep, fleet listener)
+    /// and sets the gauges once. Only for a serving process: the CLI's
+    /// one-shot commands build the state without it.
+    pub async fn start_jobs(&self) -> anyhow::Result<()> {
+        if let Err(e) = jobs::work::update_metrics(self).await {
+            tracing::warn!(error = %format!("{e:#}"), "initial gauges not set");
+        }
+        jobs::scheduler::start(self).await
     }
 }
 

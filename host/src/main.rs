@@ -136,13 +136,15 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
+            state.start_jobs().await?;
             tracing::info!(%addr, "recengine listening");
             axum::serve(
                 listener,
-                recengine::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+                recengine::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(shutdown_signal())
             .await?;
+            state.jobs.shutdown(&state).await;
             tracing::info!("recengine stopped");
         }
         Command::Migrate => {

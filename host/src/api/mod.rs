@@ -5,11 +5,13 @@
 
 pub mod auth;
 pub mod bundles;
+pub mod console;
 pub mod extract;
 pub mod features;
 pub mod health;
 pub mod interactions;
 pub mod items;
+pub mod jobs;
 pub mod models;
 pub mod recommendations;
 pub mod rules;
@@ -44,12 +46,13 @@ use crate::{AppState, error::AppError, ratelimit, telemetry};
         items::update_item, items::delete_item,
         interactions::create_interaction, interactions::user_interactions,
         interactions::item_interactions, interactions::user_stats,
-        recommendations::for_user, recommendations::for_user_post,
+        recommendations::for_user, recommendations::for_user_post, recommendations::batch_for_user,
         recommendations::similar_items, recommendations::trending, recommendations::explain,
         features::user_features, features::users_batch, features::item_features,
         features::items_batch, features::user_item_features, features::user_items_batch,
         features::invalidate_all, features::invalidate_user, features::invalidate_item,
         models::status, models::retrain,
+        jobs::list_jobs, jobs::trigger, jobs::get_run, jobs::list_runs,
         bundles::upload, bundles::list, bundles::status, bundles::history, bundles::rollback,
         bundles::remove, bundles::start_shadow, bundles::shadow_report, bundles::stop_shadow,
         bundles::promote_shadow,
@@ -64,6 +67,7 @@ use crate::{AppState, error::AppError, ratelimit, telemetry};
         (name = "recommendations", description = "Recommendations after the business rules"),
         (name = "features", description = "The feature store: users, items, user-item pairs; cache invalidation"),
         (name = "bundles", description = "Rule bundles: upload, status, history, rollback, removal"),
+        (name = "jobs", description = "Scheduled jobs: schedules, manual triggers, run status and history"),
         (name = "models", description = "The trained models: status, retrain"),
         (name = "rules", description = "Business rules (Wasm components): list, change, dry run"),
         (name = "operations", description = "Health and monitoring"),
@@ -100,15 +104,18 @@ pub fn router(state: AppState) -> Router {
         .merge(recommendations::router())
         .merge(features::router())
         .merge(models::router())
+        .merge(jobs::router())
         .merge(bundles::router(state.settings.max_bundle_bytes))
         .merge(rules::router())
         .route("/health", get(health::health));
 
     let max_body = state.settings.max_body_bytes;
+    let cors = cors_layer(&state.settings.cors_origins);
     Router::new()
         .nest("/api/v1", api)
         .route("/health", get(health::health))
         .route("/metrics", get(telemetry::metrics::scrape))
+        .merge(console::router())
         // Swagger UI's assets are compiled into the binary (the `vendored`
         // feature): the docs work on a machine with no internet access.
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
@@ -128,7 +135,40 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(telemetry::metrics::track))
         .layer(middleware::from_fn(telemetry::request::request_context))
+        // Outermost: a preflight is answered before auth or limits see it.
+        .layer(tower::util::option_layer(cors))
         .with_state(state)
+}
+
+/// `CORS_ORIGINS`: none (the default) adds no CORS headers, so browsers
+/// keep other sites out; a list allows those origins, `*` any.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    let layer = CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([axum::http::HeaderName::from_static("x-request-id")])
+        .max_age(std::time::Duration::from_secs(600));
+    Some(layer)
 }
 
 async fn not_found() -> AppError {

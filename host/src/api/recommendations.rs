@@ -27,6 +27,7 @@ use crate::{
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/recommendations/user/{user_id}", get(for_user))
+        .route("/recommendations/user/{user_id}/batch", get(batch_for_user))
         .route("/recommendations/", post(for_user_post))
         .route("/recommendations", post(for_user_post))
         .route(
@@ -38,6 +39,27 @@ pub fn router() -> Router<AppState> {
 }
 
 use crate::recommend::algorithms::NAMES as ALGORITHMS;
+
+/// The list the `generate_batch_recommendations` job stored for the user
+/// (top 20, default algorithm, rules applied): a read of one row, for
+/// clients that want yesterday's list at the cost of a key lookup.
+#[utoipa::path(get, path = "/api/v1/recommendations/user/{user_id}/batch", tag = "recommendations",
+    responses((status = 200, body = crate::store::batch_recommendations::BatchRecommendations),
+              (status = 404), (status = 422)))]
+pub async fn batch_for_user(
+    State(state): State<AppState>,
+    ApiPath(user_id): ApiPath<i64>,
+) -> AppResult<Json<crate::store::batch_recommendations::BatchRecommendations>> {
+    crate::store::batch_recommendations::get(&state.db, user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            crate::error::AppError::NotFound(format!(
+                "No batch recommendations for user {user_id}; \
+                 the generate_batch_recommendations job has not stored any for this user yet"
+            ))
+        })
+}
 
 fn default_top_n() -> usize {
     10

@@ -5,6 +5,7 @@
 //! documents are TEXT. Only the migrations differ (identity columns), one
 //! folder per dialect under `migrations/`.
 
+pub mod batch_recommendations;
 pub mod interactions;
 pub mod items;
 pub mod refresh_tokens;

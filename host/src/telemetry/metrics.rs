@@ -44,6 +44,10 @@ pub struct Metrics {
     pub shadow: prometheus::GaugeVec,
     pub db_connections: IntGaugeVec,
     pub redis_up: IntGauge,
+    pub job_runs: IntCounterVec,
+    pub job_duration: HistogramVec,
+    pub job_last_success: prometheus::GaugeVec,
+    pub jobs_running: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -97,7 +101,43 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .expect("valid metric");
     r.register(Box::new(shadow.clone()))
         .expect("registered once");
+    // Jobs take seconds to minutes: their own buckets.
+    let job_duration = HistogramVec::new(
+        HistogramOpts::new("job_duration_seconds", "Time a job run took, all attempts").buckets(
+            vec![
+                0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+            ],
+        ),
+        &["job"],
+    )
+    .expect("valid metric");
+    r.register(Box::new(job_duration.clone()))
+        .expect("registered once");
+    let job_last_success = prometheus::GaugeVec::new(
+        Opts::new(
+            "job_last_success_timestamp_seconds",
+            "When each job last succeeded in this process (unix seconds)",
+        ),
+        &["job"],
+    )
+    .expect("valid metric");
+    r.register(Box::new(job_last_success.clone()))
+        .expect("registered once");
     Metrics {
+        job_runs: counter(
+            &r,
+            "job_runs_total",
+            "Job run outcomes: SUCCESS, FAILURE, and RETRY for each failed attempt that is retried",
+            &["job", "status"],
+        ),
+        job_duration,
+        job_last_success,
+        jobs_running: gauge_vec(
+            &r,
+            "jobs_running",
+            "Job runs in progress in this process",
+            &["job"],
+        ),
         http_requests: counter(
             &r,
             "http_requests_total",
@@ -133,13 +173,17 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         active_users: gauge(
             &r,
             "active_users",
-            "Users with interactions in the serving model",
+            "Active user accounts (set by the update_metrics job)",
         ),
-        active_items: gauge(&r, "active_items", "Items in the serving model"),
+        active_items: gauge(
+            &r,
+            "active_items",
+            "Items in the catalogue (set by the update_metrics job)",
+        ),
         total_interactions: gauge(
             &r,
             "total_interactions",
-            "Interactions the serving model was trained on",
+            "Interactions stored (set by the update_metrics job)",
         ),
         model_version: gauge(&r, "model_version", "Version of the serving model snapshot"),
         rule_calls: counter(&r, "rule_calls_total", "Rule calls", &["rule"]),
@@ -233,11 +277,10 @@ async fn collect(state: &AppState) {
         sync(&m.cache_hits.with_label_values(&[name]), stats.hits());
         sync(&m.cache_misses.with_label_values(&[name]), stats.misses());
     }
+    // active_users, active_items and total_interactions are the
+    // `update_metrics` job's: counted in the database every 5 minutes, not
+    // on every scrape.
     let snapshot = state.recommender.snapshot();
-    m.active_users.set(snapshot.report.users as i64);
-    m.active_items.set(snapshot.report.items as i64);
-    m.total_interactions
-        .set(snapshot.report.interactions as i64);
     m.model_version.set(snapshot.version as i64);
     for rule in &state.rules.snapshot().rules {
         let name = rule.name();

@@ -9,7 +9,7 @@ use crate::helpers::{Backend, TestApp};
 
 /// Parses the text format strictly enough to catch a malformed line:
 /// `name{label="value",...} number`, comments, blank lines.
-fn parse(text: &str) -> HashMap<String, f64> {
+pub fn parse(text: &str) -> HashMap<String, f64> {
     let mut samples = HashMap::new();
     for line in text.lines() {
         if line.is_empty() || line.starts_with('#') {
@@ -38,7 +38,7 @@ fn parse(text: &str) -> HashMap<String, f64> {
     samples
 }
 
-async fn scrape(app: &TestApp) -> HashMap<String, f64> {
+pub async fn scrape(app: &TestApp) -> HashMap<String, f64> {
     let res = app.get("/metrics").await;
     assert_eq!(res.status(), 200);
     assert!(
@@ -50,7 +50,7 @@ async fn scrape(app: &TestApp) -> HashMap<String, f64> {
     parse(&res.text().await.unwrap())
 }
 
-fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
+pub fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
     samples.get(series).copied().unwrap_or(0.0)
 }
 

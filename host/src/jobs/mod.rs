@@ -1,0 +1,30 @@
+//! Scheduled jobs: the housekeeping and model work the service does on its
+//! own (cache cleanup, retraining, item features, batch recommendations,
+//! gauges), with every run persisted, retried, and visible through the API
+//! and the console.
+//!
+//! - [`catalog`]: which jobs exist, what they do, their default schedules.
+//! - [`settings`]: schedules and retry policy from the environment.
+//! - [`runs`]: the `job_runs` table: create, claim, heartbeat, finish, list.
+//! - [`work`]: the body of each job (the same domain code the API calls).
+//! - [`runner`]: one run from claim to SUCCESS or FAILURE: attempts with
+//!   backoff, prerequisites first, a heartbeat, metrics.
+//! - [`scheduler`]: cron firing, fleet de-duplication, the stale-run
+//!   sweeper, the interaction-count retrain, and the fleet announcements.
+//!
+//! On a fleet the database arbitrates: a scheduled run is a row keyed by
+//! (job, schedule slot), so when every replica fires for 02:00 one insert
+//! wins and one replica runs it. Jobs whose effect is local to a process
+//! (a retrained model, in-process caches) announce their success and the
+//! other replicas follow (PostgreSQL NOTIFY).
+
+pub mod catalog;
+pub mod runner;
+pub mod runs;
+pub mod scheduler;
+pub mod settings;
+pub mod work;
+
+pub use catalog::JobName;
+pub use runs::{JobRun, RunStatus, Trigger};
+pub use settings::JobSettings;
