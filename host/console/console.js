@@ -153,7 +153,7 @@ const sum = (samples, name, pred = () => true) =>
 function quantile(prev, cur, q) {
   const buckets = (samples) => {
     const by = new Map();
-    for (const s of samples) if (s.name === "http_request_duration_seconds_bucket") {
+    for (const s of samples) if (s.name === "http_request_duration_seconds_bucket" && s.labels.route !== "/metrics") {
       by.set(s.labels.le, (by.get(s.labels.le) || 0) + s.value);
     }
     return by;
@@ -196,7 +196,9 @@ async function loadOverview() {
   if (lastScrape) {
     const dt = (now - lastScrape.at) / 1000;
     const delta = (name, pred) => sum(cur, name, pred) - sum(lastScrape.samples, name, pred);
-    const rate = delta("http_requests_total") / dt;
+    // The console's own scrapes of /metrics are not traffic.
+    const served = (l) => l.route !== "/metrics";
+    const rate = delta("http_requests_total", served) / dt;
     const p95 = quantile(lastScrape.samples, cur, 0.95);
     const recs = (l) => l.cache === "recommendations";
     const hits = delta("cache_hits_total", recs), misses = delta("cache_misses_total", recs);

@@ -493,3 +493,36 @@ async fn enough_new_interactions_trigger_a_retrain() {
     }
     panic!("no retrain after 5 new interactions");
 }
+
+/// A clean shutdown ends this replica's unfinished runs at once, marked
+/// interrupted, instead of leaving them to the stale sweep.
+#[tokio::test]
+async fn a_shutdown_marks_its_unfinished_runs() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.jobs.retry_backoff = Duration::from_secs(30);
+    })
+    .await;
+    sqlx::query("DROP TABLE batch_recommendations")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let id = trigger(&app, "generate_batch_recommendations").await;
+    // Waiting out its backoff after the first failed attempt.
+    for _ in 0..200 {
+        let run = app.get_json(&format!("/api/v1/jobs/runs/{id}")).await;
+        if run["status"] == "RETRY" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.state.jobs.shutdown(&app.state).await;
+    let run = app.get_json(&format!("/api/v1/jobs/runs/{id}")).await;
+    assert_eq!(run["status"], "FAILURE", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted: the service shut down"),
+        "{run}"
+    );
+}
