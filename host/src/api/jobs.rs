@@ -100,9 +100,10 @@ pub struct Triggered {
 }
 
 /// Starts a run now; answers at once with its id (202). Poll
-/// `/jobs/runs/{run_id}` for its status and result.
+/// `/jobs/runs/{run_id}` for its status and result. 409 while a run of the
+/// same job is unfinished.
 #[utoipa::path(post, path = "/api/v1/jobs/{name}/trigger", tag = "jobs", security(("bearer" = [])),
-    responses((status = 202, body = Triggered), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 202, body = Triggered), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn trigger(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -110,6 +111,13 @@ pub async fn trigger(
 ) -> AppResult<impl IntoResponse> {
     caller.require_ops()?;
     let job = job_of(&name)?;
+    // One at a time: a second click while a run is in progress would only
+    // queue the same work behind it.
+    if let Some(running) = runs::unfinished(&state.db, job).await? {
+        return Err(AppError::Conflict(format!(
+            "{job} is already running (run {running}); see /api/v1/jobs/runs/{running}"
+        )));
+    }
     let run_id = state
         .jobs
         .start(&state, job, Trigger::Manual, None, Some(&caller.0.email))

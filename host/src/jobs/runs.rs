@@ -326,6 +326,18 @@ pub async fn latest(db: &Db, job: JobName) -> sqlx::Result<(Option<JobRun>, Opti
     Ok((last, success.and_then(|s| s.0)))
 }
 
+/// A run of `job` that has not finished yet, if any.
+pub async fn unfinished(db: &Db, job: JobName) -> sqlx::Result<Option<i64>> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT id FROM job_runs WHERE job = $1 AND status IN ('PENDING', 'RUNNING', 'RETRY') \
+         ORDER BY id LIMIT 1",
+    )
+    .bind(job.as_str())
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
 /// When any of `jobs` last succeeded (unix ms).
 pub async fn last_success_of(db: &Db, jobs: &[JobName]) -> sqlx::Result<Option<i64>> {
     let mut best = None;

@@ -113,7 +113,7 @@ async fn batch_recommendations_exist_for_every_user(backend: Backend) {
     assert_eq!(run["result"]["users"], users.len() + 1);
     assert_eq!(run["result"]["top_n"], 20);
 
-    for user in users {
+    for &user in &users {
         let stored = app
             .get_json(&format!("/api/v1/recommendations/user/{user}/batch"))
             .await;
@@ -141,12 +141,12 @@ async fn batch_recommendations_exist_for_every_user(backend: Backend) {
         .await;
     assert_eq!(chained.as_array().unwrap().len(), 1);
     let stored = app
-        .get_json(&format!(
-            "/api/v1/recommendations/user/{}/batch",
-            run["result"]["users"].as_i64().unwrap()
-        ))
+        .get_json(&format!("/api/v1/recommendations/user/{}/batch", users[0]))
         .await;
-    let _ = stored;
+    assert_eq!(
+        stored["run_id"], again["id"],
+        "the second run replaced the lists"
+    );
     assert_eq!(
         recengine::store::batch_recommendations::count(&app.state.db)
             .await
@@ -162,15 +162,15 @@ async fn item_features_rescore_popularity() {
     let (_, items) = small_world(&app).await;
     let run = run_to_end(&app, "update_item_features").await;
     assert!(run["result"]["items_rescored"].as_u64().unwrap() > 0);
-    // Items 0..=2 are interacted with by one reader each... the most
-    // interacted-with item scores 1, one nobody touched keeps its 0.
-    let scores: Vec<f64> = futures_scores(&app, &items).await;
+    // Scaled by the most popular item (which scores 1); an item nobody
+    // touched keeps the catalogue's 0.
+    let scores: Vec<f64> = popularity_scores(&app, &items).await;
     assert!(scores.iter().any(|&s| (s - 1.0).abs() < 1e-9), "{scores:?}");
     assert!(scores.iter().all(|&s| (0.0..=1.0).contains(&s)));
     assert_eq!(scores[29], 0.0);
 }
 
-async fn futures_scores(app: &TestApp, items: &[i64]) -> Vec<f64> {
+async fn popularity_scores(app: &TestApp, items: &[i64]) -> Vec<f64> {
     let mut out = Vec::new();
     for id in items {
         let item = app.get_json(&format!("/api/v1/items/{id}")).await;
@@ -515,6 +515,15 @@ async fn a_shutdown_marks_its_unfinished_runs() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Meanwhile a second trigger of the same job is refused, naming the run.
+    let again = app
+        .post(
+            "/api/v1/jobs/generate_batch_recommendations/trigger",
+            &json!({}),
+        )
+        .await;
+    let detail = expect_error(again, 409).await;
+    assert!(detail.contains(&format!("run {id}")), "{detail}");
     app.state.jobs.shutdown(&app.state).await;
     let run = app.get_json(&format!("/api/v1/jobs/runs/{id}")).await;
     assert_eq!(run["status"], "FAILURE", "{run}");
