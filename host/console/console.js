@@ -335,7 +335,7 @@ async function loadBundles() {
       status.replica.last_error ? el("p", { class: "error" }, `Last error: ${status.replica.last_error}`) : null,
       el("table", {},
         el("thead", {}, el("tr", {}, el("th", {}, "Revision"), el("th", {}, "Uploaded"), el("th", {}, "By"), el("th", {}, "Signed by"), el("th", {}, ""))),
-        el("tbody", {}, status.revisions.map((r) => el("tr", {},
+        el("tbody", {}, status.revisions.map((r) => el("tr", { "data-revision": r.revision },
           el("td", {}, r.revision), el("td", {}, when(r.uploaded_at)), el("td", {}, r.uploaded_by), el("td", {}, r.signed_by || "–"),
           el("td", {}, r.revision === b.active_revision ? "active"
             : el("button", { class: "secondary", onclick: () => rollback(b.name, r.revision) }, "Roll back to this")),

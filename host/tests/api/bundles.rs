@@ -21,7 +21,7 @@ fn temp_dir() -> PathBuf {
 
 /// A bundle built the way `rules pack` builds it: the example boost rule
 /// (factor `factor`) and, optionally, the well-behaved hostile filter.
-fn bundle(revision: &str, factor: f64, with_filter: bool) -> Vec<u8> {
+pub fn bundle(revision: &str, factor: f64, with_filter: bool) -> Vec<u8> {
     let dir = temp_dir();
     std::fs::create_dir_all(dir.join("rules")).unwrap();
     std::fs::write(dir.join("rules/boost.wasm"), example_rule()).unwrap();
@@ -74,7 +74,7 @@ async fn rollback_to(app: &TestApp, revision: &str) {
     assert_eq!(res.status(), 200);
 }
 
-async fn upload(app: &TestApp, archive: Vec<u8>) -> reqwest::Response {
+pub async fn upload(app: &TestApp, archive: Vec<u8>) -> reqwest::Response {
     app.client
         .post(app.url("/api/v1/rules/bundles"))
         .bearer_auth(&app.admin_token)

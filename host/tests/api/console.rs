@@ -71,6 +71,13 @@ async fn the_console_works_in_a_real_browser() {
         .unwrap();
     assert_eq!(app.interact(user, item, "view").await.status(), 201);
 
+    // A bundle with two revisions, for the page to roll back.
+    for (revision, factor) in [("1", 1.5), ("2", 2.0)] {
+        let res =
+            crate::bundles::upload(&app, crate::bundles::bundle(revision, factor, false)).await;
+        assert_eq!(res.status(), 201, "upload revision {revision}");
+    }
+
     let url = app.url("");
     let screenshot = std::env::temp_dir().join("recengine-console.png");
     let output = tokio::task::spawn_blocking(move || {
@@ -82,6 +89,8 @@ async fn the_console_works_in_a_real_browser() {
             .env("CONSOLE_PASSWORD", ADMIN_PASSWORD)
             .env("CHROMIUM", chromium)
             .env("SCREENSHOT", &screenshot)
+            .env("CONSOLE_BUNDLE", "shop")
+            .env("CONSOLE_ROLLBACK_TO", "1")
             .output()
             .expect("node runs")
     })
@@ -101,6 +110,12 @@ async fn the_console_works_in_a_real_browser() {
         .await;
     assert_eq!(runs[0]["trigger"], "manual");
     assert_eq!(runs[0]["requested_by"], ADMIN_EMAIL);
+    // And the rollback the browser clicked is what the fleet runs now.
+    let status = app.get_json("/api/v1/rules/bundles/shop").await;
+    assert_eq!(status["active_revision"], "1");
+    let history = app.get_json("/api/v1/rules/bundles/shop/history").await;
+    assert_eq!(history[0]["action"], "rollback");
+    assert!(history[0]["actor"].as_str().unwrap().starts_with("user:"));
 }
 
 /// `CORS_ORIGINS`: listed origins get the CORS headers (preflight too);

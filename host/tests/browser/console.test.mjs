@@ -91,6 +91,16 @@ try {
   await page.click('#tabs button[data-tab="bundles"]');
   await page.waitForFunction(() => document.querySelector("#bundles-list").textContent.length > 0);
   step(`bundles: ${(await page.textContent("#bundles-list")).slice(0, 80)}`);
+  // With CONSOLE_BUNDLE and CONSOLE_ROLLBACK_TO: roll that bundle back to
+  // that revision with the page's button (accepting its confirmation).
+  const bundle = process.env.CONSOLE_BUNDLE, target = process.env.CONSOLE_ROLLBACK_TO;
+  if (bundle && target) {
+    page.once("dialog", (d) => d.accept());
+    await page.click(`[data-bundle="${bundle}"] tr[data-revision="${target}"] button`);
+    await page.waitForFunction((t) => document.querySelector("#bundles-message").textContent.includes(`revision ${t} is active`), target);
+    await page.waitForFunction(([b, t]) => document.querySelector(`[data-bundle="${b}"] tr[data-revision="${t}"]`)?.textContent.includes("active"), [bundle, target]);
+    step(`bundle ${bundle} rolled back to revision ${target}`);
+  }
 
   if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
   if (problems.length) throw new Error(`the page reported errors:\n${problems.join("\n")}`);
