@@ -510,7 +510,11 @@ fn step<'a>(out: &'a Value, rule: &str) -> &'a Value {
 
 #[tokio::test]
 async fn hostile_rules_are_contained() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    // The deadline is wall-clock: with the whole suite running on two cores
+    // a rule that traps at once can still be descheduled past the default
+    // 25 ms and be reported as a timeout. A roomier deadline keeps each
+    // case's cause its own; the looping rule still hits it.
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.rule_deadline_ms = 250).await;
     let filter = wasm::hostile("hostile_filter");
     let boost = wasm::hostile("hostile_boost");
     let rerank = wasm::hostile("hostile_rerank");
@@ -591,7 +595,8 @@ async fn hostile_rules_are_contained() {
 
 #[tokio::test]
 async fn rules_cannot_reach_outside_or_keep_state() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    // Room for a loaded test machine (see `hostile_rules_are_contained`).
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.rule_deadline_ms = 250).await;
     let boost = wasm::hostile("hostile_boost");
     // Probe files, environment and network: all must fail (scores double).
     wasm::add_rule(&app.state, &boost, vec![4.0], FailurePolicy::FailOpen);
@@ -621,7 +626,8 @@ async fn rules_cannot_reach_outside_or_keep_state() {
 
 #[tokio::test]
 async fn the_example_rule_runs_in_the_service() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    // Room for a loaded test machine (see `hostile_rules_are_contained`).
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.rule_deadline_ms = 250).await;
     let name = wasm::add_rule(
         &app.state,
         &wasm::example_rule(),
