@@ -21,8 +21,7 @@ source scripts/bench-server.sh
 start_bench_server "$PORT" "$WORK"
 BASE="http://127.0.0.1:$PORT/api/v1"
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-TOKEN=$(curl -fs -X POST "$BASE/auth/login" -H 'Content-Type: application/json' \
-  -d '{"email":"bench@example.com","password":"bench-password-123"}' | json 'd["access_token"]')
+TOKEN=$(bench_admin_token "$BASE")
 for job in update_metrics cleanup_old_cache retrain_collaborative_model update_item_features generate_batch_recommendations; do
   id=$(curl -fs -X POST -H "Authorization: Bearer $TOKEN" "$BASE/jobs/$job/trigger" | json 'd["run_id"]')
   while :; do

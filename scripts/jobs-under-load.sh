@@ -21,8 +21,7 @@ source scripts/bench-server.sh
 start_bench_server "$PORT" "$WORK"
 BASE="http://127.0.0.1:$PORT/api/v1"
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-TOKEN=$(curl -fs -X POST "$BASE/auth/login" -H 'Content-Type: application/json' \
-  -d '{"email":"bench@example.com","password":"bench-password-123"}' | json 'd["access_token"]')
+TOKEN=$(bench_admin_token "$BASE")
 load() {
   target/release/examples/loadgen --url "$BASE/recommendations/user/{user}?algorithm=hybrid" \
     --users 943 --connections 8 --seconds 20

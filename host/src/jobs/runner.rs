@@ -167,7 +167,7 @@ pub async fn execute(state: &AppState, id: i64, job: JobName) -> RunStatus {
 async fn prerequisites(state: &AppState, id: i64, job: JobName) -> Result<(), String> {
     let fresh_after = now_millis() - state.settings.jobs.chain_fresh_for.as_millis() as i64;
     for &required in job.requires() {
-        let last = runs::last_success_of(&state.db, &[required])
+        let last = runs::last_success(&state.db, required)
             .await
             .map_err(|e| e.to_string())?;
         if last.is_some_and(|at| at >= fresh_after) {

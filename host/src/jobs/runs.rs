@@ -317,13 +317,18 @@ pub async fn latest(db: &Db, job: JobName) -> sqlx::Result<(Option<JobRun>, Opti
     .await?
     .into_iter()
     .next();
-    let success: Option<(Option<i64>,)> = sqlx::query_as(
+    Ok((last, last_success(db, job).await?))
+}
+
+/// When `job` last succeeded (unix ms).
+pub async fn last_success(db: &Db, job: JobName) -> sqlx::Result<Option<i64>> {
+    let (at,): (Option<i64>,) = sqlx::query_as(
         "SELECT MAX(finished_at) FROM job_runs WHERE job = $1 AND status = 'SUCCESS'",
     )
     .bind(job.as_str())
-    .fetch_optional(&db.pool)
+    .fetch_one(&db.pool)
     .await?;
-    Ok((last, success.and_then(|s| s.0)))
+    Ok(at)
 }
 
 /// A run of `job` that has not finished yet, if any.
@@ -342,8 +347,7 @@ pub async fn unfinished(db: &Db, job: JobName) -> sqlx::Result<Option<i64>> {
 pub async fn last_success_of(db: &Db, jobs: &[JobName]) -> sqlx::Result<Option<i64>> {
     let mut best = None;
     for job in jobs {
-        let (_, at) = latest(db, *job).await?;
-        best = best.max(at);
+        best = best.max(last_success(db, *job).await?);
     }
     Ok(best)
 }
