@@ -90,7 +90,15 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub database_url: String,
     pub database_max_connections: u32,
+    /// How long a request waits for a database connection before its 503
+    /// (`DATABASE_ACQUIRE_TIMEOUT_MS`, default 1000): with the database
+    /// down, requests that need it fail fast instead of piling up.
+    pub database_acquire_timeout: Duration,
     pub redis_url: Option<String>,
+    /// Redis command timeout and the breaker's probe interval.
+    pub redis: crate::redis_pool::RedisSettings,
+    /// In-process cache bounds.
+    pub cache: crate::cache::CacheSettings,
     pub feature_cache_ttl: Duration,
     pub cache_ttl: Duration,
     pub enable_business_rules: bool,
@@ -302,6 +310,19 @@ impl Settings {
         }
 
         let jobs = crate::jobs::JobSettings::from_lookup(&get, &mut errors);
+        let redis = crate::redis_pool::RedisSettings::from_lookup(&get, &mut errors);
+        let cache = crate::cache::CacheSettings::from_lookup(&get, &mut errors);
+        let database_acquire_timeout: u64 = typed(
+            &mut errors,
+            "DATABASE_ACQUIRE_TIMEOUT_MS",
+            get("DATABASE_ACQUIRE_TIMEOUT_MS")
+                .as_deref()
+                .unwrap_or("1000"),
+            1000,
+        );
+        if !(10..=60_000).contains(&database_acquire_timeout) {
+            errors.push("DATABASE_ACQUIRE_TIMEOUT_MS must be 10..=60000".into());
+        }
         let cors_origins: Vec<String> = get("CORS_ORIGINS")
             .unwrap_or_default()
             .split(',')
@@ -377,7 +398,10 @@ impl Settings {
                 value("DATABASE_MAX_CONNECTIONS"),
                 10,
             ),
+            database_acquire_timeout: Duration::from_millis(database_acquire_timeout),
             redis_url: get("REDIS_URL"),
+            redis,
+            cache,
             feature_cache_ttl: Duration::from_secs(typed(
                 &mut errors,
                 "FEATURE_CACHE_TTL",

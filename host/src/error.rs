@@ -67,8 +67,9 @@ impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::RowNotFound => Self::NotFound("Not found".into()),
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::error!(error = %err, "database unavailable");
+            // The pool's breaker logs the outage once; a line per refused
+            // request would flood the logs while it lasts.
+            e if crate::store::fail_fast::is_outage(e) => {
                 Self::Unavailable("Database unavailable".into())
             }
             sqlx::Error::Database(db) if db.is_unique_violation() => {

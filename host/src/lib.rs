@@ -68,10 +68,19 @@ impl AppState {
     /// client when one is configured. Redis being down is not fatal: the
     /// service degrades to in-process state and says so in `/health`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::connect(&settings.database_url, settings.database_max_connections).await?;
+        let db = Db::connect(
+            &settings.database_url,
+            settings.database_max_connections,
+            settings.database_acquire_timeout,
+        )
+        .await?;
         db.migrate().await?;
         let redis = match &settings.redis_url {
-            Some(url) => Some(Arc::new(RedisPool::new(url, &settings.redis_key_prefix)?)),
+            Some(url) => Some(Arc::new(RedisPool::new(
+                url,
+                &settings.redis_key_prefix,
+                settings.redis,
+            )?)),
             None => None,
         };
         auth::bootstrap::ensure_initial_admin(&db, &settings).await?;
@@ -102,6 +111,7 @@ impl AppState {
             "recommendations",
             settings.cache_ttl,
             redis.clone(),
+            &settings.cache,
         ));
         let invalidate = {
             let rec_cache = rec_cache.clone();
@@ -130,6 +140,7 @@ impl AppState {
                 "trending",
                 recommend::trending::TRENDING_CACHE_TTL,
                 None,
+                &settings.cache,
             )),
             rules: registry,
             tokens: Arc::new(TokenKeys::new(&settings)),

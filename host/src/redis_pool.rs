@@ -1,36 +1,93 @@
 //! One shared Redis connection (multiplexed, reconnecting), made lazily so
-//! the service starts — and keeps serving — while Redis is down. Callers get
-//! `None` when Redis is unreachable and fall back to in-process state.
+//! the service starts — and keeps serving — while Redis is down, behind a
+//! circuit breaker so that an outage costs a request nothing.
+//!
+//! Every command goes through [`RedisPool::run`]. The first command that
+//! fails or times out opens the breaker: from then on callers get `None` at
+//! once and use their in-process fallbacks (limits, caches) instead of each
+//! waiting out the timeout while the client reconnects. One background task
+//! probes Redis with `PING` every `REDIS_PROBE_MS`; the first answer closes
+//! the breaker again. Before it closes, the keys registered with
+//! [`RedisPool::bump_on_recovery`] (the caches' generations) are incremented,
+//! so whatever an invalidation missed during the outage is dropped, on every
+//! replica, before anyone reads from Redis again.
 
 use std::{
-    sync::Mutex,
-    time::{Duration, Instant},
+    future::Future,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-/// How long a command may take before the caller gives up on Redis for this
-/// request. Redis on a LAN answers in well under a millisecond; waiting
-/// longer would turn a Redis outage into an API outage.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(250);
-/// After a failed connection attempt, wait this long before the next one.
-const RECONNECT_BACKOFF: Duration = Duration::from_secs(2);
+/// Timeouts and probing (`REDIS_TIMEOUT_MS`, `REDIS_PROBE_MS`).
+#[derive(Debug, Clone, Copy)]
+pub struct RedisSettings {
+    /// How long one command may take before it counts as a failure. Redis on
+    /// a LAN answers in well under a millisecond; waiting longer turns a
+    /// Redis outage into an API outage (default 250 ms).
+    pub command_timeout: Duration,
+    /// How often an open breaker probes Redis (default 500 ms): also the
+    /// longest a recovered Redis goes unused.
+    pub probe_interval: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            command_timeout: Duration::from_millis(250),
+            probe_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+impl RedisSettings {
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<String>) -> Self {
+        let defaults = Self::default();
+        let millis = |key: &str, default: Duration, errors: &mut Vec<String>| match get(key) {
+            None => default,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(ms) if (1..=60_000).contains(&ms) => Duration::from_millis(ms),
+                _ => {
+                    errors.push(format!("{key}={v:?}: expected milliseconds, 1..=60000"));
+                    default
+                }
+            },
+        };
+        Self {
+            command_timeout: millis("REDIS_TIMEOUT_MS", defaults.command_timeout, errors),
+            probe_interval: millis("REDIS_PROBE_MS", defaults.probe_interval, errors),
+        }
+    }
+}
 
 pub struct RedisPool {
     client: redis::Client,
     pub key_prefix: String,
+    settings: RedisSettings,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
-    next_attempt: Mutex<Instant>,
+    /// Open: Redis is skipped until the probe sees it answer.
+    open: AtomicBool,
+    /// Times the breaker opened since start (for `/metrics` and tests).
+    trips: AtomicU64,
+    /// Keys incremented when Redis comes back, before the breaker closes.
+    recovery_bumps: Mutex<Vec<String>>,
 }
 
 impl RedisPool {
-    pub fn new(url: &str, key_prefix: &str) -> anyhow::Result<Self> {
+    pub fn new(url: &str, key_prefix: &str, settings: RedisSettings) -> anyhow::Result<Self> {
         Ok(Self {
             client: redis::Client::open(url)
                 .map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))?,
             key_prefix: key_prefix.to_string(),
+            settings,
             conn: tokio::sync::Mutex::new(None),
-            next_attempt: Mutex::new(Instant::now()),
+            open: AtomicBool::new(false),
+            trips: AtomicU64::new(0),
+            recovery_bumps: Mutex::new(Vec::new()),
         })
     }
 
@@ -38,25 +95,81 @@ impl RedisPool {
         format!("{}{suffix}", self.key_prefix)
     }
 
-    /// A connection, or `None` if Redis cannot be reached right now.
-    pub async fn connection(&self) -> Option<ConnectionManager> {
+    /// Whether Redis is in use right now (the breaker is closed).
+    pub fn available(&self) -> bool {
+        !self.open.load(Ordering::Acquire)
+    }
+
+    /// How many times Redis was found failing since start.
+    pub fn trips(&self) -> u64 {
+        self.trips.load(Ordering::Relaxed)
+    }
+
+    /// `key` is incremented whenever Redis comes back after an outage: a
+    /// cache generation, so entries an invalidation may have missed while
+    /// Redis was unreachable are never read again.
+    pub fn bump_on_recovery(&self, key: String) {
+        self.recovery_bumps.lock().expect("not poisoned").push(key);
+    }
+
+    /// Runs one command (or pipeline, or script) on the shared connection
+    /// within the command timeout. `None` when the breaker is open, when
+    /// Redis cannot be reached, or when the command fails; a connection
+    /// failure or a timeout opens the breaker.
+    pub async fn run<R, F, Fut>(self: &Arc<Self>, what: &'static str, command: F) -> Option<R>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<R>>,
+    {
+        if !self.available() {
+            return None;
+        }
+        let Some(conn) = self.connection().await else {
+            self.trip(what, "unreachable");
+            return None;
+        };
+        match tokio::time::timeout(self.settings.command_timeout, command(conn)).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(e)) if is_connection_error(&e) => {
+                self.trip(what, &e.to_string());
+                None
+            }
+            Ok(Err(e)) => {
+                // A reply Redis gave (a script error, a wrong type): Redis is
+                // up, this one command is wrong.
+                tracing::warn!(error = %e, command = what, "Redis command failed");
+                None
+            }
+            Err(_) => {
+                self.trip(what, "timed out");
+                None
+            }
+        }
+    }
+
+    /// True when Redis answers `PING` now (never waits while the breaker is
+    /// open: `/health` must answer fast during an outage).
+    pub async fn ping(self: &Arc<Self>) -> bool {
+        self.run("PING", |mut conn| async move {
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        })
+        .await
+        .is_some()
+    }
+
+    /// The shared connection, made on first use.
+    async fn connection(&self) -> Option<ConnectionManager> {
         let mut guard = self.conn.lock().await;
         if let Some(conn) = guard.as_ref() {
             return Some(conn.clone());
         }
-        {
-            let mut next = self.next_attempt.lock().expect("not poisoned");
-            if Instant::now() < *next {
-                return None;
-            }
-            *next = Instant::now() + RECONNECT_BACKOFF;
-        }
+        let timeout = self.settings.command_timeout;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(COMMAND_TIMEOUT)
-            .set_response_timeout(COMMAND_TIMEOUT)
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
             .set_number_of_retries(1);
         match tokio::time::timeout(
-            COMMAND_TIMEOUT * 2,
+            timeout * 2,
             ConnectionManager::new_with_config(self.client.clone(), config),
         )
         .await
@@ -67,28 +180,68 @@ impl RedisPool {
                 Some(conn)
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "Redis unreachable");
+                tracing::debug!(error = %e, "Redis connection failed");
                 None
             }
-            Err(_) => {
-                tracing::warn!("Redis connection timed out");
-                None
-            }
+            Err(_) => None,
         }
     }
 
-    /// True when Redis answers PING within the command timeout.
-    pub async fn ping(&self) -> bool {
-        let Some(mut conn) = self.connection().await else {
-            return false;
-        };
-        matches!(
-            tokio::time::timeout(
-                COMMAND_TIMEOUT,
-                redis::cmd("PING").query_async::<String>(&mut conn)
-            )
-            .await,
-            Ok(Ok(_))
-        )
+    /// Opens the breaker (once per outage) and starts the probe.
+    fn trip(self: &Arc<Self>, what: &str, error: &str) {
+        if self.open.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            command = what,
+            error,
+            "Redis is failing: limits and caches fall back to this process until it answers again"
+        );
+        let pool = self.clone();
+        tokio::spawn(async move { pool.probe_until_back().await });
     }
+
+    async fn probe_until_back(self: Arc<Self>) {
+        let timeout = self.settings.command_timeout;
+        loop {
+            tokio::time::sleep(self.settings.probe_interval).await;
+            let Some(mut conn) = self.connection().await else {
+                continue;
+            };
+            let pong =
+                tokio::time::timeout(timeout, redis::cmd("PING").query_async::<String>(&mut conn))
+                    .await;
+            if !matches!(pong, Ok(Ok(_))) {
+                // A fresh connection next time, rather than trusting the
+                // old one's own reconnect loop.
+                *self.conn.lock().await = None;
+                continue;
+            }
+            let keys = self.recovery_bumps.lock().expect("not poisoned").clone();
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.incr(key, 1).ignore();
+            }
+            let bumped = tokio::time::timeout(timeout, pipe.query_async::<()>(&mut conn)).await;
+            if matches!(bumped, Ok(Ok(()))) {
+                self.open.store(false, Ordering::Release);
+                tracing::info!(
+                    caches_invalidated = keys.len(),
+                    "Redis is back: limits and caches are shared again"
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Failures that say Redis itself is unreachable or gone, as opposed to an
+/// error reply to one command.
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
 }

@@ -76,11 +76,9 @@ fn check(
     top_n: usize,
     algorithm: &str,
     rule_types: &[String],
-    hour_of_day: Option<u8>,
+    context: &RuleContext,
 ) -> Result<(), String> {
-    if hour_of_day.is_some_and(|h| h > 23) {
-        return Err("hour_of_day must be 0..=23".into());
-    }
+    context.validate()?;
     if !(1..=100).contains(&top_n) {
         return Err("top_n must be between 1 and 100".into());
     }
@@ -156,7 +154,14 @@ impl RecommendationParams {
 
 impl Validate for RecommendationParams {
     fn validate(&self) -> Result<(), String> {
-        check(self.top_n, &self.algorithm, &self.kinds(), self.hour_of_day)
+        let context = RuleContext {
+            country: self.country.clone(),
+            device: self.device.clone(),
+            hour_of_day: self.hour_of_day,
+            is_weekend: self.is_weekend,
+            extra: BTreeMap::new(),
+        };
+        check(self.top_n, &self.algorithm, &self.kinds(), &context)
     }
 }
 
@@ -182,8 +187,9 @@ pub struct RecommendationRequest {
 
 impl Validate for RecommendationRequest {
     fn validate(&self) -> Result<(), String> {
-        let hour = self.context.as_ref().and_then(|c| c.hour_of_day);
-        check(self.top_n, &self.algorithm, &self.rule_types, hour)
+        let empty = RuleContext::default();
+        let context = self.context.as_ref().unwrap_or(&empty);
+        check(self.top_n, &self.algorithm, &self.rule_types, context)
     }
 }
 
@@ -282,7 +288,8 @@ pub struct TrendingParams {
     /// 1 to 100 (default 10).
     #[serde(default = "default_limit")]
     pub limit: usize,
-    /// Seconds back from now, 60 to 2592000 (30 days; default 3600).
+    /// Seconds back from now, 60 to 2592000 (30 days; default 3600); rounded
+    /// up to whole minutes, hours (past an hour) or days (past a day).
     #[serde(default = "default_window")]
     pub time_window: i64,
 }

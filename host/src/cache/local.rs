@@ -1,104 +1,156 @@
-//! The in-process backend: a sharded map of groups, each a small map of
-//! fields. Values are shared (`Arc`), so a hit costs a clone of a pointer.
+//! The in-process store: a bounded `moka` cache of groups, each a short
+//! list of fields. Bounded three ways, so no caller can grow it without
+//! limit: by bytes (each entry weighs its serialized size), by fields per
+//! group (the oldest field goes first), and by time (the TTL). Eviction is
+//! moka's TinyLFU: a flood of one-off keys cannot push out the hot ones.
 
 use std::{
-    collections::HashMap,
-    hash::{BuildHasher, RandomState},
-    sync::Mutex,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
-/// Enough shards that two cores never queue on one lock for long.
-const SHARDS: usize = 16;
+/// Fields one group may hold: a user's recommendation lists for that many
+/// distinct queries. Past it the oldest field is dropped.
+pub const MAX_FIELDS_PER_GROUP: usize = 16;
+/// What an entry costs beyond its value (keys, timestamps, moka's node),
+/// so that even empty values count against the byte budget.
+const ENTRY_OVERHEAD_BYTES: usize = 96;
 
-struct Entry<T> {
+struct Field<T> {
+    name: Box<str>,
     written: Instant,
-    value: T,
+    bytes: usize,
+    value: Arc<T>,
 }
 
-type Group<T> = HashMap<String, Entry<T>>;
+/// A group's fields. Immutable once stored: a write builds a new group, so
+/// readers never lock.
+struct Group<T> {
+    fields: Vec<Field<T>>,
+}
+
+impl<T> Group<T> {
+    fn weight(&self, group: &str) -> u32 {
+        let bytes: usize = self
+            .fields
+            .iter()
+            .map(|f| f.bytes + f.name.len() + ENTRY_OVERHEAD_BYTES)
+            .sum();
+        u32::try_from(bytes + group.len()).unwrap_or(u32::MAX)
+    }
+}
 
 pub struct LocalStore<T> {
-    hasher: RandomState,
-    shards: Vec<Mutex<HashMap<String, Group<T>>>>,
+    groups: moka::sync::Cache<Box<str>, Arc<Group<T>>>,
+    ttl: Duration,
+    /// Fields moka dropped for age since the last `purge_expired`.
+    expired: Arc<AtomicUsize>,
 }
 
-impl<T> Default for LocalStore<T> {
-    fn default() -> Self {
+impl<T: Send + Sync + 'static> LocalStore<T> {
+    /// At most `max_bytes` of values (by their serialized size), each kept
+    /// at most `ttl`.
+    pub fn new(max_bytes: u64, ttl: Duration) -> Self {
+        let ttl = ttl.max(Duration::from_millis(1));
+        let expired = Arc::new(AtomicUsize::new(0));
+        let counter = expired.clone();
         Self {
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            groups: moka::sync::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|group: &Box<str>, g: &Arc<Group<T>>| g.weight(group))
+                .time_to_live(ttl)
+                .eviction_listener(move |_, g: Arc<Group<T>>, cause| {
+                    if cause == moka::notification::RemovalCause::Expired {
+                        counter.fetch_add(g.fields.len(), Ordering::Relaxed);
+                    }
+                })
+                .build(),
+            ttl,
+            expired,
         }
     }
-}
 
-impl<T: Clone> LocalStore<T> {
-    fn shard(&self, group: &str) -> &Mutex<HashMap<String, Group<T>>> {
-        &self.shards[self.hasher.hash_one(group) as usize % SHARDS]
-    }
-
-    pub fn get_many(&self, keys: &[(&str, &str)], ttl: Duration) -> Vec<Option<T>> {
+    pub fn get_many(&self, keys: &[(&str, &str)]) -> Vec<Option<Arc<T>>> {
         keys.iter()
             .map(|(group, field)| {
-                let shard = self.shard(group).lock().expect("cache lock");
-                shard
-                    .get(*group)
-                    .and_then(|g| g.get(*field))
-                    .filter(|e| e.written.elapsed() < ttl)
-                    .map(|e| e.value.clone())
+                let g = self.groups.get(*group)?;
+                g.fields
+                    .iter()
+                    .find(|f| &*f.name == *field)
+                    .filter(|f| f.written.elapsed() < self.ttl)
+                    .map(|f| f.value.clone())
             })
             .collect()
     }
 
-    pub fn put_many(&self, entries: Vec<(String, String, T)>) {
+    /// `bytes` is each value's serialized size: what it weighs.
+    pub fn put_many(&self, entries: Vec<(String, String, Arc<T>, usize)>) {
         let now = Instant::now();
-        for (group, field, value) in entries {
-            let mut shard = self.shard(&group).lock().expect("cache lock");
-            shard.entry(group).or_default().insert(
-                field,
-                Entry {
-                    written: now,
-                    value,
-                },
-            );
+        for (group, field, value, bytes) in entries {
+            let key: Box<str> = group.into();
+            let mut fields: Vec<Field<T>> = match self.groups.get(&key) {
+                Some(old) => old
+                    .fields
+                    .iter()
+                    .filter(|f| *f.name != *field && f.written.elapsed() < self.ttl)
+                    .map(|f| Field {
+                        name: f.name.clone(),
+                        written: f.written,
+                        bytes: f.bytes,
+                        value: f.value.clone(),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            if fields.len() >= MAX_FIELDS_PER_GROUP {
+                fields.drain(..=fields.len() - MAX_FIELDS_PER_GROUP);
+            }
+            fields.push(Field {
+                name: field.into(),
+                written: now,
+                bytes,
+                value,
+            });
+            self.groups.insert(key, Arc::new(Group { fields }));
         }
     }
 
     pub fn remove_group(&self, group: &str) {
-        self.shard(group).lock().expect("cache lock").remove(group);
+        self.groups.invalidate(group);
     }
 
     pub fn clear(&self) {
-        for shard in &self.shards {
-            shard.lock().expect("cache lock").clear();
-        }
+        self.groups.invalidate_all();
+        self.groups.run_pending_tasks();
     }
 
-    pub fn purge_expired(&self, ttl: Duration) -> usize {
-        let mut removed = 0;
-        for shard in &self.shards {
-            let mut shard = shard.lock().expect("cache lock");
-            shard.retain(|_, group| {
-                let before = group.len();
-                group.retain(|_, e| e.written.elapsed() < ttl);
-                removed += before - group.len();
-                !group.is_empty()
-            });
-        }
-        removed
+    /// Frees what has expired now rather than when moka next gets to it;
+    /// returns how many fields expired since the last call.
+    pub fn purge_expired(&self) -> usize {
+        self.groups.run_pending_tasks();
+        self.expired.swap(0, Ordering::Relaxed)
     }
 
+    /// Fields held and not expired.
     pub fn len(&self) -> usize {
-        self.shards
+        self.groups
             .iter()
-            .map(|s| {
-                s.lock()
-                    .expect("cache lock")
-                    .values()
-                    .map(HashMap::len)
-                    .sum::<usize>()
+            .map(|(_, g)| {
+                g.fields
+                    .iter()
+                    .filter(|f| f.written.elapsed() < self.ttl)
+                    .count()
             })
             .sum()
+    }
+
+    /// The bytes charged against the budget (after pending evictions).
+    pub fn weighted_bytes(&self) -> u64 {
+        self.groups.run_pending_tasks();
+        self.groups.weighted_size()
     }
 }
 
@@ -106,30 +158,69 @@ impl<T: Clone> LocalStore<T> {
 mod tests {
     use super::*;
 
+    fn put(store: &LocalStore<u32>, group: &str, field: &str, value: u32) {
+        store.put_many(vec![(group.into(), field.into(), Arc::new(value), 4)]);
+    }
+
+    fn get(store: &LocalStore<u32>, keys: &[(&str, &str)]) -> Vec<Option<u32>> {
+        store
+            .get_many(keys)
+            .into_iter()
+            .map(|v| v.map(|v| *v))
+            .collect()
+    }
+
     #[test]
     fn groups_expire_and_drop_as_a_whole() {
-        let store = LocalStore::<u32>::default();
-        store.put_many(vec![
-            ("u1".into(), "a".into(), 1),
-            ("u1".into(), "b".into(), 2),
-            ("u2".into(), "a".into(), 3),
-        ]);
-        let ttl = Duration::from_secs(60);
+        let store = LocalStore::<u32>::new(1 << 20, Duration::from_secs(60));
+        put(&store, "u1", "a", 1);
+        put(&store, "u1", "b", 2);
+        put(&store, "u2", "a", 3);
         assert_eq!(
-            store.get_many(&[("u1", "b"), ("u2", "a"), ("u3", "a")], ttl),
-            vec![Some(2), Some(3), None]
+            get(
+                &store,
+                &[("u1", "b"), ("u1", "a"), ("u2", "a"), ("u3", "a")]
+            ),
+            vec![Some(2), Some(1), Some(3), None]
         );
         store.remove_group("u1");
         assert_eq!(
-            store.get_many(&[("u1", "a"), ("u2", "a")], ttl),
+            get(&store, &[("u1", "a"), ("u2", "a")]),
             vec![None, Some(3)]
         );
+
+        let short = LocalStore::<u32>::new(1 << 20, Duration::from_millis(20));
+        put(&short, "u1", "a", 1);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(get(&short, &[("u1", "a")]), vec![None], "expired");
+        assert_eq!(short.len(), 0);
+    }
+
+    #[test]
+    fn a_group_keeps_its_newest_fields_only() {
+        let store = LocalStore::<u32>::new(1 << 20, Duration::from_secs(60));
+        for i in 0..(MAX_FIELDS_PER_GROUP as u32 + 5) {
+            put(&store, "u1", &i.to_string(), i);
+        }
+        assert_eq!(store.len(), MAX_FIELDS_PER_GROUP);
         assert_eq!(
-            store.get_many(&[("u2", "a")], Duration::ZERO),
-            vec![None],
-            "expired"
+            get(&store, &[("u1", "0"), ("u1", "20")]),
+            vec![None, Some(20)]
         );
-        assert_eq!(store.purge_expired(Duration::ZERO), 1);
-        assert_eq!(store.len(), 0);
+    }
+
+    #[test]
+    fn the_byte_budget_holds_whatever_is_written() {
+        let budget = 64 * 1024;
+        let store = LocalStore::<u32>::new(budget, Duration::from_secs(60));
+        for i in 0..10_000 {
+            store.put_many(vec![(format!("user{i}"), "f".into(), Arc::new(i), 1000)]);
+        }
+        assert!(
+            store.weighted_bytes() <= budget,
+            "{}",
+            store.weighted_bytes()
+        );
+        assert!(store.len() < 100, "{} entries kept", store.len());
     }
 }

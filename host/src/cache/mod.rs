@@ -2,13 +2,23 @@
 //! when `REDIS_URL` is set), grouped so a whole group can be dropped at
 //! once: "everything cached for user 42".
 //!
-//! Entries carry the generation they were written in; invalidating
-//! everything bumps the generation instead of walking the keys, so it is
-//! O(1) in both backends. A Redis that stops answering turns reads into
-//! misses and writes into no-ops: the service slows down, it does not fail.
+//! Every cache is bounded: the in-process store ([`local`]) by bytes,
+//! fields per group and time, whatever callers send; keys that carry caller
+//! input are fixed-size digests ([`digest`]). With Redis, entries carry the
+//! generation they were written in; invalidating everything bumps the
+//! generation instead of walking the keys, so it is O(1) in both backends.
+//!
+//! While Redis is unreachable (its circuit breaker is open, see
+//! [`crate::redis_pool`]) a cache serves from the in-process store with a
+//! short TTL (`CACHE_L1_TTL`), so another replica's invalidations it cannot
+//! hear go stale for that long at most. When Redis comes back every cache's
+//! generation is bumped before it is read again, and this process's
+//! fallback entries are dropped: an invalidation issued during the outage
+//! is never undone by an entry written before it.
 
 mod local;
 mod redis_backend;
+pub mod settings;
 
 use std::{
     sync::{
@@ -19,7 +29,9 @@ use std::{
 };
 
 use serde::{Serialize, de::DeserializeOwned};
+use sha2::{Digest, Sha256};
 
+pub use self::settings::CacheSettings;
 use crate::redis_pool::RedisPool;
 
 /// Hits and misses of one cache, for `/metrics` and the tests.
@@ -38,30 +50,52 @@ impl CacheStats {
     }
 }
 
-enum Backend<T> {
-    Local(local::LocalStore<T>),
-    Redis(redis_backend::RedisStore),
+/// A fixed-size key (32 hex digits of SHA-256) for a value built from caller
+/// input, so what a caller sends never sizes the key.
+pub fn digest(text: &str) -> String {
+    let hash = Sha256::digest(text.as_bytes());
+    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A cache of `T` values addressed by (group, field).
 pub struct Cache<T> {
     pub name: &'static str,
     ttl: Duration,
-    backend: Backend<T>,
+    local: local::LocalStore<T>,
+    redis: Option<RedisShared>,
     pub stats: Arc<CacheStats>,
+}
+
+/// The Redis side of a cache, and which of Redis' outages this cache has
+/// already dropped its fallback entries for.
+struct RedisShared {
+    store: redis_backend::RedisStore,
+    pool: Arc<RedisPool>,
+    trips_seen: AtomicU64,
 }
 
 impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
     /// `ttl` zero disables the cache: every read misses, writes are dropped.
-    pub fn new(name: &'static str, ttl: Duration, redis: Option<Arc<RedisPool>>) -> Self {
-        let backend = match redis {
-            Some(pool) => Backend::Redis(redis_backend::RedisStore::new(pool, name)),
-            None => Backend::Local(local::LocalStore::default()),
+    pub fn new(
+        name: &'static str,
+        ttl: Duration,
+        redis: Option<Arc<RedisPool>>,
+        settings: &CacheSettings,
+    ) -> Self {
+        let local_ttl = match redis {
+            Some(_) => ttl.min(settings.l1_ttl),
+            None => ttl,
         };
+        let redis = redis.map(|pool| RedisShared {
+            store: redis_backend::RedisStore::new(pool.clone(), name),
+            trips_seen: AtomicU64::new(pool.trips()),
+            pool,
+        });
         Self {
             name,
             ttl,
-            backend,
+            local: local::LocalStore::new(settings.max_bytes, local_ttl),
+            redis,
             stats: Arc::default(),
         }
     }
@@ -71,19 +105,32 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Local(_) => "in-process",
-            Backend::Redis(_) => "redis",
+        match self.redis {
+            None => "in-process",
+            Some(_) => "redis",
         }
     }
 
-    fn count(&self, hit: bool) {
-        let counter = if hit {
-            &self.stats.hits
-        } else {
-            &self.stats.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// Redis when it is configured and answering. Coming back from an
+    /// outage, first drops what this process cached while it was away.
+    fn shared(&self) -> Option<&RedisShared> {
+        let shared = self.redis.as_ref()?;
+        if !shared.pool.available() {
+            return None;
+        }
+        let trips = shared.pool.trips();
+        if shared.trips_seen.swap(trips, Ordering::Relaxed) != trips {
+            self.local.clear();
+        }
+        Some(shared)
+    }
+
+    fn count(&self, found: &[Option<T>]) {
+        let hits = found.iter().filter(|f| f.is_some()).count() as u64;
+        self.stats.hits.fetch_add(hits, Ordering::Relaxed);
+        self.stats
+            .misses
+            .fetch_add(found.len() as u64 - hits, Ordering::Relaxed);
     }
 
     pub async fn get(&self, group: &str, field: &str) -> Option<T> {
@@ -98,18 +145,23 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
                 .fetch_add(keys.len() as u64, Ordering::Relaxed);
             return vec![None; keys.len()];
         }
-        let found = match &self.backend {
-            Backend::Local(store) => store.get_many(keys, self.ttl),
-            Backend::Redis(store) => store
-                .get_many(keys)
-                .await
-                .into_iter()
-                .map(|raw| raw.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
-                .collect(),
+        let from_redis = match self.shared() {
+            Some(shared) => shared.store.get_many(keys).await.map(|values| {
+                values
+                    .into_iter()
+                    .map(|raw| raw.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+                    .collect::<Vec<Option<T>>>()
+            }),
+            None => None,
         };
-        for entry in &found {
-            self.count(entry.is_some());
-        }
+        let found = from_redis.unwrap_or_else(|| {
+            self.local
+                .get_many(keys)
+                .into_iter()
+                .map(|v| v.map(|v| T::clone(&v)))
+                .collect()
+        });
+        self.count(&found);
         found
     }
 
@@ -122,48 +174,59 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
         if !self.enabled() || entries.is_empty() {
             return;
         }
-        match &self.backend {
-            Backend::Local(store) => store.put_many(entries),
-            Backend::Redis(store) => {
-                let encoded = entries
-                    .into_iter()
-                    .filter_map(|(g, f, v)| Some((g, f, serde_json::to_vec(&v).ok()?)))
-                    .collect();
-                store.put_many(encoded, self.ttl).await
+        let encoded: Vec<(String, String, T, Vec<u8>)> = entries
+            .into_iter()
+            .filter_map(|(g, f, v)| {
+                let bytes = serde_json::to_vec(&v).ok()?;
+                Some((g, f, v, bytes))
+            })
+            .collect();
+        if let Some(shared) = self.shared() {
+            let wire = encoded
+                .iter()
+                .map(|(g, f, _, bytes)| (g.as_str(), f.as_str(), bytes.as_slice()))
+                .collect::<Vec<_>>();
+            if shared.store.put_many(&wire, self.ttl).await {
+                return;
             }
         }
+        self.local.put_many(
+            encoded
+                .into_iter()
+                .map(|(g, f, v, bytes)| (g, f, Arc::new(v), bytes.len()))
+                .collect(),
+        );
     }
 
     /// Drops every entry of one group.
     pub async fn invalidate_group(&self, group: &str) {
-        match &self.backend {
-            Backend::Local(store) => store.remove_group(group),
-            Backend::Redis(store) => store.remove_group(group).await,
+        self.local.remove_group(group);
+        if let Some(shared) = self.shared() {
+            shared.store.remove_group(group).await;
         }
     }
 
     /// Drops everything (a new model, a rules change).
     pub async fn invalidate_all(&self) {
-        match &self.backend {
-            Backend::Local(store) => store.clear(),
-            Backend::Redis(store) => store.bump_generation().await,
+        self.local.clear();
+        if let Some(shared) = self.shared() {
+            shared.store.bump_generation().await;
         }
     }
 
-    /// Frees expired entries (the cleanup job); Redis expires its own.
-    /// Returns how many were removed.
+    /// Frees expired in-process entries now (the cleanup job); Redis expires
+    /// its own. Returns how many expired since the last call.
     pub fn purge_expired(&self) -> usize {
-        match &self.backend {
-            Backend::Local(store) => store.purge_expired(self.ttl),
-            Backend::Redis(_) => 0,
-        }
+        self.local.purge_expired()
     }
 
-    /// Entries held in process (0 for Redis).
+    /// Entries held in this process.
     pub fn local_len(&self) -> usize {
-        match &self.backend {
-            Backend::Local(store) => store.len(),
-            Backend::Redis(_) => 0,
-        }
+        self.local.len()
+    }
+
+    /// Bytes this process holds for the cache, against its `CACHE_MAX_MB`.
+    pub fn local_bytes(&self) -> u64 {
+        self.local.weighted_bytes()
     }
 }

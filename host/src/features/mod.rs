@@ -44,8 +44,18 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 impl FeatureStore {
     pub fn new(db: Db, settings: &Settings, redis: Option<Arc<RedisPool>>) -> Self {
         Self {
-            users: Cache::new("user_features", settings.feature_cache_ttl, redis.clone()),
-            items: Cache::new("item_features", settings.feature_cache_ttl, redis),
+            users: Cache::new(
+                "user_features",
+                settings.feature_cache_ttl,
+                redis.clone(),
+                &settings.cache,
+            ),
+            items: Cache::new(
+                "item_features",
+                settings.feature_cache_ttl,
+                redis,
+                &settings.cache,
+            ),
             confidence: Confidence::from_settings(settings),
             db,
         }

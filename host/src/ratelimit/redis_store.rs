@@ -2,7 +2,7 @@
 //! Lua script so every replica shares one bucket per key. The script reads
 //! the clock from Redis (`TIME`), so replicas with skewed clocks still agree.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use super::gcra::Decision;
 use crate::{config::RateSpec, redis_pool::RedisPool};
@@ -26,29 +26,20 @@ return {1, tostring(new_tat), tostring(now)}
     )
 });
 
-/// `None` when Redis could not answer in time; the caller falls back.
-pub async fn check(pool: &RedisPool, key: &str, spec: RateSpec) -> Option<Decision> {
-    let mut conn = pool.connection().await?;
+/// `None` when Redis could not answer (or its breaker is open); the caller
+/// falls back to the in-process store.
+pub async fn check(pool: &Arc<RedisPool>, key: &str, spec: RateSpec) -> Option<Decision> {
     let period = spec.period.as_secs_f64();
     let interval = period / f64::from(spec.count);
     let mut invocation = SCRIPT.key(pool.key(&format!("rl:{key}")));
     invocation.arg(interval).arg(period);
-    let reply = tokio::time::timeout(
-        crate::redis_pool::COMMAND_TIMEOUT,
-        invocation.invoke_async::<(i64, String, String)>(&mut conn),
-    )
-    .await;
-    let (allowed, tat, now) = match reply {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "Redis rate limit check failed");
-            return None;
-        }
-        Err(_) => {
-            tracing::warn!("Redis rate limit check timed out");
-            return None;
-        }
-    };
+    let (allowed, tat, now) = pool
+        .run("rate limit", |mut conn| async move {
+            invocation
+                .invoke_async::<(i64, String, String)>(&mut conn)
+                .await
+        })
+        .await?;
     let tat: f64 = tat.parse().ok()?;
     let now: f64 = now.parse().ok()?;
     Some(if allowed == 1 {

@@ -130,7 +130,8 @@ pub async fn recommend(
     let algorithm = parse_algorithm(state, &q.algorithm, q.hybrid_method.as_deref())?;
     let cacheable = !q.explain && state.rec_cache.enabled();
     let user_key = q.user_id.to_string();
-    let field = q.cache_field();
+    // The context is the caller's to size: the key is its digest.
+    let field = crate::cache::digest(&q.cache_field());
     if cacheable && let Some(mut hit) = state.rec_cache.get(&user_key, &field).await {
         hit.cached = true;
         return Ok(hit);

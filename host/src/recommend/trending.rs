@@ -32,8 +32,23 @@ pub struct TrendingItem {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TrendingResponse {
     pub trending_items: Vec<TrendingItem>,
+    /// The window served: the one asked for, rounded up to whole minutes
+    /// (up to an hour), hours (up to a day) or days.
     pub time_window_seconds: i64,
     pub count: usize,
+}
+
+/// The window actually served: the one asked for, rounded up to whole
+/// minutes up to an hour, whole hours up to a day, whole days beyond, so
+/// that arbitrary values cannot each mint a cache entry (at most 114
+/// windows exist) and a client still gets at least what it asked for.
+pub fn bucket_window(seconds: i64) -> i64 {
+    let step = match seconds {
+        ..=3600 => 60,
+        ..=86_400 => 3600,
+        _ => 86_400,
+    };
+    ((seconds.max(1) + step - 1) / step * step).min(MAX_WINDOW_SECONDS)
 }
 
 pub async fn trending(
@@ -41,8 +56,9 @@ pub async fn trending(
     limit: usize,
     window_seconds: i64,
 ) -> AppResult<TrendingResponse> {
-    let field = format!("{limit}|{window_seconds}");
-    if let Some(hit) = state.trending_cache.get("trending", &field).await {
+    let window_seconds = bucket_window(window_seconds);
+    let (group, field) = (window_seconds.to_string(), limit.to_string());
+    if let Some(hit) = state.trending_cache.get(&group, &field).await {
         return Ok(hit);
     }
     let since = now_millis() - window_seconds * 1000;
@@ -81,7 +97,27 @@ pub async fn trending(
     };
     state
         .trending_cache
-        .put("trending", &field, response.clone())
+        .put(&group, &field, response.clone())
         .await;
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_round_up_to_few_buckets() {
+        assert_eq!(bucket_window(60), 60);
+        assert_eq!(bucket_window(61), 120);
+        assert_eq!(bucket_window(3600), 3600);
+        assert_eq!(bucket_window(3601), 7200);
+        assert_eq!(bucket_window(86_401), 2 * 86_400);
+        assert_eq!(bucket_window(MAX_WINDOW_SECONDS), MAX_WINDOW_SECONDS);
+        let distinct: std::collections::HashSet<i64> = (60..=MAX_WINDOW_SECONDS)
+            .step_by(7)
+            .map(bucket_window)
+            .collect();
+        assert!(distinct.len() <= 114, "{}", distinct.len());
+    }
 }

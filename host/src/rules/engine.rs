@@ -33,6 +33,9 @@ use wasmtime_wasi::{
 
 use super::bindings::{Rule, RulePre, recengine::rules::types as wit};
 
+/// The deadline of a rule's `metadata` call at load.
+const LOAD_DEADLINE: Duration = Duration::from_secs(1);
+
 /// Limits every call runs under.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -248,8 +251,16 @@ impl RuleEngine {
         Ok((store, rule, stderr))
     }
 
+    /// At load, off the request path: a busy machine must not turn a slow
+    /// first call into a refused rule (or a service that cannot start), so
+    /// the deadline is at least `LOAD_DEADLINE`; a rule that loops in
+    /// `metadata` is still stopped.
     fn read_metadata(&self, pre: &RulePre<RuleState>) -> Result<sdk::Metadata, Failure> {
-        let (mut store, rule, stderr) = self.instantiate(pre, 0, &self.limits)?;
+        let limits = Limits {
+            deadline: self.limits.deadline.max(LOAD_DEADLINE),
+            ..self.limits
+        };
+        let (mut store, rule, stderr) = self.instantiate(pre, 0, &limits)?;
         let m = rule
             .call_metadata(&mut store)
             .map_err(|e| classify(&e, &stderr, false))?;

@@ -30,6 +30,51 @@ pub struct RuleContext {
     pub extra: BTreeMap<String, String>,
 }
 
+/// Bounds on what a caller may put in a context: it reaches every rule
+/// and (as a digest) the cache key, so its size is the service's to set.
+pub const MAX_EXTRA_KEYS: usize = 32;
+pub const MAX_CONTEXT_KEY_CHARS: usize = 64;
+pub const MAX_CONTEXT_VALUE_CHARS: usize = 256;
+pub const MAX_COUNTRY_CHARS: usize = 8;
+pub const MAX_DEVICE_CHARS: usize = 64;
+
+impl RuleContext {
+    /// The bounds above, and `hour_of_day` 0..=23; the message names the
+    /// field and its limit.
+    pub fn validate(&self) -> Result<(), String> {
+        let too_long = |field: &str, value: &Option<String>, max: usize| match value {
+            Some(v) if v.chars().count() > max => {
+                Err(format!("context.{field} is longer than {max} characters"))
+            }
+            _ => Ok(()),
+        };
+        too_long("country", &self.country, MAX_COUNTRY_CHARS)?;
+        too_long("device", &self.device, MAX_DEVICE_CHARS)?;
+        if self.hour_of_day.is_some_and(|h| h > 23) {
+            return Err("hour_of_day must be 0..=23".into());
+        }
+        if self.extra.len() > MAX_EXTRA_KEYS {
+            return Err(format!(
+                "context.extra has {} keys; at most {MAX_EXTRA_KEYS} are allowed",
+                self.extra.len()
+            ));
+        }
+        for (key, value) in &self.extra {
+            if key.is_empty() || key.chars().count() > MAX_CONTEXT_KEY_CHARS {
+                return Err(format!(
+                    "context.extra keys must be 1 to {MAX_CONTEXT_KEY_CHARS} characters"
+                ));
+            }
+            if value.chars().count() > MAX_CONTEXT_VALUE_CHARS {
+                return Err(format!(
+                    "context.extra.{key} is longer than {MAX_CONTEXT_VALUE_CHARS} characters"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The user data rules read.
 #[derive(Debug, Clone, Default)]
 pub struct RuleUser {

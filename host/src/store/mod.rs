@@ -6,6 +6,7 @@
 //! folder per dialect under `migrations/`.
 
 pub mod batch_recommendations;
+pub mod fail_fast;
 pub mod interactions;
 pub mod items;
 pub mod refresh_tokens;
@@ -16,7 +17,7 @@ use std::{path::Path, str::FromStr, time::Duration};
 
 use anyhow::Context as _;
 use sqlx::{
-    AnyPool, Executor,
+    Executor,
     any::{AnyConnectOptions, AnyPoolOptions},
     migrate::Migrator,
 };
@@ -33,13 +34,19 @@ pub enum Dialect {
 /// A cheap-to-clone handle to the database.
 #[derive(Debug, Clone)]
 pub struct Db {
-    pub pool: AnyPool,
+    pub pool: fail_fast::FailFastPool,
     pub dialect: Dialect,
 }
 
 impl Db {
     /// Connects, creating the SQLite file (and its folder) on first run.
-    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+    /// `acquire_timeout`: how long a query waits for a free connection (or
+    /// for a new one while the database is down) before it fails with 503.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let (dialect, url) = if url.starts_with("sqlite:") {
             (Dialect::Sqlite, prepare_sqlite_url(url)?)
@@ -50,7 +57,7 @@ impl Db {
             .with_context(|| format!("invalid DATABASE_URL for {dialect:?}"))?;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(acquire_timeout)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
@@ -72,7 +79,10 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("could not connect to the {dialect:?} database"))?;
-        Ok(Self { pool, dialect })
+        Ok(Self {
+            pool: fail_fast::FailFastPool::new(pool),
+            dialect,
+        })
     }
 
     /// Applies pending migrations; safe to call on every start.
@@ -82,7 +92,7 @@ impl Db {
             Dialect::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator
-            .run(&self.pool)
+            .run(&*self.pool)
             .await
             .context("database migration failed")?;
         Ok(())

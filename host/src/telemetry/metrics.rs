@@ -30,6 +30,7 @@ pub struct Metrics {
     pub recommendation_duration: HistogramVec,
     pub cache_hits: IntCounterVec,
     pub cache_misses: IntCounterVec,
+    pub cache_bytes: IntGaugeVec,
     pub active_users: IntGauge,
     pub active_items: IntGauge,
     pub total_interactions: IntGauge,
@@ -170,6 +171,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ),
         cache_hits: counter(&r, "cache_hits_total", "Cache hits", &["cache"]),
         cache_misses: counter(&r, "cache_misses_total", "Cache misses", &["cache"]),
+        cache_bytes: gauge_vec(
+            &r,
+            "cache_bytes",
+            "Bytes a cache holds in this process (bounded by CACHE_MAX_MB)",
+            &["cache"],
+        ),
         active_users: gauge(
             &r,
             "active_users",
@@ -268,14 +275,33 @@ fn sync(counter: &prometheus::IntCounter, value: u64) {
 /// Reads the state-backed metrics from the service.
 async fn collect(state: &AppState) {
     let m = &*METRICS;
-    for (name, stats) in [
-        ("recommendations", &state.rec_cache.stats),
-        ("user_features", &state.features.users.stats),
-        ("item_features", &state.features.items.stats),
-        ("trending", &state.trending_cache.stats),
+    for (name, stats, bytes) in [
+        (
+            "recommendations",
+            &state.rec_cache.stats,
+            state.rec_cache.local_bytes(),
+        ),
+        (
+            "user_features",
+            &state.features.users.stats,
+            state.features.users.local_bytes(),
+        ),
+        (
+            "item_features",
+            &state.features.items.stats,
+            state.features.items.local_bytes(),
+        ),
+        (
+            "trending",
+            &state.trending_cache.stats,
+            state.trending_cache.local_bytes(),
+        ),
     ] {
         sync(&m.cache_hits.with_label_values(&[name]), stats.hits());
         sync(&m.cache_misses.with_label_values(&[name]), stats.misses());
+        m.cache_bytes
+            .with_label_values(&[name])
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
     // active_users, active_items and total_interactions are the
     // `update_metrics` job's: counted in the database every 5 minutes, not
