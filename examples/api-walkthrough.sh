@@ -187,15 +187,13 @@ done
 rec() {
   LOG_LEVEL=error "${recengine[@]}" "$@" || fail "recengine $*: failed (RECENGINE=${recengine[*]})"
 }
-cd "$WORK"
-rec rules keygen tour --key-id tour >/dev/null
+rec rules keygen "$WORK/tour" --key-id tour >/dev/null
 for n in 1 2; do
-  rec rules pack "tour-$n" --out "tour-$n.tar.gz" >/dev/null
-  rec rules sign "tour-$n.tar.gz" --key tour.key --key-id tour >/dev/null
-  rec rules verify "tour-$n.tar.gz" --keys "tour:$(cat tour.pub)" >verify.txt
+  rec rules pack "$WORK/tour-$n" --out "$WORK/tour-$n.tar.gz" >/dev/null
+  rec rules sign "$WORK/tour-$n.tar.gz" --key "$WORK/tour.key" --key-id tour >/dev/null
+  verified=$(rec rules verify "$WORK/tour-$n.tar.gz" --keys "tour:$(cat "$WORK/tour.pub")")
 done
-cd "$ROOT"
-notice "Packed and signed two revisions ($revision.1 and .2, factor 1.5 and 3.0) of examples/boost-local-items with recengine rules keygen/pack/sign; verify says \"$(cat "$WORK/verify.txt")\" (BUNDLE_PUBLIC_KEYS=tour:<tour.pub> on the service would refuse unsigned ones)."
+notice "Packed and signed two revisions ($revision.1 and .2, factor 1.5 and 3.0) of examples/boost-local-items with recengine rules keygen/pack/sign; verify says \"${verified#"$WORK/"}\" (BUNDLE_PUBLIC_KEYS=tour:<tour.pub> on the service would refuse unsigned ones)."
 
 for n in 1 2; do
   call 201 POST /rules/bundles "$OPS" -H 'content-type: application/gzip' \
