@@ -41,6 +41,25 @@ async fn spawn_demo() -> TestApp {
     app
 }
 
+/// The demo ops account's access token.
+async fn ops_token(app: &TestApp) -> String {
+    app.login(DEMO_OPS_EMAIL, DEMO_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// GET as `token`, expecting 200 and JSON.
+async fn get_as(app: &TestApp, token: &str, path: &str) -> Value {
+    let res = app
+        .request(Method::GET, path, Some(token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "GET {path}");
+    res.json().await.unwrap()
+}
+
 async fn login_status(app: &TestApp, email: &str, password: &str) -> u16 {
     app.request(Method::POST, "/api/v1/auth/login", None)
         .json(&json!({"email": email, "password": password}))
@@ -80,26 +99,10 @@ fn report(output: &Output) -> String {
 async fn the_demo_has_an_ops_account_and_says_what_to_try_next() {
     let app = spawn_demo().await;
     assert_eq!(login_status(&app, DEMO_OPS_EMAIL, DEMO_PASSWORD).await, 200);
-    let ops = app.login(DEMO_OPS_EMAIL, DEMO_PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let me: Value = app
-        .request(Method::GET, "/api/v1/auth/me", Some(&ops))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["role"], "ops");
+    let ops = ops_token(&app).await;
+    assert_eq!(get_as(&app, &ops, "/api/v1/auth/me").await["role"], "ops");
     // An ops account reaches what the console shows.
-    let rules = app
-        .request(Method::GET, "/api/v1/rules/", Some(&ops))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(rules.status(), 200);
+    get_as(&app, &ops, "/api/v1/rules/").await;
     // Seeding is once: a restart with --demo adds no second account.
     assert!(!demo::prepare(&app.state).await.unwrap());
 
@@ -217,19 +220,8 @@ async fn the_walkthrough_tours_the_demo() {
     }
 
     // What it left behind, seen from the service's side.
-    let ops = app.login(DEMO_OPS_EMAIL, DEMO_PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let get = |path: &'static str| {
-        let req = app.request(Method::GET, path, Some(&ops));
-        async move {
-            let res = req.send().await.unwrap();
-            assert_eq!(res.status(), 200, "GET {path}");
-            res.json::<Value>().await.unwrap()
-        }
-    };
-    let rules = get("/api/v1/rules/").await;
+    let ops = ops_token(&app).await;
+    let rules = get_as(&app, &ops, "/api/v1/rules/").await;
     let rule = |name: &str| {
         rules["rules"]
             .as_array()
@@ -245,14 +237,19 @@ async fn the_walkthrough_tours_the_demo() {
         "switched back on"
     );
     assert_eq!(rule("boost_local_items")["config"]["factor"], 1.5);
-    let bundle = get("/api/v1/rules/bundles/tour").await;
+    let bundle = get_as(&app, &ops, "/api/v1/rules/bundles/tour").await;
     assert!(
         bundle["active_revision"].as_str().unwrap().ends_with(".1"),
         "{bundle}"
     );
-    let history = get("/api/v1/rules/bundles/tour/history").await;
+    let history = get_as(&app, &ops, "/api/v1/rules/bundles/tour/history").await;
     assert_eq!(history[0]["action"], "rollback");
-    let runs = get("/api/v1/jobs/runs?job=generate_batch_recommendations").await;
+    let runs = get_as(
+        &app,
+        &ops,
+        "/api/v1/jobs/runs?job=generate_batch_recommendations",
+    )
+    .await;
     assert_eq!(runs[0]["status"], "SUCCESS");
     assert_eq!(runs[0]["requested_by"], DEMO_OPS_EMAIL);
 }
@@ -356,27 +353,10 @@ recengine() { LOG_LEVEL=error "$RECENGINE" "$@"; }
     assert!(stdout.contains(r#""status":"healthy""#), "{stdout}");
     assert!(stdout.contains(r#""username":"ada""#), "{stdout}");
     assert!(Path::new(&dir.join("storefront-2026-11-26.1.tar.gz")).exists());
-    let ops = app.login(DEMO_OPS_EMAIL, DEMO_PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let bundle: Value = app
-        .request(Method::GET, "/api/v1/rules/bundles/storefront", Some(&ops))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ops = ops_token(&app).await;
+    let bundle = get_as(&app, &ops, "/api/v1/rules/bundles/storefront").await;
     assert_eq!(bundle["active_revision"], "2026-11-26.1", "{bundle}");
-    let run: Value = app
-        .request(Method::GET, "/api/v1/jobs/runs/1", Some(&ops))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run = get_as(&app, &ops, "/api/v1/jobs/runs/1").await;
     assert_eq!(run["job"], "retrain_collaborative_model", "{run}");
     std::fs::remove_dir_all(&dir).ok();
 }
