@@ -128,16 +128,19 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { demo, addr } => {
             let addr = addr.unwrap_or(SocketAddr::new(settings.host, settings.port));
             let state = AppState::build(settings).await?;
-            if demo && data::demo::seed_if_empty(&state.db).await? {
+            if demo && data::demo::prepare(&state).await? {
                 tracing::info!("demo data seeded");
-                // The start-up training saw an empty catalogue.
-                state.retrain().await?;
             }
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             state.start_jobs().await?;
             tracing::info!(%addr, "recengine listening");
+            if demo {
+                // For the person who just typed scripts/demo.sh, not for the
+                // log collector: plain text on stderr, after the log line.
+                eprintln!("{}", data::demo::next_steps(&state.db, addr).await?);
+            }
             axum::serve(
                 listener,
                 recengine::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),

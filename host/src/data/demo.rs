@@ -2,7 +2,10 @@
 //! small, and shaped so every built-in business rule has something to act
 //! on — minors and adults, several countries, out-of-stock and promotional
 //! items (some promotions over), age- and country-restricted items, items
-//! from many origins, brand-new and old items, and purchases.
+//! from many origins, brand-new and old items, and purchases — plus an ops
+//! account, so the console and the rules API can be tried at once.
+
+use std::net::SocketAddr;
 
 use chrono::{Duration, Utc};
 use serde_json::json;
@@ -11,9 +14,18 @@ use super::{
     bulk::{self, InteractionRecord, ItemRecord, UserRecord},
     rng::SplitMix64,
 };
-use crate::{auth::password, store::Db};
+use crate::{
+    AppState,
+    auth::password,
+    store::{Db, users::Role},
+};
 
+/// The password of every demo account, the ops account's included: the
+/// demo is for trying things on one machine, never for real data.
 pub const DEMO_PASSWORD: &str = "demo-password";
+/// The demo's operator (role `ops`): the console, rules, bundles, jobs.
+pub const DEMO_OPS_EMAIL: &str = "ops@example.com";
+const DEMO_OPS_USERNAME: &str = "ops";
 pub const DEMO_USERS: usize = 60;
 pub const DEMO_ITEMS: usize = 200;
 
@@ -79,6 +91,53 @@ pub async fn seed_if_empty(db: &Db) -> anyhow::Result<bool> {
     }
     seed(db).await?;
     Ok(true)
+}
+
+/// What `serve --demo` does before it listens: seeds an empty database and,
+/// when it did, retrains (the start-up training saw an empty catalogue).
+/// Returns whether it seeded.
+pub async fn prepare(state: &AppState) -> anyhow::Result<bool> {
+    if !seed_if_empty(&state.db).await? {
+        return Ok(false);
+    }
+    state.retrain().await?;
+    Ok(true)
+}
+
+/// The lines `serve --demo` prints once it listens on `addr`: the docs, the
+/// console (with the ops account when this database has the demo's), the
+/// walkthrough.
+pub async fn next_steps(db: &Db, addr: SocketAddr) -> anyhow::Result<String> {
+    let base = if addr.ip().is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    };
+    // A database that had a catalogue before was not seeded: say how to get
+    // an account rather than name one that does not exist.
+    let demo_ops = match crate::store::users::find_by_email(db, DEMO_OPS_EMAIL).await? {
+        Some((user, hash)) => {
+            user.role >= Role::Ops
+                && password::verify_password(DEMO_PASSWORD.into(), Some(hash)).await
+        }
+        None => false,
+    };
+    let ops = if demo_ops {
+        format!("sign in as {DEMO_OPS_EMAIL} / {DEMO_PASSWORD}")
+    } else {
+        "needs an ops or admin account: recengine users create-admin --email ...".into()
+    };
+    let tour = if base == "http://localhost:8000" {
+        "examples/api-walkthrough.sh".to_string()
+    } else {
+        format!("BASE_URL={base} examples/api-walkthrough.sh")
+    };
+    Ok(format!(
+        "\nrecengine demo on {base}; try next:\n  \
+         API docs     {base}/docs\n  \
+         Ops console  {base}/console/   ({ops})\n  \
+         The tour     {tour}   (a client's and an operator's walk through the API)\n"
+    ))
 }
 
 async fn seed(db: &Db) -> anyhow::Result<()> {
@@ -177,6 +236,15 @@ async fn seed(db: &Db) -> anyhow::Result<()> {
             created_at: ms(now - Duration::days(30 + rng.below(300) as i64)),
         });
     }
+    users.push(UserRecord {
+        id: None,
+        username: DEMO_OPS_USERNAME.into(),
+        email: DEMO_OPS_EMAIL.into(),
+        password_hash: password_hash.clone(),
+        role: "ops",
+        preferences: json!({}),
+        created_at: ms(now),
+    });
     bulk::insert_users(db, &users).await?;
 
     // Ids were assigned by the database; read them back in insertion order.
@@ -233,7 +301,8 @@ async fn seed(db: &Db) -> anyhow::Result<()> {
         items = DEMO_ITEMS,
         interactions = interactions.len(),
         password = DEMO_PASSWORD,
-        "seeded the demo catalogue (log in as demo_user_1@example.com)"
+        ops = DEMO_OPS_EMAIL,
+        "seeded the demo catalogue (log in as demo_user_1@example.com, or as ops@example.com for ops)"
     );
     Ok(())
 }

@@ -16,4 +16,5 @@ mod outages;
 mod rate_limits;
 mod recommender;
 mod rules;
+mod walkthrough;
 mod wasm;
