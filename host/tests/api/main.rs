@@ -15,4 +15,5 @@ mod metrics;
 mod rate_limits;
 mod recommender;
 mod rules;
+mod server;
 mod wasm;
