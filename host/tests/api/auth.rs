@@ -546,17 +546,22 @@ async fn the_last_admin_cannot_demote_itself() {
     expect_error(res, 409).await;
 }
 
+/// As the admin: gives `user` the role, expecting 200.
+async fn set_role(app: &TestApp, user: &Value, role: &str) {
+    let res = app
+        .put(
+            &format!("/api/v1/users/{}/role", user["id"]),
+            &json!({"role": role}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "role {role}");
+}
+
 async fn a_role_change_ends_every_session(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let zoe = register(&app, "zoe").await;
     let pair = app.login("zoe@example.com", "correct-horse-battery").await;
-    let res = app
-        .put(
-            &format!("/api/v1/users/{}/role", zoe["id"]),
-            &json!({"role": "ops"}),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
+    set_role(&app, &zoe, "ops").await;
     // Neither token of the old grant works; a new login carries the role.
     expect_error(me(&app, pair["access_token"].as_str().unwrap()).await, 401).await;
     expect_error(
@@ -619,12 +624,6 @@ async fn the_last_admin_cannot_delete_itself() {
     assert_eq!(app.get(&path).await.status(), 200, "still there");
     // With a second admin, either may go.
     let other = register(&app, "ada").await;
-    let res = app
-        .put(
-            &format!("/api/v1/users/{}/role", other["id"]),
-            &json!({"role": "admin"}),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
+    set_role(&app, &other, "admin").await;
     assert_eq!(app.delete(&path).await.status(), 204);
 }

@@ -425,6 +425,15 @@ impl BundleManager {
         Ok(())
     }
 
+    /// The generation this replica runs for a bundle; -1 if none yet.
+    fn running_generation(&self, name: &str) -> i64 {
+        self.local
+            .lock()
+            .expect("not poisoned")
+            .get(name)
+            .map_or(-1, |s| s.generation)
+    }
+
     /// Converges on the database: every bundle whose stored generation
     /// differs from what this replica runs is activated (or removed).
     /// Returns how many changed.
@@ -432,26 +441,14 @@ impl BundleManager {
         let active = store::active(&self.db).await?;
         let mut changed = 0;
         for row in active {
-            let running = self
-                .local
-                .lock()
-                .expect("not poisoned")
-                .get(&row.name)
-                .map_or(-1, |s| s.generation);
-            if running == row.generation {
+            if self.running_generation(&row.name) == row.generation {
                 continue;
             }
             let _one = self.activating.lock().await;
             // An activation on this replica may have finished while we
             // waited (its NOTIFY arrives before it records the generation
             // locally): then there is nothing to load again.
-            let running = self
-                .local
-                .lock()
-                .expect("not poisoned")
-                .get(&row.name)
-                .map_or(-1, |s| s.generation);
-            if running >= row.generation {
+            if self.running_generation(&row.name) >= row.generation {
                 continue;
             }
             match (&row.revision, row.bundle_id) {
