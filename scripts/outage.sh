@@ -21,41 +21,26 @@ PG_PORT=${PG_PORT:-55433}
 REDIS_PORT=${REDIS_PORT:-16390}
 A_PORT=18091
 B_PORT=18092
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 cargo build --release --locked --bin recengine --example loadgen
 
+source scripts/own-services.sh
 WORK=$(mktemp -d)
-chmod 755 "$WORK"
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1 || true
+  own_services_cleanup "$WORK" "$PG_PORT" "$REDIS_PORT"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+own_postgres_start "$WORK" "$PG_PORT"
+own_redis_start "$WORK" "$REDIS_PORT"
 
-start_redis() {
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-    --daemonize yes --dir "$WORK" --logfile "$WORK/redis.log"
-  for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
-  return 1
-}
-pg_ctl() { runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w "$@" >/dev/null; }
-
-# A PostgreSQL cluster of our own (initdb refuses root: run it as postgres).
-mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"
-runuser -u postgres -- "$PG_BIN/initdb" -D "$WORK/pg" -U postgres -A trust >/dev/null
-pg_ctl -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1" start
-"$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres outage
-start_redis
-
-export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/outage"
+export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/bench"
 export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" LOG_LEVEL=error JOBS_ENABLED=false
 # Limits on, shared through Redis, but far above what the load sends.
 export RATE_LIMIT_ENABLED=true RATE_LIMIT_DEFAULT=10000000/minute
-export INITIAL_ADMIN_EMAIL=outage-admin@example.com INITIAL_ADMIN_PASSWORD=outage-password-123
 target/release/recengine import movielens "$DATA" >/dev/null
+export INITIAL_ADMIN_EMAIL=outage-admin@example.com INITIAL_ADMIN_PASSWORD=outage-password-123
 for port in $A_PORT $B_PORT; do
   target/release/recengine serve --addr "127.0.0.1:$port" >"$WORK/server-$port.log" 2>&1 &
   PIDS+=($!)
@@ -85,7 +70,7 @@ contains() { curl -fs "http://127.0.0.1:$1/api/v1/recommendations/user/7?top_n=1
 ITEM=$(first_item $A_PORT)
 first_item $B_PORT >/dev/null
 
-redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+own_redis_stop "$REDIS_PORT"
 load "$SECS" >"$WORK/during.txt" &
 LOAD=$!
 sleep 2
@@ -97,7 +82,7 @@ echo "purchase of item $ITEM by user 7 during the outage: HTTP $code"
 wait $LOAD || true
 during=$(cat "$WORK/during.txt")
 echo "during:  $during"
-start_redis
+own_redis_start "$WORK" "$REDIS_PORT"
 restarted=$(date +%s.%N)
 for port in $A_PORT $B_PORT; do
   until [ "$(health "$port")" = healthy ]; do sleep 0.05; done
@@ -120,7 +105,7 @@ echo "RESULT redis: before $(echo "$before" | field 'req/s') req/s p99 $(echo "$
 echo "== PostgreSQL outage"
 # The list for user 7 is cached now; the items list needs the database.
 curl -fs "http://127.0.0.1:$A_PORT/api/v1/recommendations/user/8?top_n=10" >/dev/null
-pg_ctl -m fast stop
+own_postgres_stop "$WORK"
 times=()
 for _ in $(seq 1 20); do
   t=$(curl -s -o "$WORK/503.json" -w '%{http_code} %{time_total}' "http://127.0.0.1:$A_PORT/api/v1/items/?limit=5")
@@ -130,7 +115,7 @@ echo "items list while down (status seconds): ${times[*]}"
 echo "a 503's body: $(cat "$WORK/503.json")"
 cached=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' "http://127.0.0.1:$A_PORT/api/v1/recommendations/user/8?top_n=10")
 echo "cached recommendation while down: $cached"
-pg_ctl -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1" start
+own_postgres_resume "$WORK" "$PG_PORT"
 restarted=$(date +%s.%N)
 until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$A_PORT/api/v1/items/?limit=5")" = 200 ]; do sleep 0.05; done
 back_after=$(python3 -c "import time; print(f'{time.time() - $restarted:.2f}')")

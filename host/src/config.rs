@@ -158,6 +158,8 @@ pub struct Settings {
     /// production). Empty (the default): no cross-origin access; the
     /// console is served from the same origin and needs none.
     pub cors_origins: Vec<String>,
+    /// Header-read and keep-alive timeouts, connection cap (`HTTP_*`).
+    pub http: crate::server::HttpSettings,
 }
 
 pub const DEFAULT_INTERACTION_WEIGHTS: &str =
@@ -323,6 +325,7 @@ impl Settings {
         if !(10..=60_000).contains(&database_acquire_timeout) {
             errors.push("DATABASE_ACQUIRE_TIMEOUT_MS must be 10..=60000".into());
         }
+        let http = crate::server::HttpSettings::from_lookup(&get, &mut errors);
         let cors_origins: Vec<String> = get("CORS_ORIGINS")
             .unwrap_or_default()
             .split(',')
@@ -345,6 +348,7 @@ impl Settings {
         let settings = Settings {
             jobs,
             cors_origins,
+            http,
             app_env,
             host: typed(
                 &mut errors,
@@ -645,6 +649,7 @@ mod tests {
         );
         assert_eq!(s.collaborative_k_neighbors, 50);
         assert!(s.cors_origins.is_empty());
+        assert_eq!(s.http, crate::server::HttpSettings::default());
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! - [`cache`]: TTL caches, in process or in Redis.
 //! - [`jobs`]: scheduled jobs, their persisted runs, retries, fleet rules.
 //! - [`api`]: the axum routers, one per resource, and the OpenAPI document.
+//! - [`server`]: the serving loop: header-read and idle timeouts, a
+//!   connection cap, graceful shutdown.
 //! - [`telemetry`]: JSON logs and the request-id / access-log middleware.
 //! - [`data`]: the MovieLens importer and the demo catalogue.
 //!
@@ -34,6 +36,7 @@ pub mod ratelimit;
 pub mod recommend;
 pub mod redis_pool;
 pub mod rules;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 
@@ -44,6 +47,8 @@ use config::Settings;
 use ratelimit::RateLimiter;
 use redis_pool::RedisPool;
 use store::Db;
+
+pub use server::serve;
 
 /// What every handler can reach. Cheap to clone (all fields are handles).
 #[derive(Clone)]

@@ -141,11 +141,12 @@ async fn main() -> anyhow::Result<()> {
                 // log collector: plain text on stderr, after the log line.
                 eprintln!("{}", data::demo::next_steps(&state.db, addr).await?);
             }
-            axum::serve(
+            recengine::serve(
                 listener,
-                recengine::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+                recengine::app(state.clone()),
+                state.settings.http,
+                shutdown_signal(),
             )
-            .with_graceful_shutdown(shutdown_signal())
             .await?;
             state.jobs.shutdown(&state).await;
             tracing::info!("recengine stopped");
@@ -157,9 +158,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Import {
             source: ImportSource::Movielens { dir },
         } => {
-            let state = AppState::build(settings).await?;
+            // The data set keeps its ids (user 1 is MovieLens user 1), so the
+            // configured initial admin is created after the import, past
+            // them, rather than by the start-up taking id 1 first.
+            let mut without_admin = settings.clone();
+            without_admin.initial_admin_email = None;
+            without_admin.initial_admin_password = None;
+            let state = AppState::build(without_admin).await?;
             let started = std::time::Instant::now();
             let report = data::movielens::import_dir(&state.db, &dir).await?;
+            recengine::auth::bootstrap::ensure_initial_admin(&state.db, &settings).await?;
             println!(
                 "imported {} users, {} items, {} interactions in {:.2} s",
                 report.users,

@@ -90,6 +90,12 @@ pub struct BundleSummary {
     /// What this replica runs.
     pub running_revision: Option<String>,
     pub generation: i64,
+    /// Set when this replica refused the active revision (e.g. unsigned,
+    /// while `BUNDLE_PUBLIC_KEYS` requires signatures): its rules do not
+    /// run here although the fleet lists it as active.
+    pub refused_revision: Option<String>,
+    /// This replica's last refusal for this bundle, with its reason.
+    pub last_error: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/rules/bundles", tag = "bundles",
@@ -104,11 +110,16 @@ pub async fn list(
     let rows = store::active(&state.db).await?;
     Ok(Json(
         rows.into_iter()
-            .map(|r| BundleSummary {
-                running_revision: local.get(&r.name).and_then(|l| l.revision.clone()),
-                name: r.name,
-                active_revision: r.revision,
-                generation: r.generation,
+            .map(|r| {
+                let here = local.get(&r.name);
+                BundleSummary {
+                    running_revision: here.and_then(|l| l.revision.clone()),
+                    refused_revision: here.and_then(|l| l.refused_revision.clone()),
+                    last_error: here.and_then(|l| l.last_error.clone()),
+                    name: r.name,
+                    active_revision: r.revision,
+                    generation: r.generation,
+                }
             })
             .collect(),
     ))

@@ -4,15 +4,24 @@
 //! Status codes follow the FastAPI service the clients were written for:
 //! a body, query or path that does not parse or validate is 422; a body
 //! over the size limit is 413; a body without a JSON content type is 415.
+//!
+//! A string holding a NUL character (U+0000) is refused here, once, for
+//! every route: PostgreSQL cannot store one in `TEXT` (it fails the query,
+//! a 500) while SQLite stores it, so without this the two backends answered
+//! the same request differently. The check is a SIMD substring search on
+//! the raw body, query or path; only input that contains an escaped or
+//! percent-encoded NUL is parsed a second time, to name the field.
 
 use axum::{
+    body::Bytes,
     extract::{
-        FromRequest, FromRequestParts, Request,
+        FromRequest, FromRequestParts, RawPathParams, Request,
         rejection::{JsonRejection, PathRejection, QueryRejection},
     },
-    http::{StatusCode, request::Parts},
+    http::{StatusCode, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::AppError;
 
@@ -32,11 +41,108 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state)
-            .await
-            .map_err(json_rejection)?;
+        if !json_content_type(req.headers()) {
+            return Err(AppError::Rejected(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Expected a body with Content-Type: application/json".into(),
+            ));
+        }
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::Rejected(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request body too large".into(),
+                )
+            } else {
+                AppError::Rejected(e.status(), e.body_text())
+            }
+        })?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&body).map_err(json_rejection)?;
+        refuse_nul_in_json(&body)?;
         value.validate().map_err(AppError::Validation)?;
         Ok(Self(value))
+    }
+}
+
+/// `application/json` or any `application/*+json`, as axum's `Json` asks.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5
+                && subtype.is_char_boundary(subtype.len() - 5)
+                && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// The NUL message, naming where it was found (a field name comes from
+/// the client: cut to a readable length).
+fn nul_refused(place: &str, field: &str) -> AppError {
+    let mut end = field.len().min(120);
+    while !field.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = if end < field.len() { "..." } else { "" };
+    AppError::Validation(format!(
+        "{place}: {}{cut}: NUL characters (U+0000) are not allowed",
+        &field[..end]
+    ))
+}
+
+/// 422 naming the field if a JSON body holds a NUL in any string or key.
+/// A raw NUL byte is already invalid JSON; the only way to send one is the
+/// escape `\u0000`, so bodies without that sequence skip the walk.
+pub fn refuse_nul_in_json(body: &[u8]) -> Result<(), AppError> {
+    if memchr::memmem::find(body, br"\u0000").is_none() {
+        return Ok(());
+    }
+    // The sequence may be an escaped backslash followed by "u0000": only
+    // the parsed strings can tell.
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Ok(());
+    };
+    match nul_field(&value, String::new()) {
+        Some(field) => Err(nul_refused("Invalid request body", &field)),
+        None => Ok(()),
+    }
+}
+
+/// The path (`a.b[2].c`) of the first string or key holding a NUL.
+fn nul_field(value: &Value, path: String) -> Option<String> {
+    let named = |path: &str| {
+        if path.is_empty() {
+            "(the body)".to_string()
+        } else {
+            path.to_string()
+        }
+    };
+    match value {
+        Value::String(s) => s.contains('\0').then(|| named(&path)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_field(v, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let child = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(format!("{} (a key)", child.replace('\0', "\\u0000")))
+            } else {
+                nul_field(v, child)
+            }
+        }),
+        _ => None,
     }
 }
 
@@ -71,6 +177,19 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(query) = parts.uri.query()
+            && has_encoded_nul(query)
+        {
+            // Percent-decoded like the parser below decodes them.
+            if let Some((key, _)) = form_urlencoded::parse(query.as_bytes())
+                .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+            {
+                return Err(nul_refused(
+                    "Invalid query parameters",
+                    &key.replace('\0', "%00"),
+                ));
+            }
+        }
         let axum::extract::Query(value) =
             axum::extract::Query::<T>::from_request_parts(parts, state)
                 .await
@@ -93,6 +212,12 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if has_encoded_nul(parts.uri.path())
+            && let Ok(params) = RawPathParams::from_request_parts(parts, state).await
+            && let Some((key, _)) = params.iter().find(|(_, v)| v.contains('\0'))
+        {
+            return Err(nul_refused("Invalid path parameter", key));
+        }
         let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map_err(|e: PathRejection| {
@@ -100,6 +225,11 @@ where
             })?;
         Ok(Self(value))
     }
+}
+
+/// `%00` anywhere: a NUL once decoded (a raw NUL is not a valid URI).
+fn has_encoded_nul(raw: &str) -> bool {
+    memchr::memmem::find(raw.as_bytes(), b"%00").is_some()
 }
 
 /// `skip` / `limit` pagination shared by every list.

@@ -221,8 +221,8 @@ impl Validate for RoleChange {
     }
 }
 
-/// Changes an account's role (admin only). The account's tokens are
-/// invalidated so the new role applies from its next login.
+/// Changes an account's role (admin only). The account's tokens, refresh
+/// tokens included, are revoked so the new role applies from its next login.
 #[utoipa::path(put, path = "/api/v1/users/{user_id}/role", tag = "users", request_body = RoleChange,
     security(("bearer" = [])),
     responses((status = 200, body = User), (status = 401), (status = 403), (status = 404), (status = 422)))]
@@ -250,6 +250,9 @@ pub async fn set_role(
         },
     )
     .await?;
+    // Every session of the account ends: its refresh tokens would
+    // otherwise keep minting access tokens under the old grant.
+    crate::store::refresh_tokens::revoke_all_for_user(&state.db, user_id).await?;
     users::bump_token_version(&state.db, user_id).await?;
     tracing::info!(
         target_user = user_id,
@@ -260,14 +263,28 @@ pub async fn set_role(
 }
 
 /// Deletes the account and its interactions (your own, or any for an admin).
+/// The last admin cannot be deleted (409), as it cannot be demoted.
 #[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users", security(("bearer" = [])),
-    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn delete_user(
     State(state): State<AppState>,
     caller: CurrentUser,
     ApiPath(user_id): ApiPath<i64>,
 ) -> AppResult<StatusCode> {
     caller.require_self_or_admin(user_id)?;
+    let target_is_admin = if user_id == caller.id() {
+        caller.role() == Role::Admin
+    } else {
+        users::get(&state.db, user_id)
+            .await?
+            .is_some_and(|u| u.role == Role::Admin)
+    };
+    // Nobody would be left to manage accounts, roles or bundles.
+    if target_is_admin && users::count_admins(&state.db).await? <= 1 {
+        return Err(AppError::Conflict(
+            "Refusing to delete the last admin".into(),
+        ));
+    }
     if users::delete(&state.db, user_id).await? {
         state.user_changed(user_id).await;
         Ok(StatusCode::NO_CONTENT)

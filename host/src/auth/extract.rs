@@ -1,6 +1,7 @@
 //! `CurrentUser`: the authenticated caller, checked against the database on
 //! every request (so a deleted, deactivated, demoted or logged-out user's
-//! token stops working at once, not when it expires).
+//! token, or one whose session was revoked, stops working at once, not
+//! when it expires).
 
 use axum::{
     extract::{FromRequestParts, OptionalFromRequestParts},
@@ -39,13 +40,16 @@ impl FromRequestParts<AppState> for CurrentUser {
             .ok_or_else(|| AppError::Unauthorized("Not authenticated".into()))?;
         let claims = state.tokens.verify(token, TokenKind::Access)?;
         let invalid = || AppError::Unauthorized("Could not validate credentials".into());
-        let (user, version) = users::get_for_auth(&state.db, claims.user_id()?)
+        // Every access token the service mints names its session.
+        let session = claims.fam.as_deref().ok_or_else(invalid)?;
+        let found = users::get_for_auth(&state.db, claims.user_id()?, session)
             .await?
             .ok_or_else(invalid)?;
-        if !user.is_active || claims.ver != Some(version) {
+        if !found.user.is_active || claims.ver != Some(found.token_version) || found.session_revoked
+        {
             return Err(invalid());
         }
-        Ok(CurrentUser(user))
+        Ok(CurrentUser(found.user))
     }
 }
 

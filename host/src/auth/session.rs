@@ -45,11 +45,11 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<(
 }
 
 async fn issue_pair(state: &AppState, user: &User, family: &str) -> AppResult<TokenPair> {
-    let (_, version) = users::get_for_auth(&state.db, user.id)
+    let version = users::token_version(&state.db, user.id)
         .await?
         .ok_or_else(bad_credentials)?;
     let keys = &state.tokens;
-    let access = keys.access_claims(user.id, user.role, version);
+    let access = keys.access_claims(user.id, user.role, version, family);
     let refresh = keys.refresh_claims(user.id, family);
     refresh_tokens::insert(
         &state.db,
@@ -84,8 +84,8 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> AppResult<TokenPa
     }
 }
 
-/// With a refresh token: ends that session (its family). Without: ends every
-/// session of the user, access tokens included.
+/// With a refresh token: ends that session (its family), the access tokens
+/// it minted included. Without: ends every session of the user.
 pub async fn logout(state: &AppState, user: &User, refresh_token: Option<&str>) -> AppResult<()> {
     match refresh_token {
         Some(token) => {

@@ -1,7 +1,9 @@
 //! The Wasm sandbox.
 //!
 //! One `wasmtime::Engine` per process; each component is compiled once
-//! (cached by the SHA-256 of its bytes) and linked once (`InstancePre`).
+//! while something uses it (cached by the SHA-256 of its bytes, weakly: a
+//! component no rule set, shadow or activation holds any more is freed, so
+//! refused uploads cannot grow the cache) and linked once (`InstancePre`).
 //! Every call gets a fresh store and instance from the pooling allocator, so
 //! no state carries from one user's request to another's, and runs under:
 //! - a wall-clock deadline (epoch interruption on a 1 ms tick), so an
@@ -15,7 +17,7 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex, OnceLock, Weak},
     time::{Duration, Instant},
 };
 
@@ -147,7 +149,10 @@ pub struct RuleEngine {
     engine: Engine,
     linker: Linker<RuleState>,
     limits: Limits,
-    cache: Mutex<HashMap<String, Arc<CompiledRule>>>,
+    /// By digest. Weak: the rule sets (active, shadow, in preparation) own
+    /// the compiled code, so the cache holds exactly what they use and is
+    /// bounded by them; dead entries are swept on every insert.
+    cache: Mutex<HashMap<String, Weak<CompiledRule>>>,
 }
 
 impl RuleEngine {
@@ -176,8 +181,14 @@ impl RuleEngine {
     /// in the sandbox, and checks its SDK version.
     pub fn load(&self, bytes: &[u8]) -> anyhow::Result<Arc<CompiledRule>> {
         let digest = hex(&Sha256::digest(bytes));
-        if let Some(hit) = self.cache.lock().expect("not poisoned").get(&digest) {
-            return Ok(hit.clone());
+        if let Some(hit) = self
+            .cache
+            .lock()
+            .expect("not poisoned")
+            .get(&digest)
+            .and_then(Weak::upgrade)
+        {
+            return Ok(hit);
         }
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| wasm_error(e, "not a valid WebAssembly component"))?;
@@ -203,11 +214,20 @@ impl RuleEngine {
             metadata,
             pre,
         });
+        let mut cache = self.cache.lock().expect("not poisoned");
+        cache.retain(|_, rule| rule.strong_count() > 0);
+        cache.insert(digest, Arc::downgrade(&compiled));
+        Ok(compiled)
+    }
+
+    /// How many compiled components are alive (in use somewhere).
+    pub fn compiled_components(&self) -> usize {
         self.cache
             .lock()
             .expect("not poisoned")
-            .insert(digest, compiled.clone());
-        Ok(compiled)
+            .values()
+            .filter(|rule| rule.strong_count() > 0)
+            .count()
     }
 
     fn store(&self, now_ms: i64, limits: &Limits) -> (Store<RuleState>, MemoryOutputPipe) {

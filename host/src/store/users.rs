@@ -263,16 +263,51 @@ pub async fn exists(db: &Db, id: i64) -> AppResult<bool> {
     Ok(row.is_some())
 }
 
-/// The user with its current token version, for authenticating a request.
-pub async fn get_for_auth(db: &Db, id: i64) -> AppResult<Option<(User, i64)>> {
+/// What authenticating a request needs to know, read in one query.
+pub struct AuthView {
+    pub user: User,
+    /// The user's current token version (logout everywhere bumps it).
+    pub token_version: i64,
+    /// Whether the token's session (its refresh-token family) was revoked:
+    /// by logout, or because one of its refresh tokens was reused.
+    pub session_revoked: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuthRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    token_version: i64,
+    session_revoked: i64,
+}
+
+/// The user, its token version and whether `session` was revoked, for
+/// authenticating a request. `revoke_family` marks every token of a family
+/// at once, so one revoked row means the session is over.
+pub async fn get_for_auth(db: &Db, id: i64, session: &str) -> AppResult<Option<AuthView>> {
+    let row: Option<AuthRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, token_version, CAST(CASE WHEN EXISTS (SELECT 1 FROM refresh_tokens \
+         WHERE family_id = $2 AND revoked_at IS NOT NULL) THEN 1 ELSE 0 END AS BIGINT) \
+         AS session_revoked FROM users WHERE id = $1"
+    ))
+    .bind(id)
+    .bind(session)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.map(|r| AuthView {
+        user: r.user.into_user().0,
+        token_version: r.token_version,
+        session_revoked: r.session_revoked != 0,
+    }))
+}
+
+/// The user's current token version, stamped into new access tokens.
+pub async fn token_version(db: &Db, id: i64) -> AppResult<Option<i64>> {
     let row: Option<(i64,)> = sqlx::query_as("SELECT token_version FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(&db.pool)
         .await?;
-    let Some((version,)) = row else {
-        return Ok(None);
-    };
-    Ok(get(db, id).await?.map(|u| (u, version)))
+    Ok(row.map(|r| r.0))
 }
 
 /// Invalidates every access token issued so far (logout everywhere,

@@ -78,6 +78,13 @@ async fn full_session_flow(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), 204);
     expect_error(refresh(&app, new_refresh).await, 401).await;
+    // ...and every access token that session minted.
+    expect_error(me(&app, access).await, 401).await;
+    expect_error(
+        me(&app, rotated["access_token"].as_str().unwrap()).await,
+        401,
+    )
+    .await;
 
     // Logout without a body ends every session, access tokens included.
     let second = app.login("ivy@example.com", "correct-horse-battery").await;
@@ -172,14 +179,25 @@ async fn reusing_a_refresh_token_revokes_its_family(backend: Backend) {
         .as_str()
         .unwrap()
         .to_string();
+    let other = app.login("kate@example.com", "correct-horse-battery").await;
     // The legitimate client rotates...
     let legit: Value = refresh(&app, &stolen).await.json().await.unwrap();
     let legit_refresh = legit["refresh_token"].as_str().unwrap();
-    // ...then the thief replays the old token: refused, and the family dies.
+    let legit_access = legit["access_token"].as_str().unwrap();
+    assert_eq!(me(&app, legit_access).await.status(), 200);
+    // ...then the thief replays the old token: refused, and the family dies,
+    // the access token the rotation minted included (at once, not when it
+    // expires).
     expect_error(refresh(&app, &stolen).await, 401).await;
     expect_error(refresh(&app, legit_refresh).await, 401).await;
+    expect_error(me(&app, legit_access).await, 401).await;
     // Another login (another family) is unaffected.
-    let other = app.login("kate@example.com", "correct-horse-battery").await;
+    assert_eq!(
+        me(&app, other["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
     assert_eq!(
         refresh(&app, other["refresh_token"].as_str().unwrap())
             .await
@@ -219,19 +237,19 @@ async fn forged_tokens_are_refused(backend: Backend) {
         let mut s = recengine::config::Settings::for_tests("sqlite::memory:");
         s.secret_key = "an-attackers-guess-at-the-secret-key!!".into();
         let k = recengine::auth::tokens::TokenKeys::new(&s);
-        k.sign(&k.access_claims(uid, recengine::store::users::Role::Admin, 0))
+        k.sign(&k.access_claims(uid, recengine::store::users::Role::Admin, 0, "f"))
             .unwrap()
     };
     // Expired.
     let expired = {
-        let mut c = keys.access_claims(uid, recengine::store::users::Role::User, 0);
+        let mut c = keys.access_claims(uid, recengine::store::users::Role::User, 0, "f");
         c.iat = now - 3600;
         c.exp = now - 60;
         keys.sign(&c).unwrap()
     };
     // HS512 with the right key: only HS256 is accepted.
     let wrong_alg = {
-        let c = keys.access_claims(uid, recengine::store::users::Role::User, 0);
+        let c = keys.access_claims(uid, recengine::store::users::Role::User, 0, "f");
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512),
             &c,
@@ -526,4 +544,86 @@ async fn the_last_admin_cannot_demote_itself() {
         )
         .await;
     expect_error(res, 409).await;
+}
+
+/// As the admin: gives `user` the role, expecting 200.
+async fn set_role(app: &TestApp, user: &Value, role: &str) {
+    let res = app
+        .put(
+            &format!("/api/v1/users/{}/role", user["id"]),
+            &json!({"role": role}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "role {role}");
+}
+
+async fn a_role_change_ends_every_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let zoe = register(&app, "zoe").await;
+    let pair = app.login("zoe@example.com", "correct-horse-battery").await;
+    set_role(&app, &zoe, "ops").await;
+    // Neither token of the old grant works; a new login carries the role.
+    expect_error(me(&app, pair["access_token"].as_str().unwrap()).await, 401).await;
+    expect_error(
+        refresh(&app, pair["refresh_token"].as_str().unwrap()).await,
+        401,
+    )
+    .await;
+    let again = app.login("zoe@example.com", "correct-horse-battery").await;
+    let body: Value = me(&app, again["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["role"], "ops");
+}
+both_backends!(a_role_change_ends_every_session);
+
+/// `iat` or `nbf` in the future (beyond a small clock skew) is refused,
+/// even on a correctly signed token of a live session.
+#[tokio::test]
+async fn tokens_from_the_future_are_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let user = register(&app, "tim").await;
+    let uid = user["id"].as_i64().unwrap();
+    let pair = app.login("tim@example.com", "correct-horse-battery").await;
+    let keys = &app.state.tokens;
+    let family = keys
+        .verify(pair["refresh_token"].as_str().unwrap(), TokenKind::Refresh)
+        .unwrap()
+        .fam
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let token = |iat: i64, nbf: Option<i64>| {
+        let mut c = keys.access_claims(uid, recengine::store::users::Role::User, 0, &family);
+        c.iat = iat;
+        c.nbf = nbf;
+        keys.sign(&c).unwrap()
+    };
+    // The same claims with sane times work: the refusals below are about time.
+    assert_eq!(me(&app, &token(now - 5, Some(now - 5))).await.status(), 200);
+    assert_eq!(me(&app, &token(now + 2, None)).await.status(), 200, "skew");
+    expect_error(me(&app, &token(now + 3600, None)).await, 401).await;
+    expect_error(me(&app, &token(now, Some(now + 3600))).await, 401).await;
+    let mut future_refresh = keys.refresh_claims(uid, &family);
+    future_refresh.iat = now + 3600;
+    expect_error(
+        refresh(&app, &keys.sign(&future_refresh).unwrap()).await,
+        401,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_delete_itself() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let root: Value = app.get("/api/v1/auth/me").await.json().await.unwrap();
+    let path = format!("/api/v1/users/{}", root["id"]);
+    let detail = expect_error(app.delete(&path).await, 409).await;
+    assert!(detail.contains("last admin"), "{detail}");
+    assert_eq!(app.get(&path).await.status(), 200, "still there");
+    // With a second admin, either may go.
+    let other = register(&app, "ada").await;
+    set_role(&app, &other, "admin").await;
+    assert_eq!(app.delete(&path).await.status(), 204);
 }

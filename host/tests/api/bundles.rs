@@ -272,7 +272,7 @@ async fn bad_bundles_are_refused_and_change_nothing() {
         "dry run failed",
     ));
     // Limits looser than the service's.
-    let loose = filter_bundle("y", json!({"limits": {"deadline_ms": 60000}}));
+    let loose = filter_bundle("y", json!({"limits": {"deadline_ms": 5000}}));
     cases.push((
         "loose limits",
         signed(&loose, &private, "ops"),
@@ -558,3 +558,168 @@ async fn a_restart_does_not_undo_a_rollback_of_a_directory_bundle() {
     assert_eq!(source(rules(&again).await), "bundle:shop@1");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A one-rule bundle of the hostile filter under any bundle name, with the
+/// component's bytes made unique by `tag` (a custom section, which changes
+/// the digest and nothing else) and extra manifest entry settings.
+fn tagged_bundle(name: &str, revision: &str, tag: &str, settings: Value) -> Vec<u8> {
+    let mut component = hostile("hostile_filter");
+    let mut payload = vec![9u8];
+    payload.extend_from_slice(b"test-tag:");
+    payload.extend_from_slice(tag.as_bytes());
+    assert!(payload.len() < 128, "a one-byte LEB128 size");
+    component.push(0); // custom section
+    component.push(payload.len() as u8);
+    component.extend(payload);
+    let mut entry = json!({"component": "f.wasm", "sha256": format::sha256_hex(&component)});
+    entry
+        .as_object_mut()
+        .unwrap()
+        .extend(settings.as_object().unwrap().clone());
+    let manifest = json!({"name": name, "revision": revision, "rules": [entry]});
+    // `format::pack`, not `pack_dir`: the CLI's packer refuses what the
+    // service must be shown to refuse.
+    format::pack(
+        manifest.to_string().as_bytes(),
+        &[("f.wasm".to_string(), component)],
+        None,
+    )
+    .unwrap()
+}
+
+/// Every numeric manifest field is range-checked: nothing wraps or
+/// truncates into another value (2^44+32 MiB once meant 32 MiB).
+#[tokio::test]
+async fn numeric_manifest_fields_out_of_range_are_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for (settings, field, range) in [
+        (
+            json!({"limits": {"memory_mb": (1u64 << 44) + 32}}),
+            "limits.memory_mb: 17592186044448",
+            "1 to 256",
+        ),
+        (
+            json!({"limits": {"memory_mb": 0}}),
+            "limits.memory_mb",
+            "1 to 256",
+        ),
+        (
+            json!({"limits": {"deadline_ms": 0}}),
+            "limits.deadline_ms",
+            "1 to 10000",
+        ),
+        (
+            json!({"limits": {"deadline_ms": u64::MAX}}),
+            "limits.deadline_ms",
+            "1 to 10000",
+        ),
+        (
+            json!({"priority": 1u64 << 40}),
+            "priority",
+            "-10000 to 10000",
+        ),
+        (json!({"priority": -20000}), "priority", "-10000 to 10000"),
+    ] {
+        let archive = tagged_bundle("shop", "r", "r", settings);
+        let reason = expect_error(upload(&app, archive).await, 422).await;
+        assert!(
+            reason.contains(&format!("rules[0].{field}")) && reason.contains(range),
+            "{reason}"
+        );
+    }
+    assert!(rule(&rules(&app).await, "hostile_filter").is_none());
+    // In range and tighter than the service's: accepted.
+    let res = upload(
+        &app,
+        tagged_bundle(
+            "shop",
+            "ok",
+            "ok",
+            json!({"limits": {"memory_mb": 16}, "priority": 10000}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+}
+
+/// Components of refused bundles do not stay compiled: the cache holds
+/// what rule sets use.
+#[tokio::test]
+async fn refused_uploads_do_not_grow_the_compiled_cache() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let engine = app.state.rules.engine.clone();
+    let before = engine.compiled_components();
+    for n in 0..8 {
+        // Compiles, then fails validation: the manifest names another rule.
+        let archive = tagged_bundle(
+            "cachetest",
+            &n.to_string(),
+            &n.to_string(),
+            json!({"name": "not_this_rule"}),
+        );
+        let reason = expect_error(upload(&app, archive).await, 422).await;
+        assert!(reason.contains("the manifest says"), "{reason}");
+    }
+    assert_eq!(engine.compiled_components(), before);
+    // An accepted one is kept while active, and freed once replaced.
+    let res = upload(&app, tagged_bundle("cachetest", "a", "a", json!({}))).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(engine.compiled_components(), before + 1);
+    let res = upload(&app, tagged_bundle("cachetest", "b", "b", json!({}))).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(engine.compiled_components(), before + 1);
+}
+
+/// A restart with `BUNDLE_PUBLIC_KEYS` set cannot load the unsigned
+/// revision the database lists as active; that is visible in the bundle
+/// listing, the bundle's history and the failure counter.
+async fn an_active_unsigned_bundle_refused_after_a_restart_is_visible(backend: Backend) {
+    let database = crate::helpers::fresh_database_url(backend).await;
+    let db = database.clone();
+    let app = TestApp::spawn_with(backend, move |s| s.database_url = db).await;
+    let name = format!("unsigned-{}", uuid::Uuid::new_v4().simple());
+    let res = upload(&app, tagged_bundle(&name, "1", "u", json!({}))).await;
+    assert_eq!(res.status(), 201);
+    drop(app);
+
+    let (_, public) = signing::generate();
+    let db = database.clone();
+    let mut again = TestApp::spawn_without_admin(backend, move |s| {
+        s.database_url = db;
+        s.bundle_public_keys = format!("ops:{public}");
+    })
+    .await;
+    again.make_admin_token_only().await;
+
+    let list: Vec<Value> = again
+        .get_json("/api/v1/rules/bundles")
+        .await
+        .as_array()
+        .unwrap()
+        .clone();
+    let summary = list.iter().find(|b| b["name"] == name.as_str()).unwrap();
+    assert_eq!(summary["active_revision"], "1");
+    assert_eq!(summary["running_revision"], Value::Null);
+    assert_eq!(summary["refused_revision"], "1", "{summary}");
+    let error = summary["last_error"].as_str().unwrap();
+    assert!(error.contains("not signed"), "{error}");
+    assert!(rule(&rules(&again).await, "hostile_filter").is_none());
+
+    let history = again
+        .get_json(&format!("/api/v1/rules/bundles/{name}/history"))
+        .await;
+    let refused = &history[0];
+    assert_eq!(refused["action"], "refused", "{history}");
+    assert_eq!(refused["revision"], "1");
+    assert_eq!(refused["actor"], "sync");
+    assert!(
+        refused["error"].as_str().unwrap().contains("not signed"),
+        "{history}"
+    );
+
+    let text = again.get("/metrics").await.text().await.unwrap();
+    let samples = crate::metrics::parse(&text);
+    let series = format!("bundle_failures_total{{bundle=\"{name}\",cause=\"signature\"}}");
+    assert_eq!(samples.get(&series), Some(&1.0), "{series}");
+}
+both_backends!(an_active_unsigned_bundle_refused_after_a_restart_is_visible);

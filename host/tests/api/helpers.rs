@@ -134,12 +134,9 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let app = recengine::app(state.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let http = state.settings.http;
         tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
+            recengine::serve(listener, app, http, async move {
                 let _ = stopped.await;
             })
             .await

@@ -154,3 +154,40 @@ async fn import_refuses_to_reuse_ids_it_does_not_own(backend: Backend) {
     assert_eq!(store::users::count(&app.state.db).await.unwrap(), 1);
 }
 both_backends!(import_refuses_to_reuse_ids_it_does_not_own);
+
+/// `recengine import movielens` with an initial admin configured: the data
+/// set keeps its ids and the admin is created after it, able to sign in.
+#[tokio::test]
+async fn the_cli_imports_with_an_initial_admin_configured() {
+    let database = crate::helpers::fresh_database_url(Backend::Sqlite).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recengine"))
+        .args(["import", "movielens", ml100k_dir().to_str().unwrap()])
+        .env("DATABASE_URL", &database)
+        .env("INITIAL_ADMIN_EMAIL", "boss@example.com")
+        .env("INITIAL_ADMIN_PASSWORD", "a-long-admin-password")
+        .env("JOBS_ENABLED", "false")
+        .env("LOG_LEVEL", "error")
+        // No stray .env from the working directory or above.
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("imported 943 users, 1682 items"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let db = database.clone();
+    let mut app = TestApp::spawn_without_admin(Backend::Sqlite, move |s| s.database_url = db).await;
+    let pair = app.login("boss@example.com", "a-long-admin-password").await;
+    app.admin_token = pair["access_token"].as_str().unwrap().to_string();
+    let me: Value = app.get_json("/api/v1/auth/me").await;
+    assert_eq!(me["role"], "admin");
+    assert_eq!(me["id"], 944, "after the data set's ids");
+    let first: Value = app.get_json("/api/v1/users/1").await;
+    assert_eq!(first["username"], "ml_user_1");
+}

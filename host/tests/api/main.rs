@@ -17,4 +17,5 @@ mod rate_limits;
 mod recommender;
 mod rules;
 mod walkthrough;
+mod server;
 mod wasm;

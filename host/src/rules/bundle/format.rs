@@ -56,9 +56,9 @@ pub struct RuleEntry {
     /// The rule's name as its metadata reports it; checked when given.
     #[serde(default)]
     pub name: Option<String>,
-    /// Default: the rule's own default priority.
+    /// Default: the rule's own default priority. -10000 to 10000.
     #[serde(default)]
-    pub priority: Option<i32>,
+    pub priority: Option<i64>,
     /// Default: true.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -76,11 +76,20 @@ pub struct RuleEntry {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleLimits {
-    /// Wall-clock budget per call, ms (default `RULE_DEADLINE_MS`).
+    /// Wall-clock budget per call, ms (default `RULE_DEADLINE_MS`);
+    /// 1 to 10000, and no more than the service's.
     pub deadline_ms: Option<u64>,
-    /// Memory per call, MiB (default `RULE_MEMORY_MB`).
-    pub memory_mb: Option<usize>,
+    /// Memory per call, MiB (default `RULE_MEMORY_MB`); 1 to 256, and no
+    /// more than the service's.
+    pub memory_mb: Option<u64>,
 }
+
+/// The ranges numeric manifest fields are checked against before use, so a
+/// value never wraps or truncates into something else (a `memory_mb` of
+/// 2^44+32 shifted into bytes would otherwise mean 32 MiB).
+pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -10_000..=10_000;
+pub const DEADLINE_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=10_000;
+pub const MEMORY_MB_RANGE: std::ops::RangeInclusive<u64> = 1..=256;
 
 fn yes() -> bool {
     true
@@ -225,21 +234,60 @@ pub fn check_manifest(m: &Manifest) -> Result<(), String> {
             m.name
         ));
     }
-    if m.revision.trim().is_empty() || m.revision.len() > 128 {
-        return Err("revision: 1-128 characters".into());
+    // Control characters (NUL above all, which PostgreSQL cannot store)
+    // would make the revision unprintable in the history, or unstorable.
+    if m.revision.trim().is_empty()
+        || m.revision.len() > 128
+        || m.revision.chars().any(char::is_control)
+    {
+        return Err("revision: 1-128 characters, no control characters".into());
     }
     if m.rules.is_empty() {
         return Err("a bundle needs at least one rule".into());
     }
-    for rule in &m.rules {
+    for (i, rule) in m.rules.iter().enumerate() {
         if !plain_path(&rule.component) || rule.component == MANIFEST {
             return Err(format!(
                 "component path {:?} is not allowed",
                 rule.component
             ));
         }
+        check_range(i, "priority", rule.priority, &PRIORITY_RANGE)?;
+        check_range(
+            i,
+            "limits.deadline_ms",
+            rule.limits.deadline_ms,
+            &DEADLINE_MS_RANGE,
+        )?;
+        check_range(
+            i,
+            "limits.memory_mb",
+            rule.limits.memory_mb,
+            &MEMORY_MB_RANGE,
+        )?;
+        if let Some((key, value)) = rule.config.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(format!(
+                "rules[{i}].config.{key:?}: {value} is not a finite number"
+            ));
+        }
     }
     Ok(())
+}
+
+fn check_range<T: PartialOrd + std::fmt::Display>(
+    rule: usize,
+    field: &str,
+    value: Option<T>,
+    range: &std::ops::RangeInclusive<T>,
+) -> Result<(), String> {
+    match value {
+        Some(v) if !range.contains(&v) => Err(format!(
+            "rules[{rule}].{field}: {v} is out of range ({} to {})",
+            range.start(),
+            range.end()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Builds an archive from a manifest and the files it names (in the

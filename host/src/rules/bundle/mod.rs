@@ -42,6 +42,9 @@ use super::{
 };
 use crate::store::{Db, millis_to_datetime};
 
+/// The actor of history events a replica records on its own while syncing.
+const SYNC_ACTOR: &str = "sync";
+
 /// How often a replica checks the database for activations made elsewhere.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -68,6 +71,9 @@ pub struct Prepared {
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct LocalState {
     pub revision: Option<String>,
+    /// The fleet's active revision when this replica refused to load it
+    /// (see `last_error`); `null` once it runs the active revision.
+    pub refused_revision: Option<String>,
     pub generation: i64,
     pub last_success: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
@@ -155,10 +161,11 @@ impl BundleManager {
                     .limits
                     .deadline_ms
                     .map_or(ceiling.deadline, Duration::from_millis),
+                // `check_manifest` bounded it to 256 MiB: no overflow.
                 memory_bytes: entry
                     .limits
                     .memory_mb
-                    .map_or(ceiling.memory_bytes, |mb| mb << 20),
+                    .map_or(ceiling.memory_bytes, |mb| (mb as usize) << 20),
                 max_candidates: ceiling.max_candidates,
             };
             if limits.deadline > ceiling.deadline
@@ -180,7 +187,8 @@ impl BundleManager {
             rule.config = config;
             rule.enabled = entry.enabled;
             if let Some(p) = entry.priority {
-                rule.priority = p;
+                // Within PRIORITY_RANGE (checked on unpacking), so it fits.
+                rule.priority = p as i32;
             }
             if let Some(p) = entry.failure_policy {
                 rule.policy = p;
@@ -297,6 +305,7 @@ impl BundleManager {
             let mut local = self.local.lock().expect("not poisoned");
             let state = local.entry(name.clone()).or_default();
             state.revision = Some(revision.clone());
+            state.refused_revision = None;
             state.generation = generation;
             state.last_success = Some(now);
         }
@@ -411,8 +420,18 @@ impl BundleManager {
         let mut local = self.local.lock().expect("not poisoned");
         let state = local.entry(name.to_string()).or_default();
         state.revision = None;
+        state.refused_revision = None;
         state.generation = generation;
         Ok(())
+    }
+
+    /// The generation this replica runs for a bundle; -1 if none yet.
+    fn running_generation(&self, name: &str) -> i64 {
+        self.local
+            .lock()
+            .expect("not poisoned")
+            .get(name)
+            .map_or(-1, |s| s.generation)
     }
 
     /// Converges on the database: every bundle whose stored generation
@@ -422,16 +441,16 @@ impl BundleManager {
         let active = store::active(&self.db).await?;
         let mut changed = 0;
         for row in active {
-            let running = self
-                .local
-                .lock()
-                .expect("not poisoned")
-                .get(&row.name)
-                .map_or(-1, |s| s.generation);
-            if running == row.generation {
+            if self.running_generation(&row.name) == row.generation {
                 continue;
             }
             let _one = self.activating.lock().await;
+            // An activation on this replica may have finished while we
+            // waited (its NOTIFY arrives before it records the generation
+            // locally): then there is nothing to load again.
+            if self.running_generation(&row.name) >= row.generation {
+                continue;
+            }
             match (&row.revision, row.bundle_id) {
                 (Some(revision), Some(_)) => {
                     let Some((_, archive)) =
@@ -448,20 +467,39 @@ impl BundleManager {
                             let mut local = self.local.lock().expect("not poisoned");
                             let state = local.entry(row.name.clone()).or_default();
                             state.revision = Some(revision.clone());
+                            state.refused_revision = None;
                             state.generation = row.generation;
                             state.last_success = Some(millis_to_datetime(row.activated_at));
                             tracing::info!(bundle = %row.name, %revision, "rule bundle synced");
                         }
                         Err(reason) => {
+                            // The fleet's active revision does not pass this
+                            // replica's checks (typically: it is unsigned and
+                            // BUNDLE_PUBLIC_KEYS is now set). Its rules are not
+                            // run here; say so everywhere an operator looks:
+                            // the log, the failure counter, the bundle's
+                            // history, and `last_error` in the bundle listing.
+                            let reason =
+                                format!("the stored active revision was not loaded: {reason}");
                             tracing::error!(bundle = %row.name, %revision, %reason, "stored rule bundle refused");
                             self.note_error(&row.name, &reason);
+                            store::event(
+                                &self.db,
+                                &row.name,
+                                revision,
+                                "refused",
+                                Some(&reason),
+                                SYNC_ACTOR,
+                            )
+                            .await?;
                             // Do not retry a refused revision every tick.
-                            self.local
-                                .lock()
-                                .expect("not poisoned")
-                                .entry(row.name.clone())
-                                .or_default()
-                                .generation = row.generation;
+                            let mut local = self.local.lock().expect("not poisoned");
+                            let state = local.entry(row.name.clone()).or_default();
+                            state.generation = row.generation;
+                            // What ran before is gone with the restart or
+                            // stays on the previous revision; either way it
+                            // is not the active revision.
+                            state.refused_revision = Some(revision.clone());
                             continue;
                         }
                     }
