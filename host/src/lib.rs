@@ -112,10 +112,11 @@ impl AppState {
             recommend::confidence::Confidence::from_settings(&settings),
         ));
         recommender.retrain(&db).await?;
+        let shared_caches = redis.clone().map(cache::Shared::new);
         let rec_cache = Arc::new(cache::Cache::new(
             "recommendations",
             settings.cache_ttl,
-            redis.clone(),
+            shared_caches.as_ref(),
             &settings.cache,
         ));
         let invalidate = {
@@ -138,7 +139,7 @@ impl AppState {
             features: Arc::new(features::FeatureStore::new(
                 db.clone(),
                 &settings,
-                redis.clone(),
+                shared_caches.as_ref(),
             )),
             // Trending is cheap to recompute and global: in process only.
             trending_cache: Arc::new(cache::Cache::new(

@@ -91,6 +91,11 @@ impl RedisPool {
         })
     }
 
+    /// For connections of their own (pub/sub), outside the breaker.
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     pub fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.key_prefix)
     }

@@ -1,21 +1,27 @@
-//! Caches with a time to live, in-process or in Redis (shared by replicas
-//! when `REDIS_URL` is set), grouped so a whole group can be dropped at
-//! once: "everything cached for user 42".
+//! Caches with a time to live, grouped so a whole group can be dropped at
+//! once: "everything cached for user 42". Two levels when `REDIS_URL` is
+//! set: a bounded in-process L1 in front of Redis, which replicas share.
 //!
 //! Every cache is bounded: the in-process store ([`local`]) by bytes,
 //! fields per group and time, whatever callers send; keys that carry caller
-//! input are fixed-size digests ([`digest`]). With Redis, entries carry the
+//! input are fixed-size digests ([`digest`]). In Redis, entries carry the
 //! generation they were written in; invalidating everything bumps the
-//! generation instead of walking the keys, so it is O(1) in both backends.
+//! generation instead of walking the keys, so it is O(1).
+//!
+//! With Redis, a read tries the L1, then Redis (one round trip for all the
+//! keys the L1 missed), and keeps what Redis had in the L1; a write goes to
+//! both. L1 entries live at most `CACHE_L1_TTL` (5 s). An invalidation is
+//! applied to the L1 and Redis and published on the [`bus`], so the other
+//! replicas drop it from their L1s at once; a replica that misses a message
+//! serves the stale entry for at most the L1 TTL.
 //!
 //! While Redis is unreachable (its circuit breaker is open, see
-//! [`crate::redis_pool`]) a cache serves from the in-process store with a
-//! short TTL (`CACHE_L1_TTL`), so another replica's invalidations it cannot
-//! hear go stale for that long at most. When Redis comes back every cache's
-//! generation is bumped before it is read again, and this process's
-//! fallback entries are dropped: an invalidation issued during the outage
-//! is never undone by an entry written before it.
+//! [`crate::redis_pool`]) the L1 alone serves. When Redis comes back every
+//! cache's generation is bumped before it is read again, and each process
+//! drops its L1: an invalidation issued during the outage is never undone
+//! by an entry written before it.
 
+pub mod bus;
 mod local;
 mod redis_backend;
 pub mod settings;
@@ -57,20 +63,39 @@ pub fn digest(text: &str) -> String {
     hash[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What caches share with the other replicas: Redis, and the channel
+/// their invalidations travel on.
+#[derive(Clone)]
+pub struct Shared {
+    pub pool: Arc<RedisPool>,
+    pub bus: Arc<bus::Bus>,
+}
+
+impl Shared {
+    /// Starts listening to the other replicas' invalidations.
+    pub fn new(pool: Arc<RedisPool>) -> Self {
+        let bus = bus::Bus::new(pool.clone());
+        bus.spawn_listener();
+        Self { pool, bus }
+    }
+}
+
 /// A cache of `T` values addressed by (group, field).
 pub struct Cache<T> {
     pub name: &'static str,
     ttl: Duration,
-    local: local::LocalStore<T>,
+    /// The L1 (the only level without Redis).
+    local: Arc<local::LocalStore<T>>,
     redis: Option<RedisShared>,
     pub stats: Arc<CacheStats>,
 }
 
 /// The Redis side of a cache, and which of Redis' outages this cache has
-/// already dropped its fallback entries for.
+/// already dropped its L1 for.
 struct RedisShared {
     store: redis_backend::RedisStore,
     pool: Arc<RedisPool>,
+    bus: Arc<bus::Bus>,
     trips_seen: AtomicU64,
 }
 
@@ -79,22 +104,34 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
     pub fn new(
         name: &'static str,
         ttl: Duration,
-        redis: Option<Arc<RedisPool>>,
+        shared: Option<&Shared>,
         settings: &CacheSettings,
     ) -> Self {
-        let local_ttl = match redis {
+        let local_ttl = match shared {
             Some(_) => ttl.min(settings.l1_ttl),
             None => ttl,
         };
-        let redis = redis.map(|pool| RedisShared {
-            store: redis_backend::RedisStore::new(pool.clone(), name),
-            trips_seen: AtomicU64::new(pool.trips()),
-            pool,
+        let local = Arc::new(local::LocalStore::new(settings.max_bytes, local_ttl));
+        let redis = shared.map(|shared| {
+            let l1 = local.clone();
+            shared.bus.listen(
+                name,
+                Arc::new(move |group: Option<&str>| match group {
+                    Some(group) => l1.remove_group(group),
+                    None => l1.clear(),
+                }),
+            );
+            RedisShared {
+                store: redis_backend::RedisStore::new(shared.pool.clone(), name),
+                trips_seen: AtomicU64::new(shared.pool.trips()),
+                pool: shared.pool.clone(),
+                bus: shared.bus.clone(),
+            }
         });
         Self {
             name,
             ttl,
-            local: local::LocalStore::new(settings.max_bytes, local_ttl),
+            local,
             redis,
             stats: Arc::default(),
         }
@@ -137,7 +174,7 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
         self.get_many(&[(group, field)]).await.pop().flatten()
     }
 
-    /// One round trip for any number of keys.
+    /// The L1 first; one Redis round trip for whatever it missed.
     pub async fn get_many(&self, keys: &[(&str, &str)]) -> Vec<Option<T>> {
         if !self.enabled() {
             self.stats
@@ -145,22 +182,36 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
                 .fetch_add(keys.len() as u64, Ordering::Relaxed);
             return vec![None; keys.len()];
         }
-        let from_redis = match self.shared() {
-            Some(shared) => shared.store.get_many(keys).await.map(|values| {
-                values
-                    .into_iter()
-                    .map(|raw| raw.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
-                    .collect::<Vec<Option<T>>>()
-            }),
-            None => None,
-        };
-        let found = from_redis.unwrap_or_else(|| {
-            self.local
-                .get_many(keys)
-                .into_iter()
-                .map(|v| v.map(|v| T::clone(&v)))
-                .collect()
-        });
+        let mut found: Vec<Option<T>> = self
+            .local
+            .get_many(keys)
+            .into_iter()
+            .map(|v| v.map(|v| T::clone(&v)))
+            .collect();
+        let missed: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
+        if !missed.is_empty()
+            && let Some(shared) = self.shared()
+        {
+            let wanted: Vec<(&str, &str)> = missed.iter().map(|&i| keys[i]).collect();
+            if let Some(values) = shared.store.get_many(&wanted).await {
+                let mut promoted = Vec::new();
+                for (&i, raw) in missed.iter().zip(values) {
+                    let Some(bytes) = raw else { continue };
+                    let Ok(value) = serde_json::from_slice::<T>(&bytes) else {
+                        continue;
+                    };
+                    let (group, field) = keys[i];
+                    promoted.push((
+                        group.to_string(),
+                        field.to_string(),
+                        Arc::new(value.clone()),
+                        bytes.len(),
+                    ));
+                    found[i] = Some(value);
+                }
+                self.local.put_many(promoted);
+            }
+        }
         self.count(&found);
         found
     }
@@ -186,9 +237,7 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
                 .iter()
                 .map(|(g, f, _, bytes)| (g.as_str(), f.as_str(), bytes.as_slice()))
                 .collect::<Vec<_>>();
-            if shared.store.put_many(&wire, self.ttl).await {
-                return;
-            }
+            shared.store.put_many(&wire, self.ttl).await;
         }
         self.local.put_many(
             encoded
@@ -203,6 +252,7 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
         self.local.remove_group(group);
         if let Some(shared) = self.shared() {
             shared.store.remove_group(group).await;
+            shared.bus.publish(self.name, Some(group)).await;
         }
     }
 
@@ -211,6 +261,7 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
         self.local.clear();
         if let Some(shared) = self.shared() {
             shared.store.bump_generation().await;
+            shared.bus.publish(self.name, None).await;
         }
     }
 

@@ -12,7 +12,7 @@ pub mod item;
 pub mod user;
 pub mod user_item;
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
 pub use item::ItemFeatures;
 pub use user::UserFeatures;
@@ -20,7 +20,7 @@ pub use user_item::UserItemFeatures;
 
 use crate::{
     cache::Cache, config::Settings, error::AppResult, recommend::confidence::Confidence,
-    redis_pool::RedisPool, store::Db,
+    store::Db,
 };
 
 /// Most ids one batch request may ask for.
@@ -42,18 +42,18 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 }
 
 impl FeatureStore {
-    pub fn new(db: Db, settings: &Settings, redis: Option<Arc<RedisPool>>) -> Self {
+    pub fn new(db: Db, settings: &Settings, shared: Option<&crate::cache::Shared>) -> Self {
         Self {
             users: Cache::new(
                 "user_features",
                 settings.feature_cache_ttl,
-                redis.clone(),
+                shared,
                 &settings.cache,
             ),
             items: Cache::new(
                 "item_features",
                 settings.feature_cache_ttl,
-                redis,
+                shared,
                 &settings.cache,
             ),
             confidence: Confidence::from_settings(settings),

@@ -2,7 +2,11 @@
 //! or a new PostgreSQL database on the machine's server) and the real router
 //! served on 127.0.0.1:0.
 
-use std::{net::SocketAddr, sync::Once};
+use std::{
+    net::SocketAddr,
+    sync::Once,
+    time::{Duration, Instant},
+};
 
 use recengine::{AppState, config::Settings};
 use serde_json::Value;
@@ -302,4 +306,21 @@ pub async fn expect_error(res: reqwest::Response, status: u16) -> String {
         .unwrap_or_else(|| panic!("no detail in {body}"));
     assert!(!detail.is_empty());
     detail.to_string()
+}
+
+/// Polls `check` every 50 ms for up to `within`; the elapsed time when it
+/// first held, or a panic naming `what`.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

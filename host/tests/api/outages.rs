@@ -14,7 +14,7 @@ use std::{
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::watch};
 
-use crate::helpers::{Backend, TestApp, expect_error};
+use crate::helpers::{Backend, TestApp, eventually, expect_error};
 
 /// A TCP relay to `upstream` that can be cut like a failed server.
 struct Relay {
@@ -62,23 +62,6 @@ impl Relay {
 
     fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
-    }
-}
-
-/// Polls `check` every 50 ms for up to `within`; the elapsed time when it
-/// first held, or a panic naming `what`.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -152,8 +135,7 @@ async fn a_redis_outage_costs_little_and_loses_no_invalidation() {
     // The first request to notice pays at most one timeout; the breaker
     // then skips Redis, and each replica serves from its own memory.
     for app in [&a, &b] {
-        let noticed = app.get_json(&list).await;
-        assert_eq!(noticed["cached"], false, "Redis' entry is out of reach");
+        assert_eq!(app.get(&list).await.status(), 200);
         eventually(Duration::from_secs(2), "health degraded", || async {
             app.get_json("/health").await["status"] == "degraded"
         })

@@ -2,12 +2,14 @@
 //! worked out by hand: two science-fiction fans (alice, bob), a gardener
 //! (carol), a newcomer (dave), and a sci-fi book nobody has touched.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
     both_backends,
-    helpers::{Backend, TestApp, expect_error},
+    helpers::{Backend, TestApp, eventually, expect_error},
 };
 
 struct Catalogue {
@@ -622,9 +624,76 @@ async fn replicas_share_the_caches_through_redis() {
     assert_eq!(json_of(a.get(&list).await).await["cached"], false);
     assert_eq!(json_of(b.get(&list).await).await["cached"], true);
 
+    // B's invalidation reaches A's in-process L1 as a message.
     assert_eq!(b.interact(c.alice, c.items[5], "view").await.status(), 201);
-    assert_eq!(json_of(a.get(&path).await).await["total_interactions"], 3);
+    eventually(Duration::from_secs(1), "A sees B's interaction", || async {
+        json_of(a.get(&path).await).await["total_interactions"] == 3
+    })
+    .await;
     let fresh = json_of(a.get(&list).await).await;
-    assert_eq!(fresh["cached"], false);
     assert!(!ids(&fresh["recommendations"]).contains(&c.items[5]));
+}
+
+/// The two-level caches: each replica answers from its own memory (no
+/// Redis round trip for a hot entry), and a change made on one replica
+/// reaches the other's memory as an invalidation message, well within the
+/// L1 TTL, which is set long here so that only the message can explain it.
+#[tokio::test]
+async fn replicas_keep_their_in_process_caches_coherent() {
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4());
+    let database = crate::helpers::fresh_database_url(Backend::Sqlite).await;
+    let shared = |s: &mut recengine::config::Settings| {
+        s.redis_url = Some("redis://127.0.0.1:6379/0".into());
+        s.redis_key_prefix = prefix.clone();
+        s.database_url = database.clone();
+        s.cache.l1_ttl = Duration::from_secs(600);
+    };
+    let a = TestApp::spawn_with(Backend::Sqlite, shared).await;
+    let c = catalogue(&a).await;
+    let mut b = TestApp::spawn_without_admin(Backend::Sqlite, shared).await;
+    b.admin_token = a.admin_token.clone();
+    let list = format!("/api/v1/recommendations/user/{}?top_n=3", c.alice);
+    let item = format!("/api/v1/features/items/{}", c.items[4]);
+
+    // Warm both L1s, then take Redis' copies away: hits now come from
+    // each process' own memory.
+    assert_eq!(json_of(a.get(&list).await).await["cached"], false);
+    assert_eq!(json_of(b.get(&list).await).await["cached"], true);
+    assert_eq!(
+        json_of(b.get(&item).await).await["item"]["title"],
+        "Cooking Pot"
+    );
+    let mut redis = redis::Client::open("redis://127.0.0.1:6379/0")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}cache:*:*:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await.unwrap();
+    assert_eq!(json_of(a.get(&list).await).await["cached"], true, "A's L1");
+    assert_eq!(json_of(b.get(&list).await).await["cached"], true, "B's L1");
+
+    // A change on A: B's memory drops it on A's message, not on a TTL.
+    let res = a
+        .put(
+            &format!("/api/v1/items/{}", c.items[4]),
+            &json!({"title": "Copper Pot"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let took = eventually(Duration::from_secs(1), "B sees A's item change", || async {
+        json_of(b.get(&item).await).await["item"]["title"] == "Copper Pot"
+    })
+    .await;
+    assert!(took < Duration::from_secs(1));
+    assert_eq!(b.interact(c.alice, c.items[5], "view").await.status(), 201);
+    eventually(Duration::from_secs(1), "A drops Alice's list", || async {
+        json_of(a.get(&list).await).await["cached"] == false
+    })
+    .await;
 }
