@@ -6,6 +6,7 @@
 //! over the size limit is 413; a body without a JSON content type is 415.
 
 use axum::{
+    body::{Body, Bytes},
     extract::{
         FromRequest, FromRequestParts, Request,
         rejection::{JsonRejection, PathRejection, QueryRejection},
@@ -32,12 +33,59 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state)
+        // The body is read once and kept, so that a body refused only for an
+        // integer written `96.0` can be parsed again (see `integral_floats`).
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
-            .map_err(json_rejection)?;
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => AppError::Rejected(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request body too large".into(),
+                ),
+                status => AppError::Rejected(status, e.body_text()),
+            })?;
+        let strict = axum::Json::<T>::from_request(
+            Request::from_parts(parts, Body::from(bytes.clone())),
+            state,
+        )
+        .await;
+        let value = match strict {
+            Ok(axum::Json(value)) => value,
+            Err(JsonRejection::JsonDataError(e)) => integral_floats(&bytes)
+                .ok_or_else(|| json_rejection(JsonRejection::JsonDataError(e)))?,
+            Err(other) => return Err(json_rejection(other)),
+        };
         value.validate().map_err(AppError::Validation)?;
         Ok(Self(value))
     }
+}
+
+/// JSON Schema, the OpenAPI document and the FastAPI service this one
+/// replaces all count `96.0` as the integer 96; serde does not. A body
+/// refused for its data is parsed again with every integral float written
+/// as an integer (up to 2^53, where floats stop being exact). Free-form
+/// JSON in such a body (`features`, `preferences`) keeps the value, written
+/// as an integer.
+fn integral_floats<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    fn integerize(value: &mut serde_json::Value) -> bool {
+        use serde_json::Value;
+        match value {
+            Value::Number(n) if n.is_f64() => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => {
+                    *value = Value::from(f as i64);
+                    true
+                }
+                _ => false,
+            },
+            Value::Array(items) => items.iter_mut().fold(false, |c, v| integerize(v) | c),
+            Value::Object(map) => map.values_mut().fold(false, |c, v| integerize(v) | c),
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    // Nothing to rewrite: the first refusal stands.
+    integerize(&mut value).then(|| serde_json::from_value(value).ok())?
 }
 
 fn json_rejection(rejection: JsonRejection) -> AppError {
@@ -108,9 +156,11 @@ where
 pub struct Pagination {
     /// Rows to skip (default 0).
     #[serde(default)]
+    #[param(minimum = 0)]
     pub skip: i64,
     /// Rows to return, 1 to 1000 (default 100).
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: i64,
 }
 

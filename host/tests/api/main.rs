@@ -12,6 +12,7 @@ mod import;
 mod jobs;
 mod logs;
 mod metrics;
+mod openapi;
 mod rate_limits;
 mod recommender;
 mod rules;
