@@ -11,7 +11,8 @@
 #
 # Each backend is fuzzed twice: anonymously, then as an admin. Bounded for
 # CI: SCHEMATHESIS_MAX_EXAMPLES cases per operation and phase (default 15),
-# and a hard SCHEMATHESIS_TIMEOUT per run (default 300 s).
+# and a hard SCHEMATHESIS_TIMEOUT per run (default 300 s); a fixed
+# SCHEMATHESIS_SEED (default 1) so CI is reproducible.
 # Environment: RECENGINE_BIN (default: the debug build, built if missing),
 # POSTGRES_SERVER_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 # SCHEMATHESIS_VENV (where schemathesis is installed).
@@ -29,6 +30,7 @@ for arg in "$@"; do
 done
 max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-15}
 run_timeout=${SCHEMATHESIS_TIMEOUT:-300}
+seed=${SCHEMATHESIS_SEED:-1}
 
 # A pinned schemathesis in its own venv, installed once.
 venv=${SCHEMATHESIS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/recengine/schemathesis-$ST_VERSION}
@@ -100,7 +102,7 @@ run() {
   echo "== schemathesis ($backend, $name): up to $max_examples examples per operation"
   local started=$SECONDS status=0
   timeout "$run_timeout" "$venv/bin/st" --config-file scripts/schemathesis.toml run "$base/openapi.json" \
-    --checks all --max-examples "$max_examples" --seed 1 --workers 1 \
+    --checks all --max-examples "$max_examples" --seed "$seed" --workers 1 \
     --request-timeout 20 --generation-database none --no-color "$@" || status=$?
   echo "== schemathesis ($backend, $name): exit $status after $((SECONDS - started)) s"
   [[ $status -eq 0 ]] || failed=1

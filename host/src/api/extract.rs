@@ -141,13 +141,56 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map_err(|e: PathRejection| {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(e) => integral_path(parts, state).await.map(Self).ok_or_else(|| {
+                let e: PathRejection = e;
                 AppError::Validation(format!("Invalid path parameter: {}", e.body_text()))
-            })?;
-        Ok(Self(value))
+            }),
+        }
     }
+}
+
+/// `/users/2.0` is user 2, as `96.0` in a body is 96 (see `integral_floats`):
+/// the path is parsed again with integral-float segments as integers.
+async fn integral_path<T, S>(parts: &mut Parts, state: &S) -> Option<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    fn integral(text: &str) -> Option<i64> {
+        let (int, fraction) = text.split_once('.')?;
+        if fraction.is_empty() || !fraction.bytes().all(|b| b == b'0') {
+            return None;
+        }
+        int.parse().ok()
+    }
+    let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
+        .await
+        .ok()?;
+    let mut rewritten = false;
+    let mut values: Vec<serde_json::Value> = raw
+        .iter()
+        .map(|(_, text)| match integral(text) {
+            Some(i) => {
+                rewritten = true;
+                i.into()
+            }
+            None => text
+                .parse::<i64>()
+                .map(Into::into)
+                .unwrap_or_else(|_| text.into()),
+        })
+        .collect();
+    if !rewritten {
+        return None;
+    }
+    let value = if values.len() == 1 {
+        values.pop()?
+    } else {
+        serde_json::Value::Array(values)
+    };
+    serde_json::from_value(value).ok()
 }
 
 /// `skip` / `limit` pagination shared by every list.

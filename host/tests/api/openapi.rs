@@ -4,7 +4,7 @@
 //! and the bounds and enums the handlers check. `scripts/schemathesis.sh`
 //! fuzzes the server against the same document.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp};
 
@@ -194,4 +194,90 @@ async fn bounds_and_enums_match_what_the_handlers_check() {
 
     let role = &doc["components"]["schemas"]["Role"];
     assert_eq!(enum_values(role), ["user", "ops", "admin"]);
+}
+
+// What the fuzzing found where the handlers and the document disagreed.
+
+/// JSON Schema counts `96.0` as an integer, and so did the FastAPI service.
+#[tokio::test]
+async fn integral_floats_are_integers_in_bodies_and_paths() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let item = app
+        .post(
+            "/api/v1/items/",
+            &json!({"title": "Lamp", "category": "home"}),
+        )
+        .await;
+    assert_eq!(item.status(), 201);
+    let item_id = item.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let res = app
+        .post(
+            "/api/v1/interactions/",
+            &json!({"user_id": 1.0, "item_id": item_id as f64, "interaction_type": "view"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let res = app
+        .post(
+            "/api/v1/recommendations/",
+            &json!({"user_id": 1, "top_n": 96.0}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    // A fraction is still refused, with the field named.
+    let res = app
+        .post(
+            "/api/v1/recommendations/",
+            &json!({"user_id": 1, "top_n": 9.5}),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("top_n"));
+
+    let res = app.get(&format!("/api/v1/items/{item_id}.0")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["id"], item_id);
+    assert_eq!(app.get("/api/v1/items/1.5").await.status(), 422);
+    assert_eq!(app.get("/api/v1/items/abc").await.status(), 422);
+}
+
+/// The document bounds `hour_of_day` to 0..=23 on every context.
+#[tokio::test]
+async fn dry_run_refuses_an_hour_of_day_past_23() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let body = |hour: u32| json!({"candidates": [], "context": {"hour_of_day": hour}});
+    let res = app.post("/api/v1/rules/dry-run", &body(24)).await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("hour_of_day"));
+    assert_eq!(
+        app.post("/api/v1/rules/dry-run", &body(23)).await.status(),
+        200
+    );
+}
+
+/// Password and login bounds are counted in characters, as documented
+/// (`maxLength` counts characters), not UTF-8 bytes.
+#[tokio::test]
+async fn password_bounds_are_characters() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let password = "é".repeat(100); // 100 characters, 200 bytes
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"username": "accent", "email": "accent@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let tokens = app.login("accent@example.com", &password).await;
+    assert!(tokens["access_token"].is_string());
+    let long = "é".repeat(129);
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"username": "accent2", "email": "accent2@example.com", "password": long}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
 }
