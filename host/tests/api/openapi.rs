@@ -210,28 +210,32 @@ async fn integral_floats_are_integers_in_bodies_and_paths() {
         .await;
     assert_eq!(item.status(), 201);
     let item_id = item.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
-    let res = app
-        .post(
+    // (path, body, status): integral floats where integers are expected.
+    let cases = [
+        (
             "/api/v1/interactions/",
-            &json!({"user_id": 1.0, "item_id": item_id as f64, "interaction_type": "view"}),
-        )
-        .await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let res = app
-        .post(
+            json!({"user_id": 1.0, "item_id": item_id as f64, "interaction_type": "view"}),
+            201,
+        ),
+        (
             "/api/v1/recommendations/",
-            &json!({"user_id": 1, "top_n": 96.0}),
-        )
-        .await;
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    // A fraction is still refused, with the field named.
-    let res = app
-        .post(
+            json!({"user_id": 1, "top_n": 96.0}),
+            200,
+        ),
+        // A fraction is still refused, with the field named.
+        (
             "/api/v1/recommendations/",
-            &json!({"user_id": 1, "top_n": 9.5}),
-        )
-        .await;
-    assert_eq!(res.status(), 422);
+            json!({"user_id": 1, "top_n": 9.5}),
+            422,
+        ),
+    ];
+    let mut res = None;
+    for (path, body, status) in cases {
+        let r = app.post(path, &body).await;
+        assert_eq!(r.status(), status, "{path} {body}");
+        res = Some(r);
+    }
+    let res = res.unwrap();
     assert!(res.text().await.unwrap().contains("top_n"));
 
     let res = app.get(&format!("/api/v1/items/{item_id}.0")).await;
@@ -260,24 +264,17 @@ async fn dry_run_refuses_an_hour_of_day_past_23() {
 #[tokio::test]
 async fn password_bounds_are_characters() {
     let app = TestApp::spawn(Backend::Sqlite).await;
+    let register = |name: &str, password: &str| {
+        app.client
+            .post(app.url("/api/v1/auth/register"))
+            .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": password}))
+            .send()
+    };
     let password = "é".repeat(100); // 100 characters, 200 bytes
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"username": "accent", "email": "accent@example.com", "password": password}))
-        .send()
-        .await
-        .unwrap();
+    let res = register("accent", &password).await.unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     let tokens = app.login("accent@example.com", &password).await;
     assert!(tokens["access_token"].is_string());
-    let long = "é".repeat(129);
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"username": "accent2", "email": "accent2@example.com", "password": long}))
-        .send()
-        .await
-        .unwrap();
+    let res = register("accent2", &"é".repeat(129)).await.unwrap();
     assert_eq!(res.status(), 422);
 }
