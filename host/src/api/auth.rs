@@ -36,14 +36,16 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 128)]
     pub password: String,
 }
 
 impl Validate for LoginRequest {
     fn validate(&self) -> Result<(), String> {
         // Absurd inputs are refused before any hashing work.
-        if self.email.len() > 254 || self.password.len() > MAX_PASSWORD_LEN {
+        if self.email.chars().count() > 254 || self.password.chars().count() > MAX_PASSWORD_LEN {
             return Err("email or password too long".into());
         }
         Ok(())
@@ -53,12 +55,13 @@ impl Validate for LoginRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    #[schema(max_length = 4096)]
     pub refresh_token: String,
 }
 
 impl Validate for RefreshRequest {
     fn validate(&self) -> Result<(), String> {
-        if self.refresh_token.len() > 4096 {
+        if self.refresh_token.chars().count() > 4096 {
             return Err("refresh_token too long".into());
         }
         Ok(())
@@ -75,7 +78,8 @@ pub struct LogoutRequest {
 
 /// Creates an account with the `user` role (roles are changed by an admin).
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = UserCreate,
-    responses((status = 201, body = User), (status = 400), (status = 422), (status = 429)))]
+    responses((status = 201, body = User),
+        (status = 400, description = "Username already exists / Email already registered")))]
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<UserCreate>,
@@ -87,7 +91,8 @@ pub async fn register(
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenPair), (status = 401), (status = 429)))]
+    responses((status = 200, body = TokenPair),
+        (status = 401, description = "Wrong email or password")))]
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginRequest>,
@@ -100,7 +105,8 @@ pub async fn login(
 /// Spends the refresh token (each works once) and returns a new pair.
 /// Reusing a spent token revokes every token of its session.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
-    responses((status = 200, body = TokenPair), (status = 401), (status = 429)))]
+    responses((status = 200, body = TokenPair),
+        (status = 401, description = "Not a valid, unspent refresh token")))]
 pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,

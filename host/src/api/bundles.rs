@@ -11,7 +11,10 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, Validate};
+use super::{
+    doc::BundleName,
+    extract::{ApiJson, ApiPath, ApiQuery, Validate},
+};
 use crate::{
     AppState,
     auth::extract::CurrentUser,
@@ -65,9 +68,10 @@ fn actor(caller: &CurrentUser) -> String {
 /// activates it. 422 with the reason when it is refused; the active rules
 /// are then unchanged.
 #[utoipa::path(post, path = "/api/v1/rules/bundles", tag = "bundles",
-    request_body(content = Vec<u8>, content_type = "application/gzip"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "A `.tar.gz` bundle (any content type is accepted)"),
     security(("bearer" = [])),
-    responses((status = 201, body = ActivationReport), (status = 401), (status = 403), (status = 413), (status = 422)))]
+    responses((status = 201, body = ActivationReport), (status = 403), (status = 413), (status = 422)))]
 pub async fn upload(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -100,7 +104,7 @@ pub struct BundleSummary {
 
 #[utoipa::path(get, path = "/api/v1/rules/bundles", tag = "bundles",
     security(("bearer" = [])),
-    responses((status = 200, body = [BundleSummary]), (status = 401), (status = 403)))]
+    responses((status = 200, body = [BundleSummary]), (status = 403)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -146,9 +150,9 @@ pub struct BundleStatus {
     pub revisions: Vec<RevisionView>,
 }
 
-#[utoipa::path(get, path = "/api/v1/rules/bundles/{name}", tag = "bundles",
+#[utoipa::path(get, path = "/api/v1/rules/bundles/{name}", tag = "bundles", params(BundleName),
     security(("bearer" = [])),
-    responses((status = 200, body = BundleStatus), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = BundleStatus), (status = 403), (status = 404)))]
 pub async fn status(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -198,6 +202,7 @@ pub async fn status(
 pub struct HistoryParams {
     /// 1 to 1000 (default 100), newest first.
     #[serde(default = "hundred")]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: i64,
 }
 
@@ -215,8 +220,8 @@ impl Validate for HistoryParams {
 }
 
 #[utoipa::path(get, path = "/api/v1/rules/bundles/{name}/history", tag = "bundles",
-    params(HistoryParams), security(("bearer" = [])),
-    responses((status = 200, body = [EventView]), (status = 401), (status = 403)))]
+    params(BundleName, HistoryParams), security(("bearer" = [])),
+    responses((status = 200, body = [EventView]), (status = 403)))]
 pub async fn history(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -240,9 +245,9 @@ impl Validate for RollbackRequest {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/rules/bundles/{name}/rollback", tag = "bundles",
+#[utoipa::path(post, path = "/api/v1/rules/bundles/{name}/rollback", tag = "bundles", params(BundleName),
     request_body = RollbackRequest, security(("bearer" = [])),
-    responses((status = 200, body = ActivationReport), (status = 401), (status = 403), (status = 404), (status = 422)))]
+    responses((status = 200, body = ActivationReport), (status = 403), (status = 404), (status = 422)))]
 pub async fn rollback(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -260,9 +265,9 @@ pub async fn rollback(
 
 /// Deactivates the bundle (its rules leave the set); its revisions stay
 /// for history and rollback.
-#[utoipa::path(delete, path = "/api/v1/rules/bundles/{name}", tag = "bundles",
+#[utoipa::path(delete, path = "/api/v1/rules/bundles/{name}", tag = "bundles", params(BundleName),
     security(("bearer" = [])),
-    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 204), (status = 403), (status = 404)))]
 pub async fn remove(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -278,9 +283,10 @@ pub async fn remove(
 /// rules on live requests and its differences are reported; responses do
 /// not change.
 #[utoipa::path(post, path = "/api/v1/rules/bundles/shadow", tag = "bundles",
-    request_body(content = Vec<u8>, content_type = "application/gzip"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "A `.tar.gz` bundle (any content type is accepted)"),
     security(("bearer" = [])),
-    responses((status = 201, body = ShadowReport), (status = 401), (status = 403), (status = 413), (status = 422)))]
+    responses((status = 201, body = ShadowReport), (status = 403), (status = 413), (status = 422)))]
 pub async fn start_shadow(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -297,7 +303,7 @@ pub async fn start_shadow(
 /// How the shadow bundle's answers differ from the live ones so far.
 #[utoipa::path(get, path = "/api/v1/rules/bundles/shadow", tag = "bundles",
     security(("bearer" = [])),
-    responses((status = 200, body = ShadowReport), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = ShadowReport), (status = 403), (status = 404)))]
 pub async fn shadow_report(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -313,7 +319,7 @@ pub async fn shadow_report(
 /// Ends the shadow; answers with its final report.
 #[utoipa::path(delete, path = "/api/v1/rules/bundles/shadow", tag = "bundles",
     security(("bearer" = [])),
-    responses((status = 200, body = ShadowReport), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = ShadowReport), (status = 403), (status = 404)))]
 pub async fn stop_shadow(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -330,7 +336,7 @@ pub async fn stop_shadow(
 /// Activates the shadowed revision for the fleet.
 #[utoipa::path(post, path = "/api/v1/rules/bundles/shadow/promote", tag = "bundles",
     security(("bearer" = [])),
-    responses((status = 200, body = ActivationReport), (status = 401), (status = 403), (status = 404), (status = 422)))]
+    responses((status = 200, body = ActivationReport), (status = 403), (status = 404), (status = 422)))]
 pub async fn promote_shadow(
     State(state): State<AppState>,
     caller: CurrentUser,

@@ -57,7 +57,14 @@ where
                 AppError::Rejected(e.status(), e.body_text())
             }
         })?;
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&body).map_err(json_rejection)?;
+        // A body refused only for an integer written `96.0` is parsed again
+        // (see `integral_floats`).
+        let value = match axum::Json::<T>::from_bytes(&body) {
+            Ok(axum::Json(value)) => value,
+            Err(JsonRejection::JsonDataError(e)) => integral_floats(&body)
+                .ok_or_else(|| json_rejection(JsonRejection::JsonDataError(e)))?,
+            Err(other) => return Err(json_rejection(other)),
+        };
         refuse_nul_in_json(&body)?;
         value.validate().map_err(AppError::Validation)?;
         Ok(Self(value))
@@ -146,6 +153,33 @@ fn nul_field(value: &Value, path: String) -> Option<String> {
     }
 }
 
+/// JSON Schema, the OpenAPI document and the FastAPI service this one
+/// replaces all count `96.0` as the integer 96; serde does not. A body
+/// refused for its data is parsed again with every integral float written
+/// as an integer (up to 2^53, where floats stop being exact). Free-form
+/// JSON in such a body (`features`, `preferences`) keeps the value, written
+/// as an integer.
+fn integral_floats<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    fn integerize(value: &mut serde_json::Value) -> bool {
+        use serde_json::Value;
+        match value {
+            Value::Number(n) if n.is_f64() => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => {
+                    *value = Value::from(f as i64);
+                    true
+                }
+                _ => false,
+            },
+            Value::Array(items) => items.iter_mut().fold(false, |c, v| integerize(v) | c),
+            Value::Object(map) => map.values_mut().fold(false, |c, v| integerize(v) | c),
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    // Nothing to rewrite: the first refusal stands.
+    integerize(&mut value).then(|| serde_json::from_value(value).ok())?
+}
+
 fn json_rejection(rejection: JsonRejection) -> AppError {
     match rejection {
         JsonRejection::JsonDataError(e) => {
@@ -218,12 +252,13 @@ where
         {
             return Err(nul_refused("Invalid path parameter", key));
         }
-        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map_err(|e: PathRejection| {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(e) => integral_path(parts, state).await.map(Self).ok_or_else(|| {
+                let e: PathRejection = e;
                 AppError::Validation(format!("Invalid path parameter: {}", e.body_text()))
-            })?;
-        Ok(Self(value))
+            }),
+        }
     }
 }
 
@@ -232,15 +267,59 @@ fn has_encoded_nul(raw: &str) -> bool {
     memchr::memmem::find(raw.as_bytes(), b"%00").is_some()
 }
 
+/// `/users/2.0` is user 2, as `96.0` in a body is 96 (see `integral_floats`):
+/// the path is parsed again with integral-float segments as integers.
+async fn integral_path<T, S>(parts: &mut Parts, state: &S) -> Option<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    fn integral(text: &str) -> Option<i64> {
+        let (int, fraction) = text.split_once('.')?;
+        if fraction.is_empty() || !fraction.bytes().all(|b| b == b'0') {
+            return None;
+        }
+        int.parse().ok()
+    }
+    let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
+        .await
+        .ok()?;
+    let mut rewritten = false;
+    let mut values: Vec<serde_json::Value> = raw
+        .iter()
+        .map(|(_, text)| match integral(text) {
+            Some(i) => {
+                rewritten = true;
+                i.into()
+            }
+            None => text
+                .parse::<i64>()
+                .map(Into::into)
+                .unwrap_or_else(|_| text.into()),
+        })
+        .collect();
+    if !rewritten {
+        return None;
+    }
+    let value = if values.len() == 1 {
+        values.pop()?
+    } else {
+        serde_json::Value::Array(values)
+    };
+    serde_json::from_value(value).ok()
+}
+
 /// `skip` / `limit` pagination shared by every list.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Pagination {
     /// Rows to skip (default 0).
     #[serde(default)]
+    #[param(minimum = 0)]
     pub skip: i64,
     /// Rows to return, 1 to 1000 (default 100).
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: i64,
 }
 

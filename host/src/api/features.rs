@@ -12,7 +12,10 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{ApiJson, ApiPath, Validate};
+use super::{
+    doc::{ItemId, UserId, UserItemIds},
+    extract::{ApiJson, ApiPath, Validate},
+};
 use crate::{
     AppState,
     auth::extract::CurrentUser,
@@ -46,6 +49,8 @@ fn check_ids(ids: &[i64]) -> Result<(), String> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserBatch {
+    /// 1 to 1000 ids.
+    #[schema(min_items = 1, max_items = 1000)]
     pub user_ids: Vec<i64>,
 }
 
@@ -58,6 +63,8 @@ impl Validate for UserBatch {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemBatch {
+    /// 1 to 1000 ids.
+    #[schema(min_items = 1, max_items = 1000)]
     pub item_ids: Vec<i64>,
 }
 
@@ -71,6 +78,8 @@ impl Validate for ItemBatch {
 #[serde(deny_unknown_fields)]
 pub struct UserItemBatch {
     pub user_id: i64,
+    /// 1 to 1000 ids.
+    #[schema(min_items = 1, max_items = 1000)]
     pub item_ids: Vec<i64>,
 }
 
@@ -104,8 +113,8 @@ fn in_order<T>(ids: &[i64], mut found: std::collections::HashMap<i64, T>) -> Bat
 }
 
 #[utoipa::path(get, path = "/api/v1/features/users/{user_id}", tag = "features",
-    security(("bearer" = [])),
-    responses((status = 200, body = UserFeatures), (status = 401), (status = 403), (status = 404)))]
+    params(UserId), security(("bearer" = [])),
+    responses((status = 200, body = UserFeatures), (status = 403), (status = 404)))]
 pub async fn user_features(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -130,8 +139,8 @@ pub async fn users_batch(
 }
 
 #[utoipa::path(get, path = "/api/v1/features/items/{item_id}", tag = "features",
-    security(("bearer" = [])),
-    responses((status = 200, body = ItemFeatures), (status = 401), (status = 403), (status = 404)))]
+    params(ItemId), security(("bearer" = [])),
+    responses((status = 200, body = ItemFeatures), (status = 403), (status = 404)))]
 pub async fn item_features(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -173,8 +182,8 @@ async fn pairs(
 }
 
 #[utoipa::path(get, path = "/api/v1/features/users/{user_id}/items/{item_id}", tag = "features",
-    security(("bearer" = [])),
-    responses((status = 200, body = UserItemFeatures), (status = 401), (status = 403), (status = 404)))]
+    params(UserItemIds), security(("bearer" = [])),
+    responses((status = 200, body = UserItemFeatures), (status = 403), (status = 404)))]
 pub async fn user_item_features(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -216,7 +225,8 @@ pub async fn invalidate_all(
 }
 
 #[utoipa::path(delete, path = "/api/v1/features/cache/users/{user_id}", tag = "features",
-    security(("bearer" = [])), responses((status = 204), (status = 401), (status = 403)))]
+    params(("user_id" = i64, Path, description = "Any id: an unknown one has nothing cached")),
+    security(("bearer" = [])), responses((status = 204), (status = 403)))]
 pub async fn invalidate_user(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -228,7 +238,8 @@ pub async fn invalidate_user(
 }
 
 #[utoipa::path(delete, path = "/api/v1/features/cache/items/{item_id}", tag = "features",
-    security(("bearer" = [])), responses((status = 204), (status = 401), (status = 403)))]
+    params(("item_id" = i64, Path, description = "Any id: an unknown one has nothing cached")),
+    security(("bearer" = [])), responses((status = 204), (status = 403)))]
 pub async fn invalidate_item(
     State(state): State<AppState>,
     caller: CurrentUser,

@@ -4,7 +4,10 @@ use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate};
+use super::{
+    doc::{InteractionType, ItemId, UserId},
+    extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate},
+};
 use crate::{
     AppState,
     auth::extract::CurrentUser,
@@ -31,11 +34,13 @@ pub fn router() -> Router<AppState> {
 pub struct InteractionCreate {
     pub user_id: i64,
     pub item_id: i64,
-    /// One of view, click, share, like, add_to_cart, rating, purchase.
+    #[schema(inline, value_type = InteractionType)]
     pub interaction_type: String,
     /// An explicit rating from 0 to 5.
+    #[schema(minimum = 0, maximum = 5)]
     pub rating: Option<f64>,
-    /// How much this interaction counts (default 1, at most 100).
+    /// How much this interaction counts, 0 to 100 (default 1).
+    #[schema(minimum = 0, maximum = 100)]
     pub weight: Option<f64>,
 }
 
@@ -66,7 +71,7 @@ impl Validate for InteractionCreate {
 #[utoipa::path(post, path = "/api/v1/interactions/", tag = "interactions",
     request_body = InteractionCreate,
     security(("bearer" = [])),
-    responses((status = 201, body = Interaction), (status = 401), (status = 403, description = "Another user's interaction"), (status = 404, description = "User or item not found"), (status = 422)))]
+    responses((status = 201, body = Interaction), (status = 403, description = "Another user's interaction"), (status = 404, description = "User or item not found")))]
 pub async fn create_interaction(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -94,8 +99,8 @@ pub async fn create_interaction(
 
 /// The user's interactions, newest first (your own, or any for ops/admin).
 #[utoipa::path(get, path = "/api/v1/interactions/user/{user_id}", tag = "interactions",
-    params(Pagination), security(("bearer" = [])),
-    responses((status = 200, body = [Interaction]), (status = 401), (status = 403), (status = 404)))]
+    params(UserId, Pagination), security(("bearer" = [])),
+    responses((status = 200, body = [Interaction]), (status = 403), (status = 404)))]
 pub async fn user_interactions(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -113,8 +118,8 @@ pub async fn user_interactions(
 
 /// The item's interactions, newest first (ops/admin: it names users).
 #[utoipa::path(get, path = "/api/v1/interactions/item/{item_id}", tag = "interactions",
-    params(Pagination), security(("bearer" = [])),
-    responses((status = 200, body = [Interaction]), (status = 401), (status = 403), (status = 404)))]
+    params(ItemId, Pagination), security(("bearer" = [])),
+    responses((status = 200, body = [Interaction]), (status = 403), (status = 404)))]
 pub async fn item_interactions(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -131,7 +136,7 @@ pub async fn item_interactions(
 }
 
 #[utoipa::path(get, path = "/api/v1/interactions/stats/user/{user_id}", tag = "interactions",
-    security(("bearer" = [])),
+    params(UserId), security(("bearer" = [])),
     responses((status = 200, body = UserInteractionStats), (status = 401), (status = 403), (status = 404)))]
 pub async fn user_stats(
     State(state): State<AppState>,

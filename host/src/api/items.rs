@@ -5,7 +5,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate};
+use super::{
+    doc::ItemId,
+    extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate},
+};
 use crate::{
     AppState,
     auth::extract::CurrentUser,
@@ -33,17 +36,24 @@ const MAX_TAG: usize = 100;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemCreate {
+    /// 1 to 500 characters, not only whitespace.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub title: String,
     #[serde(default)]
+    #[schema(max_length = 10_000)]
     pub description: String,
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub category: String,
+    /// At most 100 tags of at most 100 characters each.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub tags: Vec<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub features: Option<Value>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub popularity_score: f64,
 }
 
@@ -63,12 +73,19 @@ impl Validate for ItemCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemUpdate {
+    /// 1 to 500 characters, not only whitespace.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub title: Option<String>,
+    #[schema(max_length = 10_000)]
     pub description: Option<String>,
+    #[schema(max_length = 100)]
     pub category: Option<String>,
+    /// At most 100 tags of at most 100 characters each.
+    #[schema(max_items = 100)]
     pub tags: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     pub features: Option<Value>,
+    #[schema(minimum = 0)]
     pub popularity_score: Option<f64>,
 }
 
@@ -125,9 +142,13 @@ fn validate_fields(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ItemListQuery {
+    /// Rows to skip (default 0).
     #[serde(default)]
+    #[param(minimum = 0)]
     pub skip: i64,
+    /// Rows to return, 1 to 1000 (default 100).
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: i64,
     /// Only items of this category.
     pub category: Option<String>,
@@ -152,6 +173,7 @@ impl Validate for ItemListQuery {
 pub struct TopQuery {
     /// How many items, 1 to 100 (default 10).
     #[serde(default = "default_top")]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: i64,
 }
 
@@ -232,7 +254,7 @@ pub async fn popular_items(
     Ok(Json(items::popular(&state.db, q.limit).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/items/{item_id}", tag = "items",
+#[utoipa::path(get, path = "/api/v1/items/{item_id}", tag = "items", params(ItemId),
     responses((status = 200, body = Item), (status = 404)))]
 pub async fn get_item(
     State(state): State<AppState>,
@@ -244,7 +266,7 @@ pub async fn get_item(
         .ok_or_else(|| AppError::not_found("Item"))
 }
 
-#[utoipa::path(put, path = "/api/v1/items/{item_id}", tag = "items", request_body = ItemUpdate,
+#[utoipa::path(put, path = "/api/v1/items/{item_id}", tag = "items", params(ItemId), request_body = ItemUpdate,
     security(("bearer" = [])),
     responses((status = 200, body = Item), (status = 401), (status = 403), (status = 404), (status = 422)))]
 pub async fn update_item(
@@ -272,7 +294,7 @@ pub async fn update_item(
 }
 
 /// Deletes the item and its interactions.
-#[utoipa::path(delete, path = "/api/v1/items/{item_id}", tag = "items",
+#[utoipa::path(delete, path = "/api/v1/items/{item_id}", tag = "items", params(ItemId),
     security(("bearer" = [])),
     responses((status = 204), (status = 401), (status = 403), (status = 404)))]
 pub async fn delete_item(

@@ -13,7 +13,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{ApiPath, ApiQuery, Validate};
+use super::{
+    doc::{JobPath, RunId},
+    extract::{ApiPath, ApiQuery, Validate},
+};
 use crate::{
     AppState,
     auth::extract::CurrentUser,
@@ -61,7 +64,7 @@ pub struct JobView {
 }
 
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", security(("bearer" = [])),
-    responses((status = 200, body = [JobView]), (status = 401), (status = 403)))]
+    responses((status = 200, body = [JobView]), (status = 403)))]
 pub async fn list_jobs(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -102,8 +105,11 @@ pub struct Triggered {
 /// Starts a run now; answers at once with its id (202). Poll
 /// `/jobs/runs/{run_id}` for its status and result. 409 while a run of the
 /// same job is unfinished.
-#[utoipa::path(post, path = "/api/v1/jobs/{name}/trigger", tag = "jobs", security(("bearer" = [])),
-    responses((status = 202, body = Triggered), (status = 401), (status = 403), (status = 404), (status = 409)))]
+#[utoipa::path(post, path = "/api/v1/jobs/{name}/trigger", tag = "jobs", params(JobPath),
+    security(("bearer" = [])),
+    responses((status = 202, body = Triggered), (status = 403),
+        (status = 404, description = "No such job"),
+        (status = 409, description = "A run of this job is unfinished")))]
 pub async fn trigger(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -136,8 +142,9 @@ pub async fn trigger(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/jobs/runs/{id}", tag = "jobs", security(("bearer" = [])),
-    responses((status = 200, body = JobRun), (status = 401), (status = 403), (status = 404), (status = 422)))]
+#[utoipa::path(get, path = "/api/v1/jobs/runs/{id}", tag = "jobs", params(RunId),
+    security(("bearer" = [])),
+    responses((status = 200, body = JobRun), (status = 403), (status = 404)))]
 pub async fn get_run(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -154,16 +161,20 @@ pub async fn get_run(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RunParams {
-    /// Only this job's runs.
+    /// Only this job's runs (another name is 404).
+    #[param(inline, value_type = Option<JobName>)]
     pub job: Option<String>,
-    /// PENDING, RUNNING, RETRY, SUCCESS or FAILURE.
+    /// Only runs in this status.
+    #[param(inline, value_type = Option<RunStatus>)]
     pub status: Option<String>,
-    /// schedule, manual, chain or threshold.
+    /// Only runs started this way.
+    #[param(inline, value_type = Option<Trigger>)]
     pub trigger: Option<String>,
     /// Runs older than this id (the next page: the last id seen).
     pub before_id: Option<i64>,
     /// 1 to 500 (default 50), newest first.
     #[serde(default = "fifty")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: i64,
 }
 
@@ -182,7 +193,8 @@ impl Validate for RunParams {
 
 #[utoipa::path(get, path = "/api/v1/jobs/runs", tag = "jobs", params(RunParams),
     security(("bearer" = [])),
-    responses((status = 200, body = [JobRun]), (status = 401), (status = 403), (status = 404), (status = 422)))]
+    responses((status = 200, body = [JobRun]), (status = 403),
+        (status = 404, description = "No such job")))]
 pub async fn list_runs(
     State(state): State<AppState>,
     caller: CurrentUser,

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod bundles;
 pub mod console;
+pub mod doc;
 pub mod extract;
 pub mod features;
 pub mod health;
@@ -29,13 +30,15 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{AppState, error::AppError, ratelimit, telemetry};
+use doc::{BearerAuth, StandardErrors};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "recengine",
         description = "Recommendation service with business rules as sandboxed WebAssembly components. \
-                       Errors are `{\"detail\": \"...\"}`; every response carries `X-Request-ID`."
+                       Errors are `{\"detail\": \"...\"}`; every response carries `X-Request-ID`. \
+                       Rate-limited routes carry `X-RateLimit-*` headers."
     ),
     paths(
         health::health,
@@ -58,7 +61,8 @@ use crate::{AppState, error::AppError, ratelimit, telemetry};
         bundles::promote_shadow,
         rules::list_rules, rules::get_rule, rules::change_rule, rules::remove_rule, rules::dry_run,
     ),
-    modifiers(&BearerAuth),
+    components(schemas(doc::ErrorBody)),
+    modifiers(&BearerAuth, &StandardErrors),
     tags(
         (name = "auth", description = "Tokens: register, login, refresh, logout"),
         (name = "users", description = "Accounts"),
@@ -74,25 +78,6 @@ use crate::{AppState, error::AppError, ratelimit, telemetry};
     )
 )]
 pub struct ApiDoc;
-
-/// Declares the `bearer` security scheme the protected routes name.
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 /// The whole application router, with its middleware.
 pub fn router(state: AppState) -> Router {

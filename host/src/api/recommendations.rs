@@ -11,7 +11,10 @@ use recengine_rules_sdk::Kind;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, Validate};
+use super::{
+    doc::{Algorithm, HybridMethod, ItemId, RuleKind, UserId},
+    extract::{ApiJson, ApiPath, ApiQuery, Validate},
+};
 use crate::{
     AppState,
     error::AppResult,
@@ -44,8 +47,9 @@ use crate::recommend::algorithms::NAMES as ALGORITHMS;
 /// (top 20, default algorithm, rules applied): a read of one row, for
 /// clients that want yesterday's list at the cost of a key lookup.
 #[utoipa::path(get, path = "/api/v1/recommendations/user/{user_id}/batch", tag = "recommendations",
+    params(UserId),
     responses((status = 200, body = crate::store::batch_recommendations::BatchRecommendations),
-              (status = 404), (status = 422)))]
+              (status = 404)))]
 pub async fn batch_for_user(
     State(state): State<AppState>,
     ApiPath(user_id): ApiPath<i64>,
@@ -116,13 +120,16 @@ pub fn parse_kinds(names: &[String]) -> Result<Option<Vec<Kind>>, String> {
 pub struct RecommendationParams {
     /// 1 to 100 (default 10).
     #[serde(default = "default_top_n")]
+    #[param(minimum = 1, maximum = 100)]
     pub top_n: usize,
     /// hybrid (default), collaborative, content_based, or one model:
     /// ease, item_knn, user_knn, popularity.
     #[serde(default = "default_algorithm")]
+    #[param(inline, value_type = Algorithm)]
     pub algorithm: String,
     /// How `hybrid` combines: weighted, rank or cascade (default
     /// `HYBRID_METHOD`).
+    #[param(inline, value_type = Option<HybridMethod>)]
     pub hybrid_method: Option<String>,
     /// Leave out items the user already interacted with (default true).
     #[serde(default = "yes")]
@@ -132,9 +139,11 @@ pub struct RecommendationParams {
     pub explain: bool,
     pub country: Option<String>,
     pub device: Option<String>,
+    #[param(minimum = 0, maximum = 23)]
     pub hour_of_day: Option<u8>,
     pub is_weekend: Option<bool>,
     /// Comma-separated rule kinds to run (default all).
+    #[param(inline, value_type = Option<Vec<RuleKind>>, style = Form, explode = false)]
     pub rule_types: Option<String>,
 }
 
@@ -169,11 +178,17 @@ impl Validate for RecommendationParams {
 #[serde(deny_unknown_fields)]
 pub struct RecommendationRequest {
     pub user_id: i64,
+    /// 1 to 100 (default 10).
     #[serde(default = "default_top_n")]
+    #[schema(minimum = 1, maximum = 100)]
     pub top_n: usize,
+    /// hybrid (default), collaborative, content_based, or one model.
     #[serde(default = "default_algorithm")]
+    #[schema(inline, value_type = Algorithm)]
     pub algorithm: String,
+    /// weighted, rank or cascade (default `HYBRID_METHOD`).
     #[serde(default)]
+    #[schema(inline, value_type = Option<HybridMethod>)]
     pub hybrid_method: Option<String>,
     #[serde(default = "yes")]
     pub exclude_interacted: bool,
@@ -181,7 +196,9 @@ pub struct RecommendationRequest {
     pub context: Option<RuleContext>,
     #[serde(default)]
     pub explain: bool,
+    /// Only these kinds run (default all).
     #[serde(default)]
+    #[schema(inline, value_type = Vec<RuleKind>)]
     pub rule_types: Vec<String>,
 }
 
@@ -195,8 +212,8 @@ impl Validate for RecommendationRequest {
 
 /// Recommendations for a user, after the business rules.
 #[utoipa::path(get, path = "/api/v1/recommendations/user/{user_id}", tag = "recommendations",
-    params(RecommendationParams),
-    responses((status = 200, body = RecommendationResponse), (status = 404), (status = 422)))]
+    params(UserId, RecommendationParams),
+    responses((status = 200, body = RecommendationResponse), (status = 404)))]
 pub async fn for_user(
     State(state): State<AppState>,
     ApiPath(user_id): ApiPath<i64>,
@@ -224,7 +241,7 @@ pub async fn for_user(
 
 #[utoipa::path(post, path = "/api/v1/recommendations/", tag = "recommendations",
     request_body = RecommendationRequest,
-    responses((status = 200, body = RecommendationResponse), (status = 404), (status = 422)))]
+    responses((status = 200, body = RecommendationResponse), (status = 404)))]
 pub async fn for_user_post(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RecommendationRequest>,
@@ -248,6 +265,7 @@ pub async fn for_user_post(
 pub struct SimilarParams {
     /// 1 to 100 (default 10).
     #[serde(default = "default_top_n")]
+    #[param(minimum = 1, maximum = 100)]
     pub top_n: usize,
 }
 
@@ -263,8 +281,8 @@ impl Validate for SimilarParams {
 /// Items like this one: co-interaction and content similarity blended; for
 /// an item nobody has touched yet, content alone.
 #[utoipa::path(get, path = "/api/v1/recommendations/similar-items/{item_id}", tag = "recommendations",
-    params(SimilarParams),
-    responses((status = 200, body = SimilarItemsResponse), (status = 404), (status = 422)))]
+    params(ItemId, SimilarParams),
+    responses((status = 200, body = SimilarItemsResponse), (status = 404)))]
 pub async fn similar_items(
     State(state): State<AppState>,
     ApiPath(item_id): ApiPath<i64>,
@@ -287,10 +305,12 @@ fn default_window() -> i64 {
 pub struct TrendingParams {
     /// 1 to 100 (default 10).
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: usize,
     /// Seconds back from now, 60 to 2592000 (30 days; default 3600); rounded
     /// up to whole minutes, hours (past an hour) or days (past a day).
     #[serde(default = "default_window")]
+    #[param(minimum = 60, maximum = 2_592_000)]
     pub time_window: i64,
 }
 
@@ -311,7 +331,7 @@ impl Validate for TrendingParams {
 /// The items with the most interactions in the last `time_window` seconds.
 #[utoipa::path(get, path = "/api/v1/recommendations/trending", tag = "recommendations",
     params(TrendingParams),
-    responses((status = 200, body = TrendingResponse), (status = 422)))]
+    responses((status = 200, body = TrendingResponse)))]
 pub async fn trending(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<TrendingParams>,
@@ -324,9 +344,12 @@ pub async fn trending(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExplainParams {
+    #[param(minimum = 1)]
     pub user_id: i64,
+    #[param(minimum = 1)]
     pub item_id: i64,
     /// weighted, rank or cascade (default `HYBRID_METHOD`).
+    #[param(inline, value_type = Option<HybridMethod>)]
     pub hybrid_method: Option<String>,
 }
 
@@ -340,7 +363,7 @@ impl Validate for ExplainParams {
 /// user's items it owes its score to.
 #[utoipa::path(post, path = "/api/v1/recommendations/explain", tag = "recommendations",
     params(ExplainParams),
-    responses((status = 200, body = Explanation), (status = 404), (status = 422)))]
+    responses((status = 200, body = Explanation), (status = 404)))]
 pub async fn explain(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<ExplainParams>,

@@ -12,6 +12,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{
+    doc::{RuleKind, RuleName},
     extract::{ApiJson, ApiPath, Validate},
     recommendations::parse_kinds,
 };
@@ -60,7 +61,7 @@ impl Validate for RuleChange {
 
 /// The active rules in the order they run.
 #[utoipa::path(get, path = "/api/v1/rules/", tag = "rules", security(("bearer" = [])),
-    responses((status = 200, body = RuleList), (status = 401), (status = 403)))]
+    responses((status = 200, body = RuleList), (status = 403)))]
 pub async fn list_rules(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -73,8 +74,8 @@ pub async fn list_rules(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/rules/{name}", tag = "rules", security(("bearer" = [])),
-    responses((status = 200, body = RuleView), (status = 401), (status = 403), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/rules/{name}", tag = "rules", params(RuleName), security(("bearer" = [])),
+    responses((status = 200, body = RuleView), (status = 403), (status = 404)))]
 pub async fn get_rule(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -92,9 +93,9 @@ pub async fn get_rule(
 /// Changes priority, enabled, parameters or failure policy. Takes effect
 /// from the next request; an invalid parameter is refused (422) and the
 /// rule keeps its old values.
-#[utoipa::path(put, path = "/api/v1/rules/{name}", tag = "rules", request_body = RuleChange,
+#[utoipa::path(put, path = "/api/v1/rules/{name}", tag = "rules", params(RuleName), request_body = RuleChange,
     security(("bearer" = [])),
-    responses((status = 200, body = RuleView), (status = 401), (status = 403), (status = 404), (status = 422)))]
+    responses((status = 200, body = RuleView), (status = 403), (status = 404), (status = 422)))]
 pub async fn change_rule(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -107,8 +108,8 @@ pub async fn change_rule(
     Ok(Json(view))
 }
 
-#[utoipa::path(delete, path = "/api/v1/rules/{name}", tag = "rules", security(("bearer" = [])),
-    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+#[utoipa::path(delete, path = "/api/v1/rules/{name}", tag = "rules", params(RuleName), security(("bearer" = [])),
+    responses((status = 204), (status = 403), (status = 404)))]
 pub async fn remove_rule(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -125,6 +126,7 @@ pub async fn remove_rule(
 pub struct DryRunUser {
     #[serde(default)]
     pub id: i64,
+    #[schema(format = Int64, minimum = 0, maximum = 4_294_967_295_u64)]
     pub age: Option<u32>,
     pub country: Option<String>,
     #[serde(default)]
@@ -138,16 +140,18 @@ pub struct DryRunUser {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DryRunCandidate {
+    /// Unique among the candidates.
     pub item_id: i64,
+    #[schema(minimum = 0)]
     pub score: f64,
     #[serde(default)]
     pub category: String,
     #[serde(default)]
     pub tags: Vec<String>,
     /// As on items: in_stock, is_promotional, promo_end_date, min_age,
-    /// allowed_countries, blocked_countries, origin_country.
+    /// allowed_countries, blocked_countries, origin_country. Anything but
+    /// an object counts as `{}`.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub features: Value,
     pub created_at: Option<DateTime<Utc>>,
 }
@@ -159,9 +163,12 @@ pub struct DryRunRequest {
     pub user: DryRunUser,
     #[serde(default)]
     pub context: RuleContext,
+    /// At most 1000, with distinct `item_id`s.
+    #[schema(max_items = 1000)]
     pub candidates: Vec<DryRunCandidate>,
     /// Only these kinds run (default all).
     #[serde(default)]
+    #[schema(inline, value_type = Vec<RuleKind>)]
     pub rule_types: Vec<String>,
 }
 
@@ -170,6 +177,10 @@ const MAX_DRY_RUN_CANDIDATES: usize = 1000;
 
 impl Validate for DryRunRequest {
     fn validate(&self) -> Result<(), String> {
+        // The same bound as on a recommendation's context.
+        if self.context.hour_of_day.is_some_and(|h| h > 23) {
+            return Err("hour_of_day must be 0..=23".into());
+        }
         if self.candidates.len() > MAX_DRY_RUN_CANDIDATES {
             return Err(format!("at most {MAX_DRY_RUN_CANDIDATES} candidates"));
         }
@@ -208,7 +219,7 @@ pub struct DryRunResponse {
 /// and the trace; stores nothing.
 #[utoipa::path(post, path = "/api/v1/rules/dry-run", tag = "rules", request_body = DryRunRequest,
     security(("bearer" = [])),
-    responses((status = 200, body = DryRunResponse), (status = 401), (status = 403), (status = 422)))]
+    responses((status = 200, body = DryRunResponse), (status = 403), (status = 422)))]
 pub async fn dry_run(
     State(state): State<AppState>,
     caller: CurrentUser,

@@ -5,7 +5,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate};
+use super::{
+    doc::UserId,
+    extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate},
+};
 use crate::{
     AppState,
     auth::{extract::CurrentUser, password},
@@ -28,9 +31,12 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct UserCreate {
     /// 3 to 50 characters: letters, digits, `_`, `-`, `.`.
+    #[schema(min_length = 3, max_length = 50, pattern = r"^[\w.-]+$")]
     pub username: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -49,8 +55,13 @@ impl Validate for UserCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
+    /// 3 to 50 characters: letters, digits, `_`, `-`, `.`.
+    #[schema(min_length = 3, max_length = 50, pattern = r"^[\w.-]+$")]
     pub username: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
+    /// 8 to 128 characters; ends every session of the account.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub preferences: Option<Value>,
@@ -89,7 +100,7 @@ pub fn validate_username(username: &str) -> Result<(), String> {
 /// of an address is mail reaching it, which is not this service's job.
 pub fn validate_email(email: &str) -> Result<(), String> {
     let email = email.trim();
-    let valid = email.len() <= 254
+    let valid = email.chars().count() <= 254
         && !email.contains(char::is_whitespace)
         && match email.split_once('@') {
             Some((local, domain)) => {
@@ -157,7 +168,7 @@ pub async fn list_users(
 }
 
 /// One account: your own, or any for an admin.
-#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users", params(UserId), security(("bearer" = [])),
     responses((status = 200, body = User), (status = 401), (status = 403), (status = 404)))]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -173,9 +184,11 @@ pub async fn get_user(
 
 /// Changes your own account (or any, for an admin). A new password ends
 /// every session of the account.
-#[utoipa::path(put, path = "/api/v1/users/{user_id}", tag = "users", request_body = UserUpdate,
+#[utoipa::path(put, path = "/api/v1/users/{user_id}", tag = "users", params(UserId), request_body = UserUpdate,
     security(("bearer" = [])),
-    responses((status = 200, body = User), (status = 400), (status = 401), (status = 403), (status = 404), (status = 422)))]
+    responses((status = 200, body = User),
+        (status = 400, description = "Username already exists / Email already registered"),
+        (status = 403), (status = 404)))]
 pub async fn update_user(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -211,7 +224,6 @@ pub async fn update_user(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleChange {
-    /// `user`, `ops` or `admin`.
     pub role: Role,
 }
 
@@ -223,9 +235,10 @@ impl Validate for RoleChange {
 
 /// Changes an account's role (admin only). The account's tokens, refresh
 /// tokens included, are revoked so the new role applies from its next login.
-#[utoipa::path(put, path = "/api/v1/users/{user_id}/role", tag = "users", request_body = RoleChange,
+#[utoipa::path(put, path = "/api/v1/users/{user_id}/role", tag = "users", params(UserId), request_body = RoleChange,
     security(("bearer" = [])),
-    responses((status = 200, body = User), (status = 401), (status = 403), (status = 404), (status = 422)))]
+    responses((status = 200, body = User), (status = 403), (status = 404),
+        (status = 409, description = "The last admin cannot demote itself")))]
 pub async fn set_role(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -264,8 +277,9 @@ pub async fn set_role(
 
 /// Deletes the account and its interactions (your own, or any for an admin).
 /// The last admin cannot be deleted (409), as it cannot be demoted.
-#[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users", security(("bearer" = [])),
-    responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 409)))]
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users", params(UserId), security(("bearer" = [])),
+    responses((status = 204), (status = 403), (status = 404),
+        (status = 409, description = "The last admin cannot delete itself")))]
 pub async fn delete_user(
     State(state): State<AppState>,
     caller: CurrentUser,

@@ -16,7 +16,8 @@ use crate::error::{AppError, AppResult};
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 /// Longer inputs are refused before hashing: they buy no security and let a
-/// client make the server hash megabytes per request.
+/// client make the server hash megabytes per request. Counted in characters,
+/// as the API documents it (so at most 512 bytes of UTF-8).
 pub const MAX_PASSWORD_LEN: usize = 128;
 
 const MEMORY_KIB: u32 = 19 * 1024;
@@ -48,8 +49,10 @@ pub fn validate_password(password: &str) -> Result<(), String> {
             "password must be at least {MIN_PASSWORD_LEN} characters"
         ));
     }
-    if password.len() > MAX_PASSWORD_LEN {
-        return Err(format!("password must be at most {MAX_PASSWORD_LEN} bytes"));
+    if len > MAX_PASSWORD_LEN {
+        return Err(format!(
+            "password must be at most {MAX_PASSWORD_LEN} characters"
+        ));
     }
     Ok(())
 }
@@ -70,7 +73,7 @@ pub async fn hash_password(password: String) -> AppResult<String> {
 /// unknown account: a dummy hash is verified instead so both paths cost the
 /// same. An unusable or malformed stored hash never verifies.
 pub async fn verify_password(password: String, stored: Option<String>) -> bool {
-    if password.len() > MAX_PASSWORD_LEN {
+    if password.chars().count() > MAX_PASSWORD_LEN {
         return false;
     }
     tokio::task::spawn_blocking(move || {

@@ -103,8 +103,9 @@ pub struct JobRun {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<i64>,
-    /// What the run did (job-specific JSON), once it succeeded.
-    #[schema(value_type = Object)]
+    /// What the run did (job-specific JSON), once it succeeded; `null`
+    /// before that.
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// The last attempt's error (kept while retrying, final on FAILURE).
     pub error: Option<String>,

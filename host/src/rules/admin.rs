@@ -57,6 +57,8 @@ pub struct RuleView {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleChange {
+    /// -10000 to 10000; higher runs first.
+    #[schema(minimum = -10_000, maximum = 10_000)]
     pub priority: Option<i32>,
     pub enabled: Option<bool>,
     /// Parameters to change, by name; others keep their values.

@@ -22,6 +22,7 @@ pub struct RuleContext {
     pub country: Option<String>,
     pub device: Option<String>,
     /// 0..=23; derived from the server's clock (UTC) when absent.
+    #[schema(minimum = 0, maximum = 23)]
     pub hour_of_day: Option<u8>,
     /// Derived from the server's clock (UTC) when absent.
     pub is_weekend: Option<bool>,

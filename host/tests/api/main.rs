@@ -12,6 +12,7 @@ mod import;
 mod jobs;
 mod logs;
 mod metrics;
+mod openapi;
 mod outages;
 mod rate_limits;
 mod recommender;
