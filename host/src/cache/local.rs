@@ -44,7 +44,7 @@ impl<T> Group<T> {
 }
 
 pub struct LocalStore<T> {
-    groups: moka::sync::Cache<Box<str>, Arc<Group<T>>>,
+    groups: moka::sync::Cache<Arc<str>, Arc<Group<T>>>,
     ttl: Duration,
     /// Fields moka dropped for age since the last `purge_expired`.
     expired: Arc<AtomicUsize>,
@@ -60,7 +60,7 @@ impl<T: Send + Sync + 'static> LocalStore<T> {
         Self {
             groups: moka::sync::Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(|group: &Box<str>, g: &Arc<Group<T>>| g.weight(group))
+                .weigher(|group: &Arc<str>, g: &Arc<Group<T>>| g.weight(group))
                 .time_to_live(ttl)
                 .eviction_listener(move |_, g: Arc<Group<T>>, cause| {
                     if cause == moka::notification::RemovalCause::Expired {
@@ -90,7 +90,7 @@ impl<T: Send + Sync + 'static> LocalStore<T> {
     pub fn put_many(&self, entries: Vec<(String, String, Arc<T>, usize)>) {
         let now = Instant::now();
         for (group, field, value, bytes) in entries {
-            let key: Box<str> = group.into();
+            let key: Arc<str> = group.into();
             let mut fields: Vec<Field<T>> = match self.groups.get(&key) {
                 Some(old) => old
                     .fields

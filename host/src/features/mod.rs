@@ -19,8 +19,7 @@ pub use user::UserFeatures;
 pub use user_item::UserItemFeatures;
 
 use crate::{
-    cache::Cache, config::Settings, error::AppResult, recommend::confidence::Confidence,
-    store::Db,
+    cache::Cache, config::Settings, error::AppResult, recommend::confidence::Confidence, store::Db,
 };
 
 /// Most ids one batch request may ask for.

@@ -43,10 +43,12 @@ pub struct TrendingResponse {
 /// that arbitrary values cannot each mint a cache entry (at most 114
 /// windows exist) and a client still gets at least what it asked for.
 pub fn bucket_window(seconds: i64) -> i64 {
-    let step = match seconds {
-        ..=3600 => 60,
-        ..=86_400 => 3600,
-        _ => 86_400,
+    let step = if seconds <= 3600 {
+        60
+    } else if seconds <= 86_400 {
+        3600
+    } else {
+        86_400
     };
     ((seconds.max(1) + step - 1) / step * step).min(MAX_WINDOW_SECONDS)
 }

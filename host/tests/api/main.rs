@@ -17,6 +17,6 @@ mod outages;
 mod rate_limits;
 mod recommender;
 mod rules;
-mod walkthrough;
 mod server;
+mod walkthrough;
 mod wasm;

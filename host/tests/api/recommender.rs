@@ -674,7 +674,11 @@ async fn replicas_keep_their_in_process_caches_coherent() {
         .await
         .unwrap();
     assert!(!keys.is_empty());
-    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     assert_eq!(json_of(a.get(&list).await).await["cached"], true, "A's L1");
     assert_eq!(json_of(b.get(&list).await).await["cached"], true, "B's L1");
 
