@@ -1,7 +1,8 @@
 //! EASE: "Embarrassingly Shallow Autoencoders for Sparse Data" (Steck,
 //! WWW 2019). An item-item weight matrix B with a zero diagonal, in closed
-//! form: P = (XᵀX + Λ)⁻¹ (Λ = λI, or more on popular items), B = I − P·diag(1/diag(P)). A user's scores are
-//! their interaction row times B. The best of the classic models on
+//! form: P = (XᵀX + Λ)⁻¹ (Λ = λI, or more on popular items), B = I −
+//! P·diag(1/diag(P)). A user's scores are their interaction row times B.
+//! The best of the classic models on
 //! MovieLens-sized catalogues; one dense n_items² inverse, so it is trained
 //! only up to a configured catalogue size.
 

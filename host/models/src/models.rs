@@ -104,6 +104,7 @@ pub struct TrainingTimes {
     pub ease: Duration,
     pub item_knn: Duration,
     pub user_knn: Duration,
+    /// TF-IDF and the period histograms (on their own thread).
     pub content: Duration,
     /// Wall time of the whole training (the parts overlap on two threads).
     pub total: Duration,
@@ -140,8 +141,9 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 }
 
 impl Models {
-    /// Trains everything; the content model on one thread while the
-    /// collaborative ones share the co-occurrence matrix on another.
+    /// Trains everything; the content model and the period histograms on
+    /// one thread while the collaborative ones share the co-occurrence
+    /// matrix on another.
     pub fn train(data: &TrainingData, config: ModelsConfig) -> Models {
         let start = Instant::now();
         let x = &data.interactions;
