@@ -114,6 +114,20 @@ pub struct Settings {
     pub item_knn_neighbors: Option<u32>,
     /// EASE's L2 regularisation λ (default 500).
     pub ease_lambda: f32,
+    /// EASE's emphasized-denoising dropout: popular items get a larger λ
+    /// (0: plain EASE).
+    pub ease_dropout: f32,
+    /// Interacting users at which an item's content share in the weighted
+    /// hybrid has halved (0: a fixed share).
+    pub hybrid_content_fade: f32,
+    /// Weights of user-kNN and item-kNN beside EASE in the weighted
+    /// hybrid's collaborative part.
+    pub hybrid_user_knn: f32,
+    pub hybrid_item_knn: f32,
+    /// Weight of popularity in the user's own periods of activity (each
+    /// `TEMPORAL_BUCKET_DAYS` long) beside EASE in the weighted hybrid.
+    pub hybrid_temporal: f32,
+    pub temporal_bucket_days: f32,
     /// Above this many items EASE (an items² inverse) is not trained and
     /// `collaborative` falls back to item-kNN (default 20000).
     pub ease_max_items: usize,
@@ -226,14 +240,20 @@ impl Settings {
             ("CACHE_TTL", "3600"),
             ("ENABLE_BUSINESS_RULES", "true"),
             ("DIVERSITY_MAX_PER_CATEGORY", "3"),
-            ("HYBRID_ALPHA", "0.6"),
+            ("HYBRID_ALPHA", "0.5"),
             ("COLLABORATIVE_K_NEIGHBORS", "50"),
             ("ITEM_KNN_NEIGHBORS", "all"),
             ("EASE_LAMBDA", "500"),
+            ("EASE_DROPOUT", "0.5"),
+            ("HYBRID_CONTENT_FADE", "50"),
+            ("HYBRID_USER_KNN", "0.1"),
+            ("HYBRID_ITEM_KNN", "0.5"),
+            ("HYBRID_TEMPORAL", "0.3"),
+            ("TEMPORAL_BUCKET_DAYS", "14"),
             ("EASE_MAX_ITEMS", "20000"),
             ("HYBRID_METHOD", "weighted"),
             ("INTERACTION_WEIGHTS", DEFAULT_INTERACTION_WEIGHTS),
-            ("RATINGS_AS_WEIGHTS", "true"),
+            ("RATINGS_AS_WEIGHTS", "false"),
             ("MAX_BODY_BYTES", "1048576"),
             ("RULES_DIR", "rules"),
             ("BUNDLE_PUBLIC_KEYS", ""),
@@ -429,7 +449,7 @@ impl Settings {
                 value("DIVERSITY_MAX_PER_CATEGORY"),
                 3,
             ),
-            hybrid_alpha: typed(&mut errors, "HYBRID_ALPHA", value("HYBRID_ALPHA"), 0.6),
+            hybrid_alpha: typed(&mut errors, "HYBRID_ALPHA", value("HYBRID_ALPHA"), 0.5),
             collaborative_k_neighbors: typed(
                 &mut errors,
                 "COLLABORATIVE_K_NEIGHBORS",
@@ -441,6 +461,37 @@ impl Settings {
                 v => Some(typed(&mut errors, "ITEM_KNN_NEIGHBORS", v, 100)),
             },
             ease_lambda: typed(&mut errors, "EASE_LAMBDA", value("EASE_LAMBDA"), 500.0),
+            ease_dropout: typed(&mut errors, "EASE_DROPOUT", value("EASE_DROPOUT"), 0.5),
+            hybrid_content_fade: typed(
+                &mut errors,
+                "HYBRID_CONTENT_FADE",
+                value("HYBRID_CONTENT_FADE"),
+                50.0,
+            ),
+            hybrid_user_knn: typed(
+                &mut errors,
+                "HYBRID_USER_KNN",
+                value("HYBRID_USER_KNN"),
+                0.1,
+            ),
+            hybrid_item_knn: typed(
+                &mut errors,
+                "HYBRID_ITEM_KNN",
+                value("HYBRID_ITEM_KNN"),
+                0.5,
+            ),
+            hybrid_temporal: typed(
+                &mut errors,
+                "HYBRID_TEMPORAL",
+                value("HYBRID_TEMPORAL"),
+                0.3,
+            ),
+            temporal_bucket_days: typed(
+                &mut errors,
+                "TEMPORAL_BUCKET_DAYS",
+                value("TEMPORAL_BUCKET_DAYS"),
+                14.0,
+            ),
             ease_max_items: typed(
                 &mut errors,
                 "EASE_MAX_ITEMS",
@@ -554,6 +605,28 @@ impl Settings {
         if !(settings.ease_lambda.is_finite() && settings.ease_lambda > 0.0) {
             errors.push(format!("EASE_LAMBDA={}: must be > 0", settings.ease_lambda));
         }
+        if !(0.0..0.95).contains(&settings.ease_dropout) {
+            errors.push(format!(
+                "EASE_DROPOUT={}: must be at least 0 and below 0.95",
+                settings.ease_dropout
+            ));
+        }
+        for (key, v) in [
+            ("HYBRID_CONTENT_FADE", settings.hybrid_content_fade),
+            ("HYBRID_USER_KNN", settings.hybrid_user_knn),
+            ("HYBRID_ITEM_KNN", settings.hybrid_item_knn),
+            ("HYBRID_TEMPORAL", settings.hybrid_temporal),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                errors.push(format!("{key}={v}: must be a number >= 0"));
+            }
+        }
+        if !(settings.temporal_bucket_days.is_finite() && settings.temporal_bucket_days >= 1.0) {
+            errors.push(format!(
+                "TEMPORAL_BUCKET_DAYS={}: must be at least 1",
+                settings.temporal_bucket_days
+            ));
+        }
         if !(0.0..=1.0).contains(&settings.hybrid_alpha) {
             errors.push(format!(
                 "HYBRID_ALPHA={}: must be between 0 and 1",
@@ -604,8 +677,14 @@ impl Settings {
             user_neighbours: self.collaborative_k_neighbors as usize,
             item_neighbours: self.item_knn_neighbors.map(|k| k as usize),
             ease_lambda: self.ease_lambda,
+            ease_dropout: self.ease_dropout,
             ease_max_items: self.ease_max_items,
             hybrid_alpha: self.hybrid_alpha as f32,
+            hybrid_content_fade: self.hybrid_content_fade,
+            hybrid_user_knn: self.hybrid_user_knn,
+            hybrid_item_knn: self.hybrid_item_knn,
+            hybrid_temporal: self.hybrid_temporal,
+            temporal_bucket_days: self.temporal_bucket_days,
             ..Default::default()
         }
     }
@@ -692,7 +771,7 @@ mod tests {
         assert_eq!(s.cache_ttl, Duration::from_secs(3600));
         assert_eq!(s.feature_cache_ttl, Duration::from_secs(3600));
         assert_eq!(s.diversity_max_per_category, 3);
-        assert_eq!(s.hybrid_alpha, 0.6);
+        assert_eq!(s.hybrid_alpha, 0.5);
         // 50, not the seed's 20: the evaluation protocol's bar (README).
         assert_eq!(s.collaborative_k_neighbors, 50);
         assert_eq!(s.item_knn_neighbors, None);

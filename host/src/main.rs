@@ -35,11 +35,16 @@ enum Command {
         #[command(subcommand)]
         source: ImportSource,
     },
-    /// Offline evaluation on MovieLens 100K (the protocol in the README).
+    /// Offline evaluation on MovieLens 100K (the protocols in the README),
+    /// through the service's own path.
     Eval {
         /// Folder holding ml-100k.inter.
         #[arg(long, default_value = "../shared/data/ml-100k")]
         data: PathBuf,
+        /// First search the model settings on a validation split of the
+        /// random split's training part (what the defaults come from).
+        #[arg(long)]
+        tune: bool,
     },
     /// Rule bundles: pack, keys, sign, verify (upload with the API or by
     /// dropping the file in RULES_DIR).
@@ -176,65 +181,8 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::Eval { data } => {
-            use recengine::recommend::eval;
-            let pairs = eval::load_interactions(&data.join("ml-100k.inter"))?;
-            let (train, test) = eval::split(&pairs);
-            println!(
-                "split: {} train ({}), {} test ({})",
-                train.len(),
-                eval::digest(&train),
-                test.len(),
-                eval::digest(&test)
-            );
-            let dataset = recengine::data::movielens::read_dataset(&data)?;
-            let training = eval::training_data(&train, &dataset.items);
-            let started = std::time::Instant::now();
-            let models = recengine_models::Models::train(&training, settings.models_config());
-            let times = models.times;
-            println!(
-                "training: {:.0} ms in all (co-occurrence {:.0} ms, EASE {:.0} ms, item-kNN {:.0} ms, user-kNN {:.0} ms, TF-IDF {:.0} ms, in parallel with the rest)",
-                started.elapsed().as_secs_f64() * 1e3,
-                times.gram.as_secs_f64() * 1e3,
-                times.ease.as_secs_f64() * 1e3,
-                times.item_knn.as_secs_f64() * 1e3,
-                times.user_knn.as_secs_f64() * 1e3,
-                times.content.as_secs_f64() * 1e3,
-            );
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            println!(
-                "{:<20} {:>6} {:>6} {:>8} {:>9} {:>12} {:>12}",
-                "algorithm",
-                "P@10",
-                "R@10",
-                "NDCG@10",
-                "coverage",
-                "µs/user (1)",
-                format!("µs/user ({threads})")
-            );
-            let row = |name: &str, m: eval::Metrics, one: f64, all: f64| {
-                println!(
-                    "{name:<20} {:>6.3} {:>6.3} {:>8.3} {:>9.3} {one:>12.1} {all:>12.1}",
-                    m.precision, m.recall, m.ndcg, m.coverage
-                )
-            };
-            row(
-                "popularity (anchor)",
-                eval::evaluate(&train, &test, 1682, eval::popularity_scorer(&train)),
-                f64::NAN,
-                f64::NAN,
-            );
-            for (name, algorithm) in recengine::recommend::algorithms::EVALUATED {
-                let m = eval::evaluate(
-                    &train,
-                    &test,
-                    1682,
-                    eval::model_scorer(&models, *algorithm, &training),
-                );
-                let one = eval::recommendation_time(&models, *algorithm, &training, 1);
-                let all = eval::recommendation_time(&models, *algorithm, &training, threads);
-                row(name, m, one.as_secs_f64() * 1e6, all.as_secs_f64() * 1e6);
-            }
+        Command::Eval { data, tune } => {
+            recengine::recommend::eval::run(&data, &settings, tune)?;
         }
         Command::Rules { action } => rules_command(action, &settings)?,
         Command::Users {

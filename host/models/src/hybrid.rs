@@ -19,9 +19,10 @@ pub fn normalize_by_max(v: &mut [f32], keep: &dyn Fn(usize) -> bool) {
 /// the content share `w = (1 − alpha) · fade / (fade + n_j)` fading as item
 /// j gathers interactions (`n_j` users). An item nobody touched is judged
 /// on content with the full `1 − alpha`; a well-known one mostly on the
-/// collaborative evidence, which is far stronger once it exists (on
-/// ml-100k a fixed 0.4 content share costs 0.015 NDCG@10, the fading one
-/// gains 0.001 over EASE alone). `fade = 0` gives the plain fixed blend.
+/// collaborative evidence, which is far stronger once it exists (on the
+/// ml-100k validation split a fixed content share scores NDCG@10 0.226,
+/// fading at 50 users 0.257; see `recengine eval --tune`). `fade = 0`
+/// gives the plain fixed blend.
 pub fn weighted(
     mut cf: Vec<f32>,
     mut content: Vec<f32>,

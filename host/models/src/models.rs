@@ -10,6 +10,7 @@ use crate::{
     hybrid,
     knn::{self, ItemKnn, UserKnn},
     sparse::Csr,
+    temporal::Temporal,
     topn::top_n,
 };
 
@@ -46,6 +47,8 @@ pub struct ModelsConfig {
     /// Neighbours kept per item in item-kNN (`None`: all).
     pub item_neighbours: Option<usize>,
     pub ease_lambda: f32,
+    /// EASE's emphasized-denoising dropout (0: plain EASE); see [`Ease::train`].
+    pub ease_dropout: f32,
     /// EASE inverts an items² matrix; above this many items it is skipped.
     pub ease_max_items: usize,
     /// The collaborative share of the weighted and rank hybrids.
@@ -53,8 +56,19 @@ pub struct ModelsConfig {
     /// In the weighted hybrid, the number of interacting users at which an
     /// item's content share has halved (0: a fixed share).
     pub hybrid_content_fade: f32,
+    /// In the weighted hybrid, user-kNN's and item-kNN's weight next to the
+    /// strongest collaborative model's 1 (each normalised to its best
+    /// candidate) in the collaborative part.
+    pub hybrid_user_knn: f32,
+    pub hybrid_item_knn: f32,
+    /// In the weighted hybrid, the weight of popularity in the user's own
+    /// periods of activity ([`Temporal`]) in the collaborative part.
+    pub hybrid_temporal: f32,
+    /// The length of those periods, days.
+    pub temporal_bucket_days: f32,
 }
 
+/// The service's defaults (chosen on a validation split; see the README).
 impl Default for ModelsConfig {
     fn default() -> Self {
         Self {
@@ -62,9 +76,14 @@ impl Default for ModelsConfig {
             user_similarity_exponent: 2.0,
             item_neighbours: None,
             ease_lambda: 500.0,
+            ease_dropout: 0.5,
             ease_max_items: 20_000,
-            hybrid_alpha: 0.6,
+            hybrid_alpha: 0.5,
             hybrid_content_fade: 50.0,
+            hybrid_user_knn: 0.1,
+            hybrid_item_knn: 0.5,
+            hybrid_temporal: 0.3,
+            temporal_bucket_days: 14.0,
         }
     }
 }
@@ -74,6 +93,9 @@ impl Default for ModelsConfig {
 pub struct TrainingData {
     pub interactions: Csr,
     pub items: Vec<ItemText>,
+    /// The same users x items, holding the day of each interaction (from
+    /// the earliest), when the times are known.
+    pub days: Option<Csr>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,6 +104,7 @@ pub struct TrainingTimes {
     pub ease: Duration,
     pub item_knn: Duration,
     pub user_knn: Duration,
+    /// TF-IDF and the period histograms (on their own thread).
     pub content: Duration,
     /// Wall time of the whole training (the parts overlap on two threads).
     pub total: Duration,
@@ -96,6 +119,7 @@ pub struct Models {
     pub user_knn: UserKnn,
     pub ease: Option<Ease>,
     pub content: Content,
+    pub temporal: Option<Temporal>,
     pub times: TrainingTimes,
 }
 
@@ -117,8 +141,9 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 }
 
 impl Models {
-    /// Trains everything; the content model on one thread while the
-    /// collaborative ones share the co-occurrence matrix on another.
+    /// Trains everything; the content model and the period histograms on
+    /// one thread while the collaborative ones share the co-occurrence
+    /// matrix on another.
     pub fn train(data: &TrainingData, config: ModelsConfig) -> Models {
         let start = Instant::now();
         let x = &data.interactions;
@@ -131,12 +156,20 @@ impl Models {
             (content, content_time),
             (gram_time, item_knn, item_time, ease, ease_time, user_knn, user_time),
         ) = std::thread::scope(|s| {
-            let content = s.spawn(|| timed(|| Content::train(&data.items)));
+            let content = s.spawn(|| {
+                timed(|| {
+                    let temporal = data
+                        .days
+                        .as_ref()
+                        .map(|d| Temporal::train(d, config.temporal_bucket_days));
+                    (Content::train(&data.items), temporal)
+                })
+            });
             let (g, gram_time) = timed(|| knn::gram(x));
             let (item_knn, item_time) = timed(|| ItemKnn::train(&g, config.item_neighbours));
             let (ease, ease_time) = timed(|| {
                 (n_items <= config.ease_max_items)
-                    .then(|| Ease::train(&g, config.ease_lambda))
+                    .then(|| Ease::train(&g, config.ease_lambda, config.ease_dropout))
                     .flatten()
             });
             let (user_knn, user_time) = timed(|| {
@@ -149,6 +182,7 @@ impl Models {
                 ),
             )
         });
+        let (content, temporal) = content;
         let times = TrainingTimes {
             gram: gram_time,
             ease: ease_time,
@@ -165,6 +199,7 @@ impl Models {
             user_knn,
             ease,
             content,
+            temporal,
             times,
         }
     }
@@ -201,7 +236,10 @@ impl Models {
             }
             Algorithm::ContentBased => self.content.score(profile, &mut out),
             Algorithm::Hybrid(method) => {
-                let cf = self.scores(Algorithm::Collaborative, profile, own, keep);
+                let mut cf = self.scores(Algorithm::Collaborative, profile, own, keep);
+                if method == HybridMethod::Weighted {
+                    cf = self.collaborative_blend(cf, profile, own, keep);
+                }
                 let content = self.scores(Algorithm::ContentBased, profile, own, keep);
                 let alpha = self.config.hybrid_alpha;
                 return match method {
@@ -219,6 +257,45 @@ impl Models {
             }
         }
         out
+    }
+
+    /// The weighted hybrid's collaborative part: the strongest model's
+    /// scores plus the kNN models' and the user's period popularity at
+    /// their configured weights, each normalised to its best candidate
+    /// first.
+    fn collaborative_blend(
+        &self,
+        mut cf: Vec<f32>,
+        profile: &Profile,
+        own: Option<u32>,
+        keep: &dyn Fn(usize) -> bool,
+    ) -> Vec<f32> {
+        let parts = [
+            (Some(Algorithm::UserKnn), self.config.hybrid_user_knn),
+            (Some(Algorithm::ItemKnn), self.config.hybrid_item_knn),
+            (None, self.config.hybrid_temporal),
+        ];
+        if parts.iter().all(|&(_, w)| w <= 0.0) {
+            return cf;
+        }
+        hybrid::normalize_by_max(&mut cf, keep);
+        for (algorithm, w) in parts {
+            if w > 0.0 {
+                let mut s = match algorithm {
+                    Some(algorithm) => self.scores(algorithm, profile, own, keep),
+                    None => {
+                        let mut s = vec![0f32; self.n_items];
+                        if let Some(temporal) = &self.temporal {
+                            temporal.score(own, &mut s);
+                        }
+                        s
+                    }
+                };
+                hybrid::normalize_by_max(&mut s, keep);
+                cf.iter_mut().zip(&s).for_each(|(c, s)| *c += w * s);
+            }
+        }
+        cf
     }
 
     /// The `n` best candidates for a profile; items in the profile are

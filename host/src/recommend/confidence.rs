@@ -70,7 +70,9 @@ mod tests {
 
     #[test]
     fn types_scale_to_the_strongest_and_ratings_count() {
-        let c = Confidence::from_settings(&Settings::for_tests("sqlite::memory:"));
+        let mut settings = Settings::for_tests("sqlite::memory:");
+        settings.ratings_as_weights = true;
+        let c = Confidence::from_settings(&settings);
         assert_eq!(c.of("purchase", None, 1.0), 1.0);
         assert_eq!(c.of("view", None, 1.0), 0.2);
         assert!((c.of("rating", Some(5.0), 1.0) - 0.8).abs() < 1e-6);

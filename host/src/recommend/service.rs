@@ -123,6 +123,46 @@ pub fn parse_algorithm(state: &AppState, name: &str, method: Option<&str>) -> Ap
     })
 }
 
+/// The models' part of an answer, before the rules: columns of the
+/// snapshot with scores relative to the best (1), best first.
+#[derive(Debug, Clone)]
+pub struct ModelCandidates {
+    pub scored: Vec<(usize, f64)>,
+    /// `popularity` when the profile holds nothing the models know.
+    pub fallback: Option<String>,
+}
+
+/// The pure scoring step of `GET /recommendations/user/{id}`: the user's
+/// profile (item id, confidence, as the feature store builds it) scored by
+/// the snapshot, `top_n * OVERFETCH` candidates, popular items for a cold
+/// profile. No I/O, so `recengine eval` runs exactly this on its splits;
+/// with the rules off the answer is the first `top_n` of `scored` (minus
+/// items deleted since the snapshot).
+pub fn model_candidates(
+    snapshot: &Snapshot,
+    algorithm: Algorithm,
+    user_id: i64,
+    items: &[(i64, f32)],
+    top_n: usize,
+    exclude_interacted: bool,
+) -> ModelCandidates {
+    let profile = snapshot.profile(items);
+    let own = snapshot.user_index.get(&user_id).copied();
+    let (algorithm, fallback) = if profile.is_empty() {
+        (Algorithm::Popularity, Some("popularity".to_string()))
+    } else {
+        (algorithm, None)
+    };
+    let excluded: HashSet<u32> = if exclude_interacted {
+        profile.iter().map(|p| p.0).collect()
+    } else {
+        HashSet::new()
+    };
+    let keep = |j: usize| !excluded.contains(&(j as u32));
+    let scored = snapshot.candidates(algorithm, &profile, own, top_n * OVERFETCH, &keep);
+    ModelCandidates { scored, fallback }
+}
+
 pub async fn recommend(
     state: &AppState,
     q: RecommendationQuery,
@@ -143,23 +183,14 @@ pub async fn recommend(
         .await?
         .ok_or_else(|| AppError::not_found("User"))?;
     let snapshot = state.recommender.snapshot();
-    let profile = snapshot.profile(&user.profile());
-    let own = snapshot.user_index.get(&user.user_id).copied();
-    let (algorithm, fallback) = if profile.is_empty() {
-        (Algorithm::Popularity, Some("popularity".to_string()))
-    } else {
-        (algorithm, None)
-    };
-    let excluded: HashSet<u32> = if q.exclude_interacted {
-        profile.iter().map(|p| p.0).collect()
-    } else {
-        HashSet::new()
-    };
-    let wanted = q.top_n * OVERFETCH;
-    let scored = {
-        let keep = |j: usize| !excluded.contains(&(j as u32));
-        snapshot.candidates(algorithm, &profile, own, wanted, &keep)
-    };
+    let ModelCandidates { scored, fallback } = model_candidates(
+        &snapshot,
+        algorithm,
+        user.user_id,
+        &user.profile(),
+        q.top_n,
+        q.exclude_interacted,
+    );
     let ids: Vec<i64> = scored.iter().map(|&(j, _)| snapshot.item_id(j)).collect();
     let items = state.features.items_batch(&ids).await?;
     let candidates: Vec<(&ItemFeatures, f64)> = scored

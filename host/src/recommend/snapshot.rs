@@ -107,7 +107,15 @@ impl Snapshot {
         out
     }
 
-    fn train(version: u64, rows: TrainingRows, config: ModelsConfig, load: Duration) -> Snapshot {
+    /// Trains every model on `rows` (the confidences already computed).
+    /// Pure: the service feeds it from the database, `recengine eval` from
+    /// an evaluation split.
+    pub fn train(
+        version: u64,
+        rows: TrainingRows,
+        config: ModelsConfig,
+        load: Duration,
+    ) -> Snapshot {
         let started = Instant::now();
         let item_index: HashMap<i64, u32> = rows
             .items
@@ -115,16 +123,44 @@ impl Snapshot {
             .enumerate()
             .map(|(i, (id, _, _))| (*id, i as u32))
             .collect();
-        let mut user_index: HashMap<i64, u32> = HashMap::new();
+        // Rows in user id order, whatever order the rows were read in, so
+        // the same data always trains the same models (neighbour ties go to
+        // the lower row).
+        let mut users: Vec<i64> = rows
+            .interactions
+            .iter()
+            .filter(|(_, item, _, _)| item_index.contains_key(item))
+            .map(|r| r.0)
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        let user_index: HashMap<i64, u32> = users
+            .iter()
+            .enumerate()
+            .map(|(row, &id)| (id, row as u32))
+            .collect();
         let mut triplets = Vec::with_capacity(rows.interactions.len());
-        for (user, item, confidence) in &rows.interactions {
+        // (row, column) -> the latest interaction's time, for the periods
+        // a user was active in.
+        let mut latest: HashMap<(u32, u32), i64> = HashMap::new();
+        for (user, item, confidence, at) in &rows.interactions {
             let Some(&column) = item_index.get(item) else {
                 continue;
             };
-            let next = user_index.len() as u32;
-            let row = *user_index.entry(*user).or_insert(next);
+            let row = user_index[user];
             triplets.push((row, column, *confidence));
+            let t = latest.entry((row, column)).or_insert(*at);
+            *t = (*t).max(*at);
         }
+        let first = latest.values().copied().min().unwrap_or(0);
+        let days = Csr::from_triplets(
+            user_index.len(),
+            item_index.len(),
+            latest
+                .into_iter()
+                .map(|((r, c), at)| (r, c, (at - first) as f32 / 86_400_000.0))
+                .collect(),
+        );
         let mut x = Csr::from_triplets(user_index.len(), item_index.len(), triplets);
         x.values
             .iter_mut()
@@ -139,6 +175,7 @@ impl Snapshot {
         let data = TrainingData {
             interactions: x,
             items: texts,
+            days: Some(days),
         };
         let models = Models::train(&data, config);
         let mut popular_order: Vec<u32> = (0..item_ids.len() as u32).collect();
@@ -173,12 +210,12 @@ impl Snapshot {
     }
 }
 
-/// What training reads from the database.
-struct TrainingRows {
+/// What training reads from the database (or an evaluation split).
+pub struct TrainingRows {
     /// (id, stored popularity score, text).
-    items: Vec<(i64, f64, ItemText)>,
-    /// (user, item, confidence) per interaction.
-    interactions: Vec<(i64, i64, f32)>,
+    pub items: Vec<(i64, f64, ItemText)>,
+    /// (user, item, confidence, time in ms) per interaction.
+    pub interactions: Vec<(i64, i64, f32, i64)>,
 }
 
 async fn load(db: &Db, confidence: &Confidence) -> sqlx::Result<TrainingRows> {
@@ -203,14 +240,14 @@ async fn load(db: &Db, confidence: &Confidence) -> sqlx::Result<TrainingRows> {
             )
         })
         .collect();
-    let rows: Vec<(i64, i64, String, Option<f64>, f64)> = sqlx::query_as(
-        "SELECT user_id, item_id, interaction_type, rating, weight FROM interactions",
+    let rows: Vec<(i64, i64, String, Option<f64>, f64, i64)> = sqlx::query_as(
+        "SELECT user_id, item_id, interaction_type, rating, weight, created_at FROM interactions",
     )
     .fetch_all(&db.pool)
     .await?;
     let interactions = rows
         .into_iter()
-        .map(|(u, i, t, r, w)| (u, i, confidence.of(&t, r, w)))
+        .map(|(u, i, t, r, w, at)| (u, i, confidence.of(&t, r, w), at))
         .collect();
     Ok(TrainingRows {
         items,

@@ -700,4 +700,72 @@ async fn replicas_keep_their_in_process_caches_coherent() {
         json_of(a.get(&list).await).await["cached"] == false
     })
     .await;
+
+/// Served = measured: the lists `recengine eval` scores are the lists the
+/// running service returns. The random split's training part is imported
+/// as the ratings it is (`rating` interactions with their timestamps), the
+/// models retrained, and for a sample of users and algorithms the API's
+/// answer (rules off, cache off) must equal the evaluation's, item for item.
+#[tokio::test]
+async fn the_evaluation_scores_what_the_service_serves() {
+    use recengine::{
+        data::movielens,
+        recommend::{confidence::Confidence, eval},
+    };
+    // MovieLens keeps its ids: import first, then make the admin account.
+    let mut app = TestApp::spawn_without_admin(Backend::Sqlite, |s| {
+        s.enable_business_rules = false;
+        s.cache_ttl = std::time::Duration::ZERO;
+    })
+    .await;
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ml-100k");
+    let data = movielens::read_dataset(&dir).unwrap();
+    let (train, _) = eval::random_split(&data.ratings, eval::SPLIT_SEED);
+    let imported = movielens::import(
+        &app.state.db,
+        &movielens::Dataset {
+            ratings: train.clone(),
+            ..data.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(imported.interactions, 80_367);
+    app.make_admin().await;
+    let report = json_of(app.post("/api/v1/models/retrain", &json!({})).await).await;
+    assert_eq!(report["interactions"], 80_367);
+
+    let settings = &app.state.settings;
+    let served = eval::Served::train(
+        &train,
+        &data.items,
+        &Confidence::from_settings(settings),
+        settings.models_config(),
+    );
+    let method = recengine::recommend::algorithms::hybrid_method(&settings.hybrid_method).unwrap();
+    let mut compared = 0;
+    for user in (1..=943).step_by(53).chain([196, 943]) {
+        for name in ["hybrid", "ease", "user_knn", "content_based"] {
+            let algorithm = recengine::recommend::algorithms::parse(name, method).unwrap();
+            let expected = served.list(algorithm, user, 10);
+            assert_eq!(expected.len(), 10);
+            let got = json_of(
+                app.get(&format!(
+                    "/api/v1/recommendations/user/{user}?top_n=10&algorithm={name}"
+                ))
+                .await,
+            )
+            .await;
+            assert_eq!(got["rules_applied"], false);
+            assert_eq!(got["cached"], false);
+            assert_eq!(
+                ids(&got["recommendations"]),
+                expected,
+                "user {user}, {name}: the service and the evaluation disagree"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 80);
 }
