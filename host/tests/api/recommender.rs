@@ -700,6 +700,7 @@ async fn replicas_keep_their_in_process_caches_coherent() {
         json_of(a.get(&list).await).await["cached"] == false
     })
     .await;
+}
 
 /// Served = measured: the lists `recengine eval` scores are the lists the
 /// running service returns. The random split's training part is imported
