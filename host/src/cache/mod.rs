@@ -182,6 +182,8 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
                 .fetch_add(keys.len() as u64, Ordering::Relaxed);
             return vec![None; keys.len()];
         }
+        // Before the L1 is read: coming back from an outage drops it.
+        let shared = self.shared();
         let mut found: Vec<Option<T>> = self
             .local
             .get_many(keys)
@@ -190,7 +192,7 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
             .collect();
         let missed: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
         if !missed.is_empty()
-            && let Some(shared) = self.shared()
+            && let Some(shared) = shared
         {
             let wanted: Vec<(&str, &str)> = missed.iter().map(|&i| keys[i]).collect();
             if let Some(values) = shared.store.get_many(&wanted).await {
