@@ -701,6 +701,9 @@ impl Settings {
         })
         .expect("test defaults are valid");
         s.secret_key = "test-secret-key-of-at-least-32-characters!".into();
+        // A test run serves dozens of apps at once on two cores: a request
+        // may wait longer for a connection than production's 1 s allows.
+        s.database_acquire_timeout = Duration::from_secs(5);
         s
     }
 

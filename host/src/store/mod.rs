@@ -31,6 +31,9 @@ pub enum Dialect {
     Postgres,
 }
 
+/// How long the service keeps trying to reach the database at start.
+const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
 /// A cheap-to-clone handle to the database.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -76,9 +79,23 @@ impl Db {
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await
-            .with_context(|| format!("could not connect to the {dialect:?} database"))?;
+            .connect_lazy_with(options);
+        // The first connection, at start: a busy machine or a database
+        // still starting may take longer than a request may wait, so keep
+        // trying for `STARTUP_WAIT` before giving up.
+        let started = std::time::Instant::now();
+        loop {
+            match sqlx::query("SELECT 1").execute(&pool).await {
+                Ok(_) => break,
+                Err(e) if started.elapsed() < STARTUP_WAIT && fail_fast::is_outage(&e) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("could not connect to the {dialect:?} database")));
+                }
+            }
+        }
         Ok(Self {
             pool: fail_fast::FailFastPool::new(pool),
             dialect,
