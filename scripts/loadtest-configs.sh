@@ -54,7 +54,7 @@ results+=("$(DATABASE_URL=$SQLITE_URL run 'SQLite')")
 results+=("$(DATABASE_URL=$PG_URL run 'PostgreSQL')")
 results+=("$(DATABASE_URL=$PG_URL REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" run 'PostgreSQL + Redis')")
 
-field() { sed -E "s/.*$1 ([0-9.]+).*/\1/"; }
+field() { sed -E "s|.*$1 ([0-9.]+).*|\1|"; }
 base=$(echo "${results[0]}" | field 'req/s')
 base_p99=$(echo "${results[0]}" | field p99)
 echo "| configuration | req/s | p50 | p99 | vs SQLite (req/s, p99) |"

@@ -41,12 +41,10 @@ export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" LOG_LEVEL=error JOBS_ENABLED=
 export RATE_LIMIT_ENABLED=true RATE_LIMIT_DEFAULT=10000000/minute
 target/release/recengine import movielens "$DATA" >/dev/null
 export INITIAL_ADMIN_EMAIL=outage-admin@example.com INITIAL_ADMIN_PASSWORD=outage-password-123
+health() { curl -s "http://127.0.0.1:$1/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null || echo down; }
 for port in $A_PORT $B_PORT; do
   target/release/recengine serve --addr "127.0.0.1:$port" >"$WORK/server-$port.log" 2>&1 &
   PIDS+=($!)
-done
-health() { curl -s "http://127.0.0.1:$1/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null || echo down; }
-for port in $A_PORT $B_PORT; do
   for _ in $(seq 1 300); do [ "$(health "$port")" = healthy ] && break; sleep 0.2; done
 done
 
@@ -55,7 +53,7 @@ load() {
     --url "http://127.0.0.1:$A_PORT/api/v1/recommendations/user/{user}?top_n=10" \
     --url "http://127.0.0.1:$B_PORT/api/v1/recommendations/user/{user}?top_n=10"
 }
-field() { sed -E "s/.*$1 ([0-9.]+).*/\1/"; }
+field() { sed -E "s|.*$1 ([0-9.]+).*|\1|"; }
 
 echo "== Redis outage (two replicas, $CONNECTIONS connections, ${SECS} s per phase)"
 before=$(load "$SECS")

@@ -10,7 +10,7 @@ OWN_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 
 own_pg_ctl() {
   local work=$1; shift
-  runuser -u postgres -- "$OWN_PG_BIN/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w "$@" >/dev/null
+  runuser -u postgres -- "$OWN_PG_BIN/pg_ctl" -D "$work/pg" -l "$work/pg/postgres.log" -w "$@" >/dev/null
 }
 
 own_postgres_resume() {

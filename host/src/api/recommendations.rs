@@ -137,7 +137,11 @@ pub struct RecommendationParams {
     /// Return the per-rule trace.
     #[serde(default)]
     pub explain: bool,
+    /// The caller's country (at most 8 characters).
+    #[param(max_length = 8)]
     pub country: Option<String>,
+    /// At most 64 characters.
+    #[param(max_length = 64)]
     pub device: Option<String>,
     #[param(minimum = 0, maximum = 23)]
     pub hour_of_day: Option<u8>,

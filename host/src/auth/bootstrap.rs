@@ -68,10 +68,20 @@ pub async fn ensure_initial_admin(db: &Db, settings: &Settings) -> anyhow::Resul
     {
         return Ok(());
     }
-    let admin = create_admin(db, email, "admin", pass).await?;
-    tracing::info!(
-        user_id = admin.id,
-        "initial admin created from configuration"
-    );
-    Ok(())
+    match create_admin(db, email, "admin", pass).await {
+        Ok(admin) => {
+            tracing::info!(
+                user_id = admin.id,
+                "initial admin created from configuration"
+            );
+            Ok(())
+        }
+        // Replicas starting together on one database race to create it:
+        // the one that loses finds it made by another.
+        Err(e) if users::count_admins(db).await.is_ok_and(|n| n > 0) => {
+            tracing::info!(error = %e, "initial admin already created by another replica");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }

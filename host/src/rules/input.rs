@@ -19,7 +19,9 @@ use crate::store::items::Item;
 pub struct RuleContext {
     /// ISO country code the request comes from; geo rules prefer it to the
     /// user's own country.
+    #[schema(max_length = 8)]
     pub country: Option<String>,
+    #[schema(max_length = 64)]
     pub device: Option<String>,
     /// 0..=23; derived from the server's clock (UTC) when absent.
     #[schema(minimum = 0, maximum = 23)]
@@ -27,6 +29,7 @@ pub struct RuleContext {
     /// Derived from the server's clock (UTC) when absent.
     pub is_weekend: Option<bool>,
     /// Any other key/values, passed through to the rules.
+    /// At most 32 keys of up to 64 characters, values up to 256.
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
 }
@@ -61,9 +64,9 @@ impl RuleContext {
             ));
         }
         for (key, value) in &self.extra {
-            if key.is_empty() || key.chars().count() > MAX_CONTEXT_KEY_CHARS {
+            if key.chars().count() > MAX_CONTEXT_KEY_CHARS {
                 return Err(format!(
-                    "context.extra keys must be 1 to {MAX_CONTEXT_KEY_CHARS} characters"
+                    "context.extra keys must be at most {MAX_CONTEXT_KEY_CHARS} characters"
                 ));
             }
             if value.chars().count() > MAX_CONTEXT_VALUE_CHARS {

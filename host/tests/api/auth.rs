@@ -627,3 +627,24 @@ async fn the_last_admin_cannot_delete_itself() {
     set_role(&app, &other, "admin").await;
     assert_eq!(app.delete(&path).await.status(), 204);
 }
+
+/// Replicas started together on one database with `INITIAL_ADMIN_*` race
+/// to create the admin: the one that loses must start anyway.
+#[tokio::test]
+async fn replicas_starting_together_share_the_initial_admin() {
+    let database = crate::helpers::fresh_database_url(Backend::Postgres).await;
+    let configure = |s: &mut recengine::config::Settings| {
+        s.database_url = database.clone();
+        s.initial_admin_email = Some("first@example.com".into());
+        s.initial_admin_password = Some("first-admin-password".into());
+    };
+    let (a, b, c) = tokio::join!(
+        TestApp::spawn_without_admin(Backend::Postgres, configure),
+        TestApp::spawn_without_admin(Backend::Postgres, configure),
+        TestApp::spawn_without_admin(Backend::Postgres, configure),
+    );
+    for app in [&a, &b, &c] {
+        let tokens = app.login("first@example.com", "first-admin-password").await;
+        assert!(tokens["access_token"].is_string());
+    }
+}
