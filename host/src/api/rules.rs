@@ -177,10 +177,8 @@ const MAX_DRY_RUN_CANDIDATES: usize = 1000;
 
 impl Validate for DryRunRequest {
     fn validate(&self) -> Result<(), String> {
-        // The same bound as on a recommendation's context.
-        if self.context.hour_of_day.is_some_and(|h| h > 23) {
-            return Err("hour_of_day must be 0..=23".into());
-        }
+        // The same bounds as on a recommendation's context.
+        self.context.validate()?;
         if self.candidates.len() > MAX_DRY_RUN_CANDIDATES {
             return Err(format!("at most {MAX_DRY_RUN_CANDIDATES} candidates"));
         }
