@@ -3,9 +3,16 @@
 //! heartbeat while alive, record the outcome and the metrics, and tell the
 //! other replicas when their state must follow.
 
-use std::{sync::Mutex, time::Instant};
+use std::{
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use serde_json::Value;
+use tokio_util::task::TaskTracker;
 
 use super::{
     JobName, RunStatus, Trigger,
@@ -20,7 +27,16 @@ pub struct Jobs {
     pub instance: String,
     /// Kept so the cron scheduler lives as long as the service.
     pub(super) scheduler: Mutex<Option<tokio_cron_scheduler::JobScheduler>>,
+    /// Runs being created, so a clean shutdown waits for a firing that
+    /// is mid-insert instead of marking the runs before that row exists.
+    creating: TaskTracker,
+    /// Set once shutdown begins: no new run is created after it.
+    closing: AtomicBool,
 }
+
+/// How long a clean shutdown waits for runs being created (one insert,
+/// bounded by the pool's acquire timeout) before marking its runs.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 impl Default for Jobs {
     fn default() -> Self {
@@ -35,12 +51,14 @@ impl Jobs {
         Self {
             instance: format!("{host}-{}", &suffix[..8]),
             scheduler: Mutex::new(None),
+            creating: TaskTracker::new(),
+            closing: AtomicBool::new(false),
         }
     }
 
     /// Creates a run and starts it in the background: the `delay()` of the
     /// API. `None` when the dedupe key is taken (another replica has this
-    /// slot).
+    /// slot) or when the process is shutting down.
     pub async fn start(
         &self,
         state: &AppState,
@@ -49,6 +67,12 @@ impl Jobs {
         dedupe_key: Option<String>,
         requested_by: Option<&str>,
     ) -> anyhow::Result<Option<i64>> {
+        // Counted before `closing` is read, so a shutdown that sets it
+        // afterwards waits for this row to exist before it marks the runs.
+        let creating = self.creating.token();
+        if self.closing.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         let id = runs::create(
             &state.db,
             NewRun {
@@ -62,6 +86,7 @@ impl Jobs {
             },
         )
         .await?;
+        drop(creating);
         if let Some(id) = id {
             let state = state.clone();
             tokio::spawn(async move { execute(&state, id, job).await });
@@ -72,9 +97,17 @@ impl Jobs {
     /// On a clean shutdown: this process's unfinished runs are marked
     /// interrupted now (a crash is caught by the stale-heartbeat sweep).
     pub async fn shutdown(&self, state: &AppState) {
+        self.closing.store(true, Ordering::SeqCst);
         let scheduler = self.scheduler.lock().ok().and_then(|mut s| s.take());
         if let Some(mut scheduler) = scheduler {
             let _ = scheduler.shutdown().await;
+        }
+        self.creating.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.creating.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("a job run was still being created after the shutdown grace period");
         }
         match runs::fail_owned(&state.db, &self.instance).await {
             Ok(0) => {}
