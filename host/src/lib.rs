@@ -127,6 +127,7 @@ impl AppState {
             }
         };
         bundles.spawn_sync(invalidate.clone());
+        rules::admin::spawn_settings_sync(registry.clone(), db.clone(), invalidate.clone());
         if db.dialect == store::Dialect::Postgres {
             bundles.spawn_listener(settings.database_url.clone(), invalidate.clone());
         }

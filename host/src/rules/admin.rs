@@ -189,8 +189,44 @@ pub async fn remove(registry: &RuleRegistry, db: &Db, name: &str) -> AppResult<(
     Ok(())
 }
 
-/// Re-applies stored changes at start. A stored config that no longer fits
-/// the rule's parameters (the rule changed) is ignored, with a warning.
+/// How often a replica checks for rule changes made on another one: the
+/// bound on how long replicas can disagree about a rule's settings.
+pub const SETTINGS_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Follows the rule changes other replicas make: whenever the stored
+/// settings change, they are applied here too and `on_change` runs (the
+/// lists cached meanwhile, by any replica, may carry the old rules).
+pub fn spawn_settings_sync(
+    registry: std::sync::Arc<RuleRegistry>,
+    db: Db,
+    on_change: impl Fn() + Send + Sync + 'static,
+) {
+    tokio::spawn(async move {
+        let mut seen = rule_settings::fingerprint(&db).await.ok();
+        let mut tick = tokio::time::interval(SETTINGS_SYNC_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Ok(now) = rule_settings::fingerprint(&db).await else {
+                continue;
+            };
+            if seen == Some(now) {
+                continue;
+            }
+            match apply_persisted(&registry, &db).await {
+                Ok(()) => {
+                    seen = Some(now);
+                    on_change();
+                }
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "rule settings sync failed"),
+            }
+        }
+    });
+}
+
+/// Re-applies stored changes at start, and when another replica changed
+/// them. A stored config that no longer fits the rule's parameters (the
+/// rule changed) is ignored, with a warning.
 pub async fn apply_persisted(registry: &RuleRegistry, db: &Db) -> anyhow::Result<()> {
     let settings = rule_settings::all(db)
         .await

@@ -22,6 +22,16 @@ pub async fn all(db: &Db) -> AppResult<Vec<RuleSetting>> {
     .await?)
 }
 
+/// Changes when any stored setting does (a count and the latest change
+/// time): how replicas notice that another one changed a rule.
+pub async fn fingerprint(db: &Db) -> AppResult<(i64, i64)> {
+    Ok(
+        sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM rule_settings")
+            .fetch_one(&db.pool)
+            .await?,
+    )
+}
+
 pub async fn save(db: &Db, s: &RuleSetting) -> AppResult<()> {
     sqlx::query(
         "INSERT INTO rule_settings (name, priority, enabled, config, failure_policy, removed, updated_at) \

@@ -8,6 +8,7 @@ mod bad_input;
 mod bundles;
 mod catalogue;
 mod console;
+mod fleet;
 mod import;
 mod jobs;
 mod logs;
