@@ -30,7 +30,8 @@ pub struct Jobs {
     /// Runs being created, so a clean shutdown waits for a firing that
     /// is mid-insert instead of marking the runs before that row exists.
     creating: TaskTracker,
-    /// Set once shutdown begins: no new run is created after it.
+    /// Set once shutdown begins: no scheduled or threshold run is created
+    /// after it.
     closing: AtomicBool,
 }
 
@@ -58,7 +59,8 @@ impl Jobs {
 
     /// Creates a run and starts it in the background: the `delay()` of the
     /// API. `None` when the dedupe key is taken (another replica has this
-    /// slot) or when the process is shutting down.
+    /// slot, or the process is shutting down and the run would start on its
+    /// own).
     pub async fn start(
         &self,
         state: &AppState,
@@ -70,7 +72,10 @@ impl Jobs {
         // Counted before `closing` is read, so a shutdown that sets it
         // afterwards waits for this row to exist before it marks the runs.
         let creating = self.creating.token();
-        if self.closing.load(Ordering::SeqCst) {
+        // What fires on its own stops with the shutdown; a manual trigger
+        // cannot arrive then (the server has stopped taking requests).
+        let background = matches!(trigger, Trigger::Schedule | Trigger::Threshold);
+        if background && self.closing.load(Ordering::SeqCst) {
             return Ok(None);
         }
         let id = runs::create(
