@@ -19,6 +19,7 @@ PG_PORT=${PG_PORT:-55434}
 REDIS_PORT=${REDIS_PORT:-16391}
 PORT=18094
 cargo build --release --locked --bin recengine --example loadgen
+RELEASE=${CARGO_TARGET_DIR:-target}/release
 source scripts/own-services.sh
 WORK=$(mktemp -d)
 SERVER=
@@ -35,16 +36,16 @@ export RATE_LIMIT_ENABLED=true RATE_LIMIT_DEFAULT=10000000/minute
 
 SQLITE_URL="sqlite://$WORK/load.db"
 PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/bench"
-DATABASE_URL=$SQLITE_URL target/release/recengine import movielens "$DATA" >/dev/null
-DATABASE_URL=$PG_URL target/release/recengine import movielens "$DATA" >/dev/null
+DATABASE_URL=$SQLITE_URL "$RELEASE"/recengine import movielens "$DATA" >/dev/null
+DATABASE_URL=$PG_URL "$RELEASE"/recengine import movielens "$DATA" >/dev/null
 
 run() {
   local name=$1
-  target/release/recengine serve --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
+  "$RELEASE"/recengine serve --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.2; done
   local out
-  out=$(target/release/examples/loadgen --users 943 --connections "$CONNECTIONS" --seconds "$SECS" \
+  out=$("$RELEASE"/examples/loadgen --users 943 --connections "$CONNECTIONS" --seconds "$SECS" \
     --url "http://127.0.0.1:$PORT/api/v1/recommendations/user/{user}?algorithm=hybrid")
   kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
   echo "$name|$out"

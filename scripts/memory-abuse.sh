@@ -14,17 +14,21 @@ DATA=${DATA:-../shared/data/ml-100k}
 REQUESTS=${REQUESTS:-10000}
 PORT=${PORT:-18093}
 cargo build --release --locked --bin recengine --example loadgen
+RELEASE=${CARGO_TARGET_DIR:-target}/release
 WORK=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# The server runs inside a command substitution (a subshell): its pid goes
+# through a file so the EXIT trap can stop it if the script is interrupted.
+trap 'kill "$(cat "$WORK/server.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export DATABASE_URL="sqlite://$WORK/abuse.db" RATE_LIMIT_ENABLED=false LOG_LEVEL=error JOBS_ENABLED=false
-target/release/recengine import movielens "$DATA" >/dev/null
+"$RELEASE"/recengine import movielens "$DATA" >/dev/null
 
 rss_after() {
   local body=$1
-  target/release/recengine serve --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
+  "$RELEASE"/recengine serve --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
   SERVER=$!
+  echo "$SERVER" >"$WORK/server.pid"
   for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.2; done
-  target/release/examples/loadgen --users 943 --connections 8 --warmup 0 --seconds 600 \
+  "$RELEASE"/examples/loadgen --users 943 --connections 8 --warmup 0 --seconds 600 \
     --requests "$REQUESTS" --url "http://127.0.0.1:$PORT/api/v1/recommendations/" --body "$body" >&2
   local rss
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER/status")

@@ -22,6 +22,7 @@ REDIS_PORT=${REDIS_PORT:-16390}
 A_PORT=18091
 B_PORT=18092
 cargo build --release --locked --bin recengine --example loadgen
+RELEASE=${CARGO_TARGET_DIR:-target}/release
 
 source scripts/own-services.sh
 WORK=$(mktemp -d)
@@ -39,17 +40,17 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/bench"
 export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" LOG_LEVEL=error JOBS_ENABLED=false
 # Limits on, shared through Redis, but far above what the load sends.
 export RATE_LIMIT_ENABLED=true RATE_LIMIT_DEFAULT=10000000/minute
-target/release/recengine import movielens "$DATA" >/dev/null
+"$RELEASE"/recengine import movielens "$DATA" >/dev/null
 export INITIAL_ADMIN_EMAIL=outage-admin@example.com INITIAL_ADMIN_PASSWORD=outage-password-123
 health() { curl -s "http://127.0.0.1:$1/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null || echo down; }
 for port in $A_PORT $B_PORT; do
-  target/release/recengine serve --addr "127.0.0.1:$port" >"$WORK/server-$port.log" 2>&1 &
+  "$RELEASE"/recengine serve --addr "127.0.0.1:$port" >"$WORK/server-$port.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 300); do [ "$(health "$port")" = healthy ] && break; sleep 0.2; done
 done
 
 load() {
-  target/release/examples/loadgen --users 943 --connections "$CONNECTIONS" --warmup 1 --seconds "$1" \
+  "$RELEASE"/examples/loadgen --users 943 --connections "$CONNECTIONS" --warmup 1 --seconds "$1" \
     --url "http://127.0.0.1:$A_PORT/api/v1/recommendations/user/{user}?top_n=10" \
     --url "http://127.0.0.1:$B_PORT/api/v1/recommendations/user/{user}?top_n=10"
 }
