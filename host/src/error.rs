@@ -63,26 +63,6 @@ impl AppError {
     }
 }
 
-impl From<sqlx::Error> for AppError {
-    fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::RowNotFound => Self::NotFound("Not found".into()),
-            // The pool's breaker logs the outage once; a line per refused
-            // request would flood the logs while it lasts.
-            e if crate::store::fail_fast::is_outage(e) => {
-                Self::Unavailable("Database unavailable".into())
-            }
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                Self::BadRequest("A record with these values already exists".into())
-            }
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                Self::NotFound("A referenced record does not exist".into())
-            }
-            _ => Self::Internal(err.into()),
-        }
-    }
-}
-
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -42,6 +42,8 @@ pub mod telemetry;
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use auth::tokens::TokenKeys;
 use config::Settings;
 use ratelimit::RateLimiter;
@@ -63,7 +65,11 @@ pub struct AppState {
     pub recommender: Arc<recommend::snapshot::Recommender>,
     pub features: Arc<features::FeatureStore>,
     /// Finished recommendation lists, per user and query (`CACHE_TTL`).
-    pub rec_cache: Arc<cache::Cache<recommend::service::RecommendationResponse>>,
+    pub rec_cache: Arc<cache::Cache<recommend::response::RecommendationResponse>>,
+    /// Recommendations, similar items and explanations.
+    pub recommendations: Arc<recommend::service::Recommendations>,
+    /// The business rules as requests run them (recommendations, dry runs).
+    pub rule_runner: rules::runner::Runner,
     pub trending_cache: Arc<cache::Cache<recommend::trending::TrendingResponse>>,
     pub jobs: Arc<jobs::runner::Jobs>,
 }
@@ -109,7 +115,7 @@ impl AppState {
         bundles.sync().await?;
         let recommender = Arc::new(recommend::snapshot::Recommender::new(
             settings.models_config(),
-            recommend::confidence::Confidence::from_settings(&settings),
+            features::Confidence::from_settings(&settings),
         ));
         recommender.retrain(&db).await?;
         let shared_caches = redis.clone().map(cache::Shared::new);
@@ -132,16 +138,29 @@ impl AppState {
             bundles.spawn_listener(settings.database_url.clone(), invalidate.clone());
         }
         rules::bundle::watch::spawn(bundles.clone(), settings.rules_dir.clone(), invalidate);
+        let features = Arc::new(features::FeatureStore::new(
+            db.clone(),
+            &settings,
+            shared_caches.as_ref(),
+        ));
+        let rule_runner = rules::runner::Runner::new(registry.clone(), bundles.clone());
+        let recommendations = Arc::new(recommend::service::Recommendations::new(
+            features.clone(),
+            recommender.clone(),
+            rec_cache.clone(),
+            settings.enable_business_rules.then(|| rule_runner.clone()),
+            recommend::algorithms::hybrid_method(&settings.hybrid_method)
+                .context("HYBRID_METHOD was validated at start")?,
+            &telemetry::metrics::METRICS,
+        ));
         Ok(Self {
             jobs: Arc::new(jobs::runner::Jobs::new()),
+            recommendations,
+            rule_runner,
             bundles,
             rec_cache,
             recommender,
-            features: Arc::new(features::FeatureStore::new(
-                db.clone(),
-                &settings,
-                shared_caches.as_ref(),
-            )),
+            features,
             // Trending is cheap to recompute and global: in process only.
             trending_cache: Arc::new(cache::Cache::new(
                 "trending",

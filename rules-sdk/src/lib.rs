@@ -4,7 +4,8 @@
 //! priority, parameters) and an `apply` function that decides over one list
 //! of candidates. [`export_rule!`] turns it into a WebAssembly component
 //! implementing the `recengine:rules` WIT contract; [`testing`] runs the very
-//! same code natively, so a rule is unit-tested with plain `cargo test`.
+//! same code natively, so a rule is unit-tested with plain `cargo test`, on
+//! requests made by [`builder`] (which the host uses for real requests too).
 //!
 //! ```
 //! use recengine_rules_sdk::{Kind, Metadata, Outcome, Param, Request, Rule, Config};
@@ -38,6 +39,7 @@
 //! assert_eq!(kept.ids(), vec![2]);
 //! ```
 
+pub mod builder;
 pub mod contract;
 pub mod testing;
 

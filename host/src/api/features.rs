@@ -177,7 +177,13 @@ async fn pairs(
     let items = state.features.items_batch(item_ids).await?;
     let refs: Vec<&ItemFeatures> = items.values().collect();
     let snapshot = state.recommender.snapshot();
-    let computed = user_item::compute(state.features.db(), &snapshot, &user, &refs).await?;
+    let computed = user_item::compute(
+        state.features.db(),
+        &user,
+        &refs,
+        snapshot.content_similarity(&user.profile()),
+    )
+    .await?;
     Ok(computed.into_iter().map(|f| (f.item_id, f)).collect())
 }
 

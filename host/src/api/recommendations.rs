@@ -19,9 +19,10 @@ use crate::{
     AppState,
     error::AppResult,
     recommend::{
-        service::{
-            self, Explanation, RecommendationQuery, RecommendationResponse, SimilarItemsResponse,
-        },
+        explain::Explanation,
+        response::{BatchRecommendations, RecommendationResponse},
+        service::RecommendationQuery,
+        similar::SimilarItemsResponse,
         trending::{MAX_WINDOW_SECONDS, TrendingResponse},
     },
     rules::input::RuleContext,
@@ -48,15 +49,14 @@ use crate::recommend::algorithms::NAMES as ALGORITHMS;
 /// clients that want yesterday's list at the cost of a key lookup.
 #[utoipa::path(get, path = "/api/v1/recommendations/user/{user_id}/batch", tag = "recommendations",
     params(UserId),
-    responses((status = 200, body = crate::store::batch_recommendations::BatchRecommendations),
-              (status = 404)))]
+    responses((status = 200, body = BatchRecommendations), (status = 404)))]
 pub async fn batch_for_user(
     State(state): State<AppState>,
     ApiPath(user_id): ApiPath<i64>,
-) -> AppResult<Json<crate::store::batch_recommendations::BatchRecommendations>> {
+) -> AppResult<Json<BatchRecommendations>> {
     crate::store::batch_recommendations::get(&state.db, user_id)
         .await?
-        .map(Json)
+        .map(|list| Json(list.into()))
         .ok_or_else(|| {
             crate::error::AppError::NotFound(format!(
                 "No batch recommendations for user {user_id}; \
@@ -224,11 +224,12 @@ pub async fn for_user(
     ApiQuery(p): ApiQuery<RecommendationParams>,
 ) -> AppResult<Json<RecommendationResponse>> {
     let kinds = parse_kinds(&p.kinds()).map_err(crate::error::AppError::Validation)?;
+    let recommendations = &state.recommendations;
     let query = RecommendationQuery {
         user_id,
         top_n: p.top_n,
-        algorithm: p.algorithm,
-        hybrid_method: p.hybrid_method,
+        algorithm: recommendations.algorithm(&p.algorithm, p.hybrid_method.as_deref())?,
+        algorithm_name: p.algorithm,
         exclude_interacted: p.exclude_interacted,
         context: RuleContext {
             country: p.country,
@@ -240,7 +241,7 @@ pub async fn for_user(
         explain: p.explain,
         rule_kinds: kinds,
     };
-    Ok(Json(service::recommend(&state, query).await?))
+    Ok(Json(recommendations.recommend(query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/recommendations/", tag = "recommendations",
@@ -251,17 +252,18 @@ pub async fn for_user_post(
     ApiJson(body): ApiJson<RecommendationRequest>,
 ) -> AppResult<Json<RecommendationResponse>> {
     let kinds = parse_kinds(&body.rule_types).map_err(crate::error::AppError::Validation)?;
+    let recommendations = &state.recommendations;
     let query = RecommendationQuery {
         user_id: body.user_id,
         top_n: body.top_n,
-        algorithm: body.algorithm,
-        hybrid_method: body.hybrid_method,
+        algorithm: recommendations.algorithm(&body.algorithm, body.hybrid_method.as_deref())?,
+        algorithm_name: body.algorithm,
         exclude_interacted: body.exclude_interacted,
         context: body.context.unwrap_or_default(),
         explain: body.explain,
         rule_kinds: kinds,
     };
-    Ok(Json(service::recommend(&state, query).await?))
+    Ok(Json(recommendations.recommend(query).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -293,7 +295,10 @@ pub async fn similar_items(
     ApiQuery(p): ApiQuery<SimilarParams>,
 ) -> AppResult<Json<SimilarItemsResponse>> {
     Ok(Json(
-        service::similar_items(&state, item_id, p.top_n).await?,
+        state
+            .recommendations
+            .similar_items(item_id, p.top_n)
+            .await?,
     ))
 }
 
@@ -341,7 +346,14 @@ pub async fn trending(
     ApiQuery(p): ApiQuery<TrendingParams>,
 ) -> AppResult<Json<TrendingResponse>> {
     Ok(Json(
-        crate::recommend::trending::trending(&state, p.limit, p.time_window).await?,
+        crate::recommend::trending::trending(
+            &state.db,
+            &state.features,
+            &state.trending_cache,
+            p.limit,
+            p.time_window,
+        )
+        .await?,
     ))
 }
 
@@ -373,6 +385,9 @@ pub async fn explain(
     ApiQuery(p): ApiQuery<ExplainParams>,
 ) -> AppResult<Json<Explanation>> {
     Ok(Json(
-        service::explain(&state, p.user_id, p.item_id, p.hybrid_method.as_deref()).await?,
+        state
+            .recommendations
+            .explain(p.user_id, p.item_id, p.hybrid_method.as_deref())
+            .await?,
     ))
 }

@@ -23,7 +23,7 @@ use crate::{
     rules::{
         admin::{self, RuleChange, RuleView},
         input::{RuleContext, RuleUser, build_request},
-        pipeline::{self, RuleTrace},
+        pipeline::RuleTrace,
     },
     store::items::Item,
 };
@@ -257,13 +257,7 @@ pub async fn dry_run(
         })
         .collect();
     let request = build_request(&user, &body.context, now, items);
-    let registry = state.rules.clone();
-    let set = registry.snapshot();
-    let out = tokio::task::spawn_blocking(move || {
-        pipeline::run(&registry, &set, request, kinds.as_deref())
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.into()))?;
+    let out = state.rule_runner.run(request, kinds, None).await?;
     Ok(Json(DryRunResponse {
         results: out
             .candidates

@@ -10,14 +10,15 @@ use std::net::SocketAddr;
 use chrono::{Duration, Utc};
 use serde_json::json;
 
-use super::{
-    bulk::{self, InteractionRecord, ItemRecord, UserRecord},
-    rng::SplitMix64,
-};
+use super::rng::SplitMix64;
 use crate::{
     AppState,
     auth::password,
-    store::{Db, users::Role},
+    store::{
+        Db,
+        bulk::{self, InteractionRecord, ItemRecord, UserRecord},
+        users::Role,
+    },
 };
 
 /// The password of every demo account, the ops account's included: the
@@ -248,17 +249,11 @@ async fn seed(db: &Db) -> anyhow::Result<()> {
     bulk::insert_users(db, &users).await?;
 
     // Ids were assigned by the database; read them back in insertion order.
-    let user_ids: Vec<(i64,)> = sqlx::query_as(
-        "SELECT id FROM users WHERE username LIKE 'demo\\_user\\_%' ESCAPE '\\' ORDER BY id",
-    )
-    .fetch_all(&db.pool)
-    .await?;
-    let item_ids: Vec<(i64, String)> = sqlx::query_as("SELECT id, category FROM items ORDER BY id")
-        .fetch_all(&db.pool)
-        .await?;
+    let user_ids = bulk::user_ids_with_prefix(db, "demo_user_").await?;
+    let item_ids = bulk::item_categories(db).await?;
 
     let mut interactions = Vec::new();
-    for (u, (user_id,)) in user_ids.iter().enumerate() {
+    for (u, user_id) in user_ids.iter().enumerate() {
         let fav = favourites.get(u).copied().unwrap_or([0, 1]);
         for _ in 0..(20 + rng.below(40)) {
             // Three in four interactions fall in a favourite category.

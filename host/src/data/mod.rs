@@ -1,7 +1,7 @@
 //! Bulk data: the MovieLens importer and the deterministic demo catalogue,
-//! both written through the batched inserts in [`bulk`].
+//! both written through the store's batched inserts
+//! ([`crate::store::bulk`]).
 
-pub mod bulk;
 pub mod demo;
 pub mod movielens;
 pub mod rng;

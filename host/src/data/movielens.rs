@@ -18,8 +18,11 @@ use std::{
 use anyhow::{Context, bail};
 use serde_json::json;
 
-use super::bulk::{self, InteractionRecord, ItemRecord, UserRecord};
-use crate::store::{Db, users::UNUSABLE_PASSWORD_HASH};
+use crate::store::{
+    Db,
+    bulk::{self, InteractionRecord, ItemRecord, UserRecord},
+    users::UNUSABLE_PASSWORD_HASH,
+};
 
 const GENRES: [&str; 19] = [
     "unknown",
@@ -208,28 +211,35 @@ fn read_grouplens(dir: &Path) -> anyhow::Result<Dataset> {
             genres,
         });
     }
-    let mut users = Vec::new();
-    let user_file = dir.join("u.user");
-    if user_file.is_file() {
-        for (n, line) in read_text(&user_file)?.lines().enumerate() {
-            let f: Vec<&str> = line.split('|').collect();
-            if f.len() < 5 {
-                continue;
-            }
-            users.push(MlUser {
-                id: int(f[0], "user id", n + 1)?,
-                age: f[1].trim().parse().ok(),
-                gender: f[2].trim().into(),
-                occupation: f[3].trim().into(),
-                zip_code: f[4].trim().into(),
-            });
-        }
-    }
+    let users = read_users(&dir.join("u.user"), '|', 0)?;
     Ok(Dataset {
         users,
         items,
         ratings,
     })
+}
+
+/// The users file, if there is one: id, age, gender, occupation, zip code,
+/// split by `separator`, after `header_lines`. Both layouts share it.
+fn read_users(file: &Path, separator: char, header_lines: usize) -> anyhow::Result<Vec<MlUser>> {
+    let mut users = Vec::new();
+    if !file.is_file() {
+        return Ok(users);
+    }
+    for (n, line) in read_text(file)?.lines().enumerate().skip(header_lines) {
+        let f: Vec<&str> = line.split(separator).collect();
+        if f.len() < 5 {
+            continue;
+        }
+        users.push(MlUser {
+            id: int(f[0], "user id", n + 1)?,
+            age: f[1].trim().parse().ok(),
+            gender: f[2].trim().into(),
+            occupation: f[3].trim().into(),
+            zip_code: f[4].trim().into(),
+        });
+    }
+    Ok(users)
 }
 
 fn read_atomic(inter: &Path) -> anyhow::Result<Dataset> {
@@ -251,23 +261,7 @@ fn read_atomic(inter: &Path) -> anyhow::Result<Dataset> {
             });
         }
     }
-    let mut users = Vec::new();
-    let user_file = stem.with_extension("user");
-    if user_file.is_file() {
-        for (n, line) in read_text(&user_file)?.lines().enumerate().skip(1) {
-            let f: Vec<&str> = line.split('\t').collect();
-            if f.len() < 5 {
-                continue;
-            }
-            users.push(MlUser {
-                id: int(f[0], "user id", n + 1)?,
-                age: f[1].trim().parse().ok(),
-                gender: f[2].trim().into(),
-                occupation: f[3].trim().into(),
-                zip_code: f[4].trim().into(),
-            });
-        }
-    }
+    let users = read_users(&stem.with_extension("user"), '\t', 1)?;
     Ok(Dataset {
         users,
         items,
@@ -381,26 +375,14 @@ async fn ensure_ids_are_free(
 ) -> anyhow::Result<()> {
     let max_user = users.iter().filter_map(|u| u.id).max().unwrap_or(0);
     let max_item = items.iter().filter_map(|i| i.id).max().unwrap_or(0);
-    let clash: Option<(i64, String)> = sqlx::query_as(
-        "SELECT id, username FROM users WHERE id <= $1 AND username NOT LIKE 'ml\\_user\\_%' ESCAPE '\\' \
-         ORDER BY id LIMIT 1",
-    )
-    .bind(max_user)
-    .fetch_optional(&db.pool)
-    .await?;
+    let clash = bulk::first_other_user(db, max_user, "ml_user_").await?;
     if let Some((id, name)) = clash {
         bail!(
             "user id {id} is already taken by {name:?}; import MovieLens into a database \
              whose ids 1..={max_user} are free (import first, then create accounts)"
         );
     }
-    let clash: Option<(i64, String)> = sqlx::query_as(
-        "SELECT id, title FROM items WHERE id <= $1 AND features NOT LIKE '%\"source\":\"movielens\"%' \
-         ORDER BY id LIMIT 1",
-    )
-    .bind(max_item)
-    .fetch_optional(&db.pool)
-    .await?;
+    let clash = bulk::first_other_item(db, max_item, r#""source":"movielens""#).await?;
     if let Some((id, title)) = clash {
         bail!(
             "item id {id} is already taken by {title:?}; import MovieLens into an empty catalogue"

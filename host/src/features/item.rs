@@ -6,10 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::placeholders;
 use crate::{
     error::AppResult,
-    store::{Db, items, millis_to_datetime, now_millis},
+    store::{Db, feature_rows, items, millis_to_datetime, now_millis},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -31,23 +30,17 @@ pub struct ItemFeatures {
 /// One query for the items, one aggregate over their interactions.
 pub async fn compute(db: &Db, ids: &[i64]) -> AppResult<Vec<ItemFeatures>> {
     let found = items::get_many(db, ids).await?;
-    if found.is_empty() {
-        return Ok(Vec::new());
-    }
-    let list = placeholders(1, found.len());
-    let sql = format!(
-        "SELECT item_id, interaction_type, COUNT(*), COUNT(rating), SUM(rating) \
-         FROM interactions WHERE item_id IN ({list}) GROUP BY item_id, interaction_type"
-    );
-    let mut stats = sqlx::query_as::<_, (i64, String, i64, i64, Option<f64>)>(&sql);
-    for item in &found {
-        stats = stats.bind(item.id);
-    }
+    let found_ids: Vec<i64> = found.iter().map(|item| item.id).collect();
     // Per item: (type, interactions, rated ones, sum of ratings).
     type TypeStats = (String, i64, i64, Option<f64>);
     let mut by_item: HashMap<i64, Vec<TypeStats>> = HashMap::new();
-    for (item, kind, n, rated, sum) in stats.fetch_all(&db.pool).await? {
-        by_item.entry(item).or_default().push((kind, n, rated, sum));
+    for row in feature_rows::item_type_stats(db, &found_ids).await? {
+        by_item.entry(row.item_id).or_default().push((
+            row.interaction_type,
+            row.interactions,
+            row.rated,
+            row.rating_sum,
+        ));
     }
     let now = now_millis();
     Ok(found

@@ -8,6 +8,7 @@
 //! recommendation, before any retrain; the rule pipeline reads the user's
 //! preferences and purchases and every candidate's attributes from here.
 
+pub mod confidence;
 pub mod item;
 pub mod user;
 pub mod user_item;
@@ -18,9 +19,8 @@ pub use item::ItemFeatures;
 pub use user::UserFeatures;
 pub use user_item::UserItemFeatures;
 
-use crate::{
-    cache::Cache, config::Settings, error::AppResult, recommend::confidence::Confidence, store::Db,
-};
+use crate::{cache::Cache, config::Settings, error::AppResult, store::Db};
+pub use confidence::Confidence;
 
 /// Most ids one batch request may ask for.
 pub const MAX_BATCH: usize = 1000;
@@ -30,14 +30,6 @@ pub struct FeatureStore {
     confidence: Confidence,
     pub users: Cache<UserFeatures>,
     pub items: Cache<ItemFeatures>,
-}
-
-/// `$first, $first+1, ...`: `n` placeholders for an `IN (...)` list.
-pub(crate) fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl FeatureStore {

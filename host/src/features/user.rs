@@ -7,11 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::placeholders;
+use super::Confidence;
 use crate::{
     error::AppResult,
-    recommend::confidence::Confidence,
-    store::{Db, millis_to_datetime, now_millis},
+    store::{Db, feature_rows, millis_to_datetime, now_millis},
 };
 
 /// Interactions in the last 30 days at which `activity_score` reaches 1
@@ -74,92 +73,86 @@ pub async fn compute(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = placeholders(1, ids.len());
-    let users_sql = format!("SELECT id, preferences, created_at FROM users WHERE id IN ({list})");
-    let mut users = sqlx::query_as::<_, (i64, String, i64)>(&users_sql);
-    for id in &ids {
-        users = users.bind(*id);
-    }
-    let users = users.fetch_all(&db.pool).await?;
-    let rows_sql = format!(
-        "SELECT x.user_id, x.item_id, x.interaction_type, x.rating, x.weight, x.created_at, i.category \
-         FROM interactions x LEFT JOIN items i ON i.id = x.item_id WHERE x.user_id IN ({list})"
-    );
-    let mut rows =
-        sqlx::query_as::<_, (i64, i64, String, Option<f64>, f64, i64, Option<String>)>(&rows_sql);
-    for id in &ids {
-        rows = rows.bind(*id);
-    }
-    let rows = rows.fetch_all(&db.pool).await?;
-    let mut by_user: HashMap<i64, Vec<_>> = HashMap::new();
-    for r in rows {
-        by_user.entry(r.0).or_default().push(r);
+    let users = feature_rows::users(db, &ids).await?;
+    let mut by_user: HashMap<i64, Vec<feature_rows::UserInteraction>> = HashMap::new();
+    for row in feature_rows::user_interactions(db, &ids).await? {
+        by_user.entry(row.signal.user_id).or_default().push(row);
     }
     let now = now_millis();
     Ok(users
         .into_iter()
-        .map(|(id, preferences, created_at)| {
-            let rows = by_user.remove(&id).unwrap_or_default();
-            let mut types: BTreeMap<String, i64> = BTreeMap::new();
-            let mut categories: BTreeMap<String, i64> = BTreeMap::new();
-            let mut weights: BTreeMap<i64, f32> = BTreeMap::new();
-            let mut purchased = Vec::new();
-            let (mut rating_sum, mut ratings) = (0.0, 0);
-            let mut last: Option<i64> = None;
-            let mut recent = 0;
-            for (_, item, kind, rating, weight, at, category) in &rows {
-                *types.entry(kind.clone()).or_default() += 1;
-                if let Some(c) = category {
-                    *categories.entry(c.clone()).or_default() += 1;
+        .map(
+            |feature_rows::UserRow {
+                 id,
+                 preferences,
+                 created_at,
+             }| {
+                let rows = by_user.remove(&id).unwrap_or_default();
+                let mut types: BTreeMap<String, i64> = BTreeMap::new();
+                let mut categories: BTreeMap<String, i64> = BTreeMap::new();
+                let mut weights: BTreeMap<i64, f32> = BTreeMap::new();
+                let mut purchased = Vec::new();
+                let (mut rating_sum, mut ratings) = (0.0, 0);
+                let mut last: Option<i64> = None;
+                let mut recent = 0;
+                for row in &rows {
+                    let signal = &row.signal;
+                    let kind = &signal.interaction_type;
+                    let at = signal.created_at;
+                    *types.entry(kind.clone()).or_default() += 1;
+                    if let Some(c) = &row.category {
+                        *categories.entry(c.clone()).or_default() += 1;
+                    }
+                    *weights.entry(signal.item_id).or_default() +=
+                        confidence.of(kind, signal.rating, signal.weight);
+                    if kind == "purchase" {
+                        purchased.push(signal.item_id);
+                    }
+                    if let Some(r) = signal.rating {
+                        rating_sum += r;
+                        ratings += 1;
+                    }
+                    last = Some(last.map_or(at, |l| l.max(at)));
+                    if (now - at) as f64 <= 30.0 * DAY_MS {
+                        recent += 1;
+                    }
                 }
-                *weights.entry(*item).or_default() += confidence.of(kind, *rating, *weight);
-                if kind == "purchase" {
-                    purchased.push(*item);
+                purchased.sort_unstable();
+                purchased.dedup();
+                let mut favorite: Vec<(&String, &i64)> = categories.iter().collect();
+                favorite.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                UserFeatures {
+                    user_id: id,
+                    total_interactions: rows.len() as i64,
+                    interaction_types: types,
+                    avg_rating: (ratings > 0).then(|| rating_sum / f64::from(ratings)),
+                    favorite_categories: favorite
+                        .into_iter()
+                        .take(FAVORITE_CATEGORIES)
+                        .map(|(c, _)| c.clone())
+                        .collect(),
+                    category_counts: categories,
+                    activity_score: (f64::from(recent) / ACTIVE_INTERACTIONS_PER_30_DAYS).min(1.0),
+                    recency_score: last.map_or(0.0, |l| {
+                        (-((now - l).max(0) as f64 / DAY_MS) / RECENCY_DECAY_DAYS).exp()
+                    }),
+                    account_age_days: ((now - created_at).max(0) as f64 / DAY_MS * 100.0).round()
+                        / 100.0,
+                    preferences: serde_json::from_str(&preferences)
+                        .unwrap_or_else(|_| Value::Object(Default::default())),
+                    purchased_item_ids: purchased,
+                    item_weights: weights
+                        .into_iter()
+                        .map(|(item_id, w)| ItemWeight {
+                            item_id,
+                            weight: Confidence::combine(w),
+                        })
+                        .collect(),
+                    last_interaction_at: last.map(millis_to_datetime),
+                    computed_at: millis_to_datetime(now),
                 }
-                if let Some(r) = rating {
-                    rating_sum += r;
-                    ratings += 1;
-                }
-                last = Some(last.map_or(*at, |l| l.max(*at)));
-                if (now - at) as f64 <= 30.0 * DAY_MS {
-                    recent += 1;
-                }
-            }
-            purchased.sort_unstable();
-            purchased.dedup();
-            let mut favorite: Vec<(&String, &i64)> = categories.iter().collect();
-            favorite.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            UserFeatures {
-                user_id: id,
-                total_interactions: rows.len() as i64,
-                interaction_types: types,
-                avg_rating: (ratings > 0).then(|| rating_sum / f64::from(ratings)),
-                favorite_categories: favorite
-                    .into_iter()
-                    .take(FAVORITE_CATEGORIES)
-                    .map(|(c, _)| c.clone())
-                    .collect(),
-                category_counts: categories,
-                activity_score: (f64::from(recent) / ACTIVE_INTERACTIONS_PER_30_DAYS).min(1.0),
-                recency_score: last.map_or(0.0, |l| {
-                    (-((now - l).max(0) as f64 / DAY_MS) / RECENCY_DECAY_DAYS).exp()
-                }),
-                account_age_days: ((now - created_at).max(0) as f64 / DAY_MS * 100.0).round()
-                    / 100.0,
-                preferences: serde_json::from_str(&preferences)
-                    .unwrap_or_else(|_| Value::Object(Default::default())),
-                purchased_item_ids: purchased,
-                item_weights: weights
-                    .into_iter()
-                    .map(|(item_id, w)| ItemWeight {
-                        item_id,
-                        weight: Confidence::combine(w),
-                    })
-                    .collect(),
-                last_interaction_at: last.map(millis_to_datetime),
-                computed_at: millis_to_datetime(now),
-            }
-        })
+            },
+        )
         .collect())
 }
 

@@ -9,8 +9,7 @@ use utoipa::ToSchema;
 use super::{ItemFeatures, UserFeatures};
 use crate::{
     error::AppResult,
-    recommend::snapshot::Snapshot,
-    store::{Db, millis_to_datetime},
+    store::{Db, feature_rows, millis_to_datetime},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -29,34 +28,22 @@ pub struct UserItemFeatures {
 }
 
 /// The pairs' own counts come from one query; the rest from the user's and
-/// the items' (cached) features and the model snapshot.
+/// the items' (cached) features. `content_similarity` scores an item id
+/// against the user's content profile (the recommender's TF-IDF model: the
+/// feature store holds no model of its own).
 pub async fn compute(
     db: &Db,
-    snapshot: &Snapshot,
     user: &UserFeatures,
     items: &[&ItemFeatures],
+    content_similarity: impl Fn(i64) -> f64,
 ) -> AppResult<Vec<UserItemFeatures>> {
     let ids: Vec<i64> = items.iter().map(|i| i.item_id).collect();
     let mut counts: BTreeMap<i64, (BTreeMap<String, i64>, i64)> = BTreeMap::new();
-    if !ids.is_empty() {
-        let list = super::placeholders(2, ids.len());
-        let sql = format!(
-            "SELECT item_id, interaction_type, COUNT(*), MAX(created_at) FROM interactions \
-             WHERE user_id = $1 AND item_id IN ({list}) GROUP BY item_id, interaction_type"
-        );
-        let mut q = sqlx::query_as::<_, (i64, String, i64, i64)>(&sql).bind(user.user_id);
-        for id in &ids {
-            q = q.bind(*id);
-        }
-        for (item, kind, n, last) in q.fetch_all(&db.pool).await? {
-            let entry = counts.entry(item).or_default();
-            entry.0.insert(kind, n);
-            entry.1 = entry.1.max(last);
-        }
+    for row in feature_rows::pair_counts(db, user.user_id, &ids).await? {
+        let entry = counts.entry(row.item_id).or_default();
+        entry.0.insert(row.interaction_type, row.interactions);
+        entry.1 = entry.1.max(row.last_at);
     }
-    let profile = snapshot.profile(&user.profile());
-    let mut similarity = vec![0f32; snapshot.models.n_items];
-    snapshot.models.content.score(&profile, &mut similarity);
     let total: i64 = user.category_counts.values().sum();
     Ok(items
         .iter()
@@ -80,10 +67,7 @@ pub async fn compute(
                 } else {
                     0.0
                 },
-                content_similarity: snapshot
-                    .item_index
-                    .get(&item.item_id)
-                    .map_or(0.0, |&i| f64::from(similarity[i as usize])),
+                content_similarity: content_similarity(item.item_id),
             }
         })
         .collect())

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{JobName, runs};
 use crate::{
     AppState,
-    recommend::service::{self, RecommendationQuery},
+    recommend::service::RecommendationQuery,
     store::{self, Db, now_millis},
     telemetry::metrics::METRICS,
 };
@@ -129,14 +129,14 @@ async fn generate_batch(state: &AppState, run_id: i64) -> anyhow::Result<Value> 
         let query = RecommendationQuery {
             user_id: *user_id,
             top_n,
-            algorithm: "hybrid".into(),
-            hybrid_method: None,
+            algorithm: state.recommendations.algorithm("hybrid", None)?,
+            algorithm_name: "hybrid".into(),
             exclude_interacted: true,
             context: Default::default(),
             explain: false,
             rule_kinds: None,
         };
-        match service::recommend(state, query).await {
+        match state.recommendations.recommend(query).await {
             Ok(list) => lists.push(list),
             // A user deleted since the listing; reported, not fatal.
             Err(e) => failed.push(json!({ "user_id": user_id, "error": e.to_string() })),

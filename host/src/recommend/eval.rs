@@ -31,7 +31,6 @@ use recengine_models::{
 };
 
 use super::{
-    confidence::Confidence,
     service,
     snapshot::{Snapshot, TrainingRows},
 };
@@ -41,6 +40,7 @@ use crate::{
         movielens::{MlItem, Rating},
         rng::splitmix64,
     },
+    features::Confidence,
 };
 
 pub const SPLIT_SEED: u64 = 42;

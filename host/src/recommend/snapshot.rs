@@ -19,8 +19,8 @@ use recengine_models::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::confidence::Confidence;
-use crate::store::Db;
+use crate::features::Confidence;
+use crate::store::{Db, training};
 
 pub struct Snapshot {
     /// 0 before the first training; +1 per retrain.
@@ -61,6 +61,20 @@ impl Snapshot {
             .iter()
             .filter_map(|(id, w)| self.item_index.get(id).map(|&i| (i, *w)))
             .collect()
+    }
+
+    /// The cosine similarity of each item's TF-IDF vector to the content
+    /// profile of `items` (item id, confidence), by item id; 0 for items
+    /// this snapshot has not seen.
+    pub fn content_similarity(&self, items: &[(i64, f32)]) -> impl Fn(i64) -> f64 + '_ {
+        let profile = self.profile(items);
+        let mut similarity = vec![0f32; self.models.n_items];
+        self.models.content.score(&profile, &mut similarity);
+        move |item_id| {
+            self.item_index
+                .get(&item_id)
+                .map_or(0.0, |&i| f64::from(similarity[i as usize]))
+        }
     }
 
     pub fn item_id(&self, column: usize) -> i64 {
@@ -219,35 +233,30 @@ pub struct TrainingRows {
 }
 
 async fn load(db: &Db, confidence: &Confidence) -> sqlx::Result<TrainingRows> {
-    let items: Vec<(i64, String, String, String, String, f64)> = sqlx::query_as(
-        "SELECT id, title, description, category, tags, popularity_score FROM items ORDER BY id",
-    )
-    .fetch_all(&db.pool)
-    .await?;
-    let items = items
+    let items = training::items(db)
+        .await?
         .into_iter()
-        .map(|(id, title, description, category, tags, popularity)| {
-            let tags = serde_json::from_str(&tags).unwrap_or_default();
+        .map(|item| {
+            let tags = serde_json::from_str(&item.tags).unwrap_or_default();
             (
-                id,
-                popularity,
+                item.id,
+                item.popularity_score,
                 ItemText {
-                    title,
-                    description,
-                    category,
+                    title: item.title,
+                    description: item.description,
+                    category: item.category,
                     tags,
                 },
             )
         })
         .collect();
-    let rows: Vec<(i64, i64, String, Option<f64>, f64, i64)> = sqlx::query_as(
-        "SELECT user_id, item_id, interaction_type, rating, weight, created_at FROM interactions",
-    )
-    .fetch_all(&db.pool)
-    .await?;
-    let interactions = rows
+    let interactions = training::interactions(db)
+        .await?
         .into_iter()
-        .map(|(u, i, t, r, w, at)| (u, i, confidence.of(&t, r, w), at))
+        .map(|x| {
+            let confidence = confidence.of(&x.interaction_type, x.rating, x.weight);
+            (x.user_id, x.item_id, confidence, x.created_at)
+        })
         .collect();
     Ok(TrainingRows {
         items,

@@ -7,7 +7,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{AppState, error::AppResult, store::now_millis};
+use crate::{
+    cache::Cache,
+    error::AppResult,
+    features::FeatureStore,
+    store::{Db, interactions, now_millis},
+};
 
 /// How long one window's answer is reused.
 pub const TRENDING_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -54,31 +59,30 @@ pub fn bucket_window(seconds: i64) -> i64 {
 }
 
 pub async fn trending(
-    state: &AppState,
+    db: &Db,
+    features: &FeatureStore,
+    cache: &Cache<TrendingResponse>,
     limit: usize,
     window_seconds: i64,
 ) -> AppResult<TrendingResponse> {
     let window_seconds = bucket_window(window_seconds);
     let (group, field) = (window_seconds.to_string(), limit.to_string());
-    if let Some(hit) = state.trending_cache.get(&group, &field).await {
+    if let Some(hit) = cache.get(&group, &field).await {
         return Ok(hit);
     }
     let since = now_millis() - window_seconds * 1000;
     // Over-fetch: some of the top items may have been deleted.
-    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT item_id, COUNT(*) AS n, COUNT(DISTINCT user_id) FROM interactions \
-         WHERE created_at >= $1 GROUP BY item_id ORDER BY n DESC, item_id LIMIT $2",
-    )
-    .bind(since)
-    .bind((limit + 10) as i64)
-    .fetch_all(&state.db.pool)
-    .await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    let items = state.features.items_batch(&ids).await?;
-    let top = rows.first().map_or(1, |r| r.1).max(1) as f64;
+    let rows = interactions::most_since(db, since, limit + 10).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.item_id).collect();
+    let items = features.items_batch(&ids).await?;
+    let top = rows.first().map_or(1, |r| r.interactions).max(1) as f64;
     let trending_items: Vec<TrendingItem> = rows
         .into_iter()
-        .filter_map(|(id, n, users)| items.get(&id).map(|f| (&f.item, n, users)))
+        .filter_map(|r| {
+            items
+                .get(&r.item_id)
+                .map(|f| (&f.item, r.interactions, r.users))
+        })
         .take(limit)
         .enumerate()
         .map(|(rank, (item, n, users))| TrendingItem {
@@ -97,10 +101,7 @@ pub async fn trending(
         trending_items,
         time_window_seconds: window_seconds,
     };
-    state
-        .trending_cache
-        .put(&group, &field, response.clone())
-        .await;
+    cache.put(&group, &field, response.clone()).await;
     Ok(response)
 }
 

@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
-use recengine_rules_sdk::{self as sdk, testing::Item as RuleItem, testing::RequestBuilder};
+use recengine_rules_sdk::{
+    self as sdk,
+    builder::{Item as RuleItem, RequestBuilder},
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;

@@ -10,6 +10,8 @@
 //!   recording the trace.
 //! - [`registry`]: the current rule set, swapped atomically; a request holds
 //!   one snapshot from start to end.
+//! - [`runner`]: the one way a request runs through the rules (and the
+//!   shadow bundle beside them), used by recommendations and the dry run.
 //! - [`builtin`]: the eight built-in components embedded at build time.
 //! - [`admin`]: listing and changing rules at run time, persisted.
 
@@ -20,6 +22,7 @@ pub mod engine;
 pub mod input;
 pub mod pipeline;
 pub mod registry;
+pub mod runner;
 
 /// Bindings generated from `wit/rules.wit`, the same file the SDK uses.
 pub mod bindings {

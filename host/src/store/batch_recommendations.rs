@@ -1,24 +1,24 @@
 //! Lists the `generate_batch_recommendations` job stored, one row per user.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::{Db, millis_to_datetime};
-use crate::{error::AppResult, recommend::service::Recommendation};
+use crate::error::AppResult;
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BatchRecommendations {
+/// A stored list; its entries are the recommendation service's, as JSON
+/// (the store does not know their type).
+#[derive(Debug)]
+pub struct StoredList {
     pub user_id: i64,
     pub algorithm: String,
-    pub recommendations: Vec<Recommendation>,
+    pub items_json: String,
     pub model_version: i64,
     /// The job run that made the list.
     pub run_id: Option<i64>,
     pub generated_at: DateTime<Utc>,
 }
 
-pub async fn get(db: &Db, user_id: i64) -> AppResult<Option<BatchRecommendations>> {
+pub async fn get(db: &Db, user_id: i64) -> AppResult<Option<StoredList>> {
     let row: Option<(String, String, i64, Option<i64>, i64)> = sqlx::query_as(
         "SELECT items, algorithm, model_version, run_id, generated_at \
          FROM batch_recommendations WHERE user_id = $1",
@@ -27,10 +27,10 @@ pub async fn get(db: &Db, user_id: i64) -> AppResult<Option<BatchRecommendations
     .fetch_optional(&db.pool)
     .await?;
     Ok(row.map(
-        |(items, algorithm, model_version, run_id, generated_at)| BatchRecommendations {
+        |(items_json, algorithm, model_version, run_id, generated_at)| StoredList {
             user_id,
             algorithm,
-            recommendations: serde_json::from_str(&items).unwrap_or_default(),
+            items_json,
             model_version,
             run_id,
             generated_at: millis_to_datetime(generated_at),

@@ -19,6 +19,7 @@ use std::{
     time::Duration,
 };
 
+use crate::error::AppError;
 use futures_util::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::BoxStream};
 use sqlx::{Any, AnyPool, Database, Describe, Either, Error, Execute, Executor, Transaction};
 
@@ -162,5 +163,25 @@ impl<'p> Executor<'p> for &'p FailFastPool {
         'p: 'e,
     {
         (&self.pool).describe(sql)
+    }
+}
+
+/// How a failed query reaches a client: an outage is a 503, a broken
+/// constraint a 4xx, anything else an opaque 500.
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::RowNotFound => Self::NotFound("Not found".into()),
+            // The pool's breaker logs the outage once; a line per refused
+            // request would flood the logs while it lasts.
+            e if is_outage(e) => Self::Unavailable("Database unavailable".into()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Self::BadRequest("A record with these values already exists".into())
+            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                Self::NotFound("A referenced record does not exist".into())
+            }
+            _ => Self::Internal(err.into()),
+        }
     }
 }

@@ -168,6 +168,28 @@ pub async fn stats_for_user(db: &Db, user_id: i64) -> AppResult<UserInteractionS
     })
 }
 
+/// An item's interactions in a window, and how many users they came from.
+#[derive(Debug, sqlx::FromRow)]
+pub struct WindowCount {
+    pub item_id: i64,
+    pub interactions: i64,
+    pub users: i64,
+}
+
+/// The `limit` items with the most interactions since `since_ms`, most
+/// first: an indexed range read of the window, never the whole table.
+pub async fn most_since(db: &Db, since_ms: i64, limit: usize) -> AppResult<Vec<WindowCount>> {
+    Ok(sqlx::query_as(
+        "SELECT item_id, COUNT(*) AS interactions, COUNT(DISTINCT user_id) AS users \
+         FROM interactions WHERE created_at >= $1 GROUP BY item_id \
+         ORDER BY interactions DESC, item_id LIMIT $2",
+    )
+    .bind(since_ms)
+    .bind(limit as i64)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
 pub async fn count(db: &Db) -> AppResult<i64> {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM interactions")
         .fetch_one(&db.pool)

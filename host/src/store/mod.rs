@@ -6,11 +6,14 @@
 //! folder per dialect under `migrations/`.
 
 pub mod batch_recommendations;
+pub mod bulk;
 pub mod fail_fast;
+pub mod feature_rows;
 pub mod interactions;
 pub mod items;
 pub mod refresh_tokens;
 pub mod rule_settings;
+pub mod training;
 pub mod users;
 
 use std::{path::Path, str::FromStr, time::Duration};
@@ -193,6 +196,14 @@ pub fn millis_to_datetime(ms: i64) -> chrono::DateTime<chrono::Utc> {
 pub struct Page {
     pub skip: i64,
     pub limit: i64,
+}
+
+/// `$first, $first+1, ...`: `n` placeholders for an `IN (...)` list.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -709,10 +709,7 @@ async fn replicas_keep_their_in_process_caches_coherent() {
 /// answer (rules off, cache off) must equal the evaluation's, item for item.
 #[tokio::test]
 async fn the_evaluation_scores_what_the_service_serves() {
-    use recengine::{
-        data::movielens,
-        recommend::{confidence::Confidence, eval},
-    };
+    use recengine::{data::movielens, features::Confidence, recommend::eval};
     // MovieLens keeps its ids: import first, then make the admin account.
     let mut app = TestApp::spawn_without_admin(Backend::Sqlite, |s| {
         s.enable_business_rules = false;

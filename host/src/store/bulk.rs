@@ -1,6 +1,7 @@
 //! Batched inserts for imports and seeding: one multi-row INSERT per batch
 //! inside one transaction, `ON CONFLICT DO NOTHING` so a re-run adds nothing.
 //! (100,000 single-row inserts would take minutes; batches take seconds.)
+//! Also the few reads an import makes of what is already there.
 
 use serde_json::Value;
 use sqlx::{Any, Transaction, any::AnyArguments, query::Query};
@@ -218,4 +219,64 @@ mod tests {
             "($1, NULLIF($2, -1), $3), ($4, NULLIF($5, -1), $6)"
         );
     }
+}
+
+/// The ids of the users whose username starts with `prefix` (`_` and `%`
+/// match themselves), in insertion order: how a seed reads back the ids
+/// the database assigned.
+pub async fn user_ids_with_prefix(db: &Db, prefix: &str) -> sqlx::Result<Vec<i64>> {
+    let rows: Vec<(i64,)> =
+        sqlx::query_as("SELECT id FROM users WHERE username LIKE $1 ESCAPE '\\' ORDER BY id")
+            .bind(format!("{}%", escape_like(prefix)))
+            .fetch_all(&db.pool)
+            .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// (id, category) of every item, by id.
+pub async fn item_categories(db: &Db) -> sqlx::Result<Vec<(i64, String)>> {
+    sqlx::query_as("SELECT id, category FROM items ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+}
+
+/// The first user with an id up to `max_id` whose username does not start
+/// with `own_prefix`: an account an import would collide with.
+pub async fn first_other_user(
+    db: &Db,
+    max_id: i64,
+    own_prefix: &str,
+) -> sqlx::Result<Option<(i64, String)>> {
+    sqlx::query_as(
+        "SELECT id, username FROM users WHERE id <= $1 AND username NOT LIKE $2 ESCAPE '\\' \
+         ORDER BY id LIMIT 1",
+    )
+    .bind(max_id)
+    .bind(format!("{}%", escape_like(own_prefix)))
+    .fetch_optional(&db.pool)
+    .await
+}
+
+/// The first item with an id up to `max_id` whose features do not contain
+/// `own_marker` (the importer's `"source":"..."` stamp).
+pub async fn first_other_item(
+    db: &Db,
+    max_id: i64,
+    own_marker: &str,
+) -> sqlx::Result<Option<(i64, String)>> {
+    sqlx::query_as(
+        "SELECT id, title FROM items WHERE id <= $1 AND features NOT LIKE $2 ESCAPE '\\' \
+         ORDER BY id LIMIT 1",
+    )
+    .bind(max_id)
+    .bind(format!("%{}%", escape_like(own_marker)))
+    .fetch_optional(&db.pool)
+    .await
+}
+
+/// `s` as a LIKE pattern matching itself (escape character `\`).
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

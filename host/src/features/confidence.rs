@@ -1,6 +1,7 @@
 //! How much an interaction says about a user's taste: the confidence the
 //! models train on. Configured per type (`INTERACTION_WEIGHTS`); explicit
-//! ratings can scale it (`RATINGS_AS_WEIGHTS`).
+//! ratings can scale it (`RATINGS_AS_WEIGHTS`). Profiles are built here, in
+//! the feature store; training weighs its rows the same way.
 
 use std::collections::HashMap;
 
