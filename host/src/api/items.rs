@@ -1,11 +1,17 @@
 //! `/api/v1/items`: the catalogue.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{
+    Json,
+    extract::{FromRequestParts, OptionalFromRequestParts, State},
+    http::{StatusCode, request::Parts},
+};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
+    SlashOptional,
     doc::ItemId,
     extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate},
 };
@@ -16,15 +22,11 @@ use crate::{
     store::items::{self, Item, ItemChanges, NewItem},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/items/", get(list_items).post(create_item))
-        .route("/items", get(list_items).post(create_item))
-        .route("/items/popular/top", get(popular_items))
-        .route(
-            "/items/{item_id}",
-            get(get_item).put(update_item).delete(delete_item),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes_slash_optional(routes!(list_items, create_item))
+        .routes(routes!(popular_items))
+        .routes(routes!(get_item, update_item, delete_item))
 }
 
 const MAX_TITLE: usize = 500;
@@ -191,15 +193,25 @@ impl Validate for TopQuery {
     }
 }
 
-/// Item writes need the ops or admin role unless `ITEM_WRITES_REQUIRE_OPS`
-/// is false.
-fn check_item_write(state: &AppState, caller: Option<&CurrentUser>) -> AppResult<()> {
-    if !state.settings.item_writes_require_ops {
-        return Ok(());
+/// A caller allowed to write items: one with the ops or admin role, or
+/// anyone when `ITEM_WRITES_REQUIRE_OPS` is false (a token sent is still
+/// checked).
+pub struct ItemWriter;
+
+impl FromRequestParts<AppState> for ItemWriter {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        let caller =
+            <CurrentUser as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+                .await?;
+        if state.settings.item_writes_require_ops {
+            caller
+                .ok_or_else(|| AppError::Unauthorized("Not authenticated".into()))?
+                .require_ops()?;
+        }
+        Ok(ItemWriter)
     }
-    caller
-        .ok_or_else(|| AppError::Unauthorized("Not authenticated".into()))?
-        .require_ops()
 }
 
 #[utoipa::path(post, path = "/api/v1/items/", tag = "items", request_body = ItemCreate,
@@ -207,10 +219,9 @@ fn check_item_write(state: &AppState, caller: Option<&CurrentUser>) -> AppResult
     responses((status = 201, body = Item), (status = 401), (status = 403), (status = 422)))]
 pub async fn create_item(
     State(state): State<AppState>,
-    caller: Option<CurrentUser>,
+    _: ItemWriter,
     ApiJson(body): ApiJson<ItemCreate>,
 ) -> AppResult<(StatusCode, Json<Item>)> {
-    check_item_write(&state, caller.as_ref())?;
     let item = items::create(
         &state.db,
         NewItem {
@@ -271,11 +282,10 @@ pub async fn get_item(
     responses((status = 200, body = Item), (status = 401), (status = 403), (status = 404), (status = 422)))]
 pub async fn update_item(
     State(state): State<AppState>,
-    caller: Option<CurrentUser>,
+    _: ItemWriter,
     ApiPath(item_id): ApiPath<i64>,
     ApiJson(body): ApiJson<ItemUpdate>,
 ) -> AppResult<Json<Item>> {
-    check_item_write(&state, caller.as_ref())?;
     let item = items::update(
         &state.db,
         item_id,
@@ -299,10 +309,9 @@ pub async fn update_item(
     responses((status = 204), (status = 401), (status = 403), (status = 404)))]
 pub async fn delete_item(
     State(state): State<AppState>,
-    caller: Option<CurrentUser>,
+    _: ItemWriter,
     ApiPath(item_id): ApiPath<i64>,
 ) -> AppResult<StatusCode> {
-    check_item_write(&state, caller.as_ref())?;
     if items::delete(&state.db, item_id).await? {
         state.item_changed(item_id).await;
         Ok(StatusCode::NO_CONTENT)
