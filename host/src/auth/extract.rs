@@ -105,8 +105,9 @@ impl CurrentUser {
         }
     }
 
-    /// 403 unless the caller has the ops or admin role: for a permission a
-    /// setting decides, where [`Ops`] in the signature cannot say it.
+    /// 403 unless the caller has the ops or admin role: for a check the
+    /// handler makes itself (item writes: a setting decides, after the
+    /// body is read), where [`Ops`] in the signature cannot say it.
     pub fn require_ops(&self) -> AppResult<()> {
         self.require(OPS)
     }
