@@ -2,14 +2,17 @@
 //! of rule bundles. Ops or admin only.
 
 use axum::{
-    Json, Router,
+    Json,
     body::Bytes,
     extract::{DefaultBodyLimit, State},
     http::StatusCode,
-    routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{
+    router::{OpenApiRouter, UtoipaMethodRouterExt},
+    routes,
+};
 
 use super::{
     doc::BundleName,
@@ -17,7 +20,7 @@ use super::{
 };
 use crate::{
     AppState,
-    auth::extract::CurrentUser,
+    auth::extract::Ops,
     error::{AppError, AppResult},
     rules::admin::policy_name,
     rules::bundle::{
@@ -25,29 +28,20 @@ use crate::{
         shadow::ShadowReport,
         store::{self, EventView, RevisionView},
     },
+    store::users::User,
 };
 
-pub fn router(max_bundle_bytes: usize) -> Router<AppState> {
-    Router::new()
-        .route(
-            "/rules/bundles",
-            post(upload)
-                .get(list)
-                // A bundle may be larger than an ordinary JSON body; the
-                // size check with a clear reason happens in `unpack`.
-                .layer(DefaultBodyLimit::max(max_bundle_bytes + 1)),
-        )
-        .route(
-            "/rules/bundles/shadow",
-            post(start_shadow)
-                .get(shadow_report)
-                .delete(stop_shadow)
-                .layer(DefaultBodyLimit::max(max_bundle_bytes + 1)),
-        )
-        .route("/rules/bundles/shadow/promote", post(promote_shadow))
-        .route("/rules/bundles/{name}", get(status).delete(remove))
-        .route("/rules/bundles/{name}/history", get(history))
-        .route("/rules/bundles/{name}/rollback", post(rollback))
+pub fn router(max_bundle_bytes: usize) -> OpenApiRouter<AppState> {
+    // A bundle may be larger than an ordinary JSON body; the size check
+    // with a clear reason happens in `unpack`.
+    let bundle_limit = DefaultBodyLimit::max(max_bundle_bytes + 1);
+    OpenApiRouter::new()
+        .routes(routes!(upload, list).layer(bundle_limit))
+        .routes(routes!(start_shadow, shadow_report, stop_shadow).layer(bundle_limit))
+        .routes(routes!(promote_shadow))
+        .routes(routes!(status, remove))
+        .routes(routes!(history))
+        .routes(routes!(rollback))
 }
 
 impl From<BundleError> for AppError {
@@ -60,8 +54,8 @@ impl From<BundleError> for AppError {
     }
 }
 
-fn actor(caller: &CurrentUser) -> String {
-    format!("user:{}", caller.0.id)
+fn actor(caller: &User) -> String {
+    format!("user:{}", caller.id)
 }
 
 /// Uploads a bundle (`.tar.gz`, as built by `recengine rules pack`) and
@@ -74,10 +68,9 @@ fn actor(caller: &CurrentUser) -> String {
     responses((status = 201, body = ActivationReport), (status = 403), (status = 413), (status = 422)))]
 pub async fn upload(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    Ops(caller): Ops,
     body: Bytes,
 ) -> AppResult<(StatusCode, Json<ActivationReport>)> {
-    caller.require_ops()?;
     let report = state
         .bundles
         .activate(body.to_vec(), &actor(&caller))
@@ -105,11 +98,7 @@ pub struct BundleSummary {
 #[utoipa::path(get, path = "/api/v1/rules/bundles", tag = "bundles",
     security(("bearer" = [])),
     responses((status = 200, body = [BundleSummary]), (status = 403)))]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: CurrentUser,
-) -> AppResult<Json<Vec<BundleSummary>>> {
-    caller.require_ops()?;
+pub async fn list(State(state): State<AppState>, _: Ops) -> AppResult<Json<Vec<BundleSummary>>> {
     let local = state.bundles.local_state();
     let rows = store::active(&state.db).await?;
     Ok(Json(
@@ -155,10 +144,9 @@ pub struct BundleStatus {
     responses((status = 200, body = BundleStatus), (status = 403), (status = 404)))]
 pub async fn status(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiPath(name): ApiPath<String>,
 ) -> AppResult<Json<BundleStatus>> {
-    caller.require_ops()?;
     let revisions = store::revisions(&state.db, &name).await?;
     let replica = state.bundles.local_state().remove(&name);
     if revisions.is_empty() && replica.is_none() {
@@ -224,11 +212,10 @@ impl Validate for HistoryParams {
     responses((status = 200, body = [EventView]), (status = 403)))]
 pub async fn history(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiPath(name): ApiPath<String>,
     ApiQuery(p): ApiQuery<HistoryParams>,
 ) -> AppResult<Json<Vec<EventView>>> {
-    caller.require_ops()?;
     Ok(Json(store::history(&state.db, &name, p.limit).await?))
 }
 
@@ -250,11 +237,10 @@ impl Validate for RollbackRequest {
     responses((status = 200, body = ActivationReport), (status = 403), (status = 404), (status = 422)))]
 pub async fn rollback(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    Ops(caller): Ops,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<RollbackRequest>,
 ) -> AppResult<Json<ActivationReport>> {
-    caller.require_ops()?;
     let report = state
         .bundles
         .rollback(&name, &body.revision, &actor(&caller))
@@ -270,10 +256,9 @@ pub async fn rollback(
     responses((status = 204), (status = 403), (status = 404)))]
 pub async fn remove(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    Ops(caller): Ops,
     ApiPath(name): ApiPath<String>,
 ) -> AppResult<StatusCode> {
-    caller.require_ops()?;
     state.bundles.delete(&name, &actor(&caller)).await?;
     state.recommendations_changed().await;
     Ok(StatusCode::NO_CONTENT)
@@ -289,10 +274,9 @@ pub async fn remove(
     responses((status = 201, body = ShadowReport), (status = 403), (status = 413), (status = 422)))]
 pub async fn start_shadow(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    Ops(caller): Ops,
     body: Bytes,
 ) -> AppResult<(StatusCode, Json<ShadowReport>)> {
-    caller.require_ops()?;
     let report = state
         .bundles
         .start_shadow(body.to_vec(), &actor(&caller))
@@ -304,11 +288,7 @@ pub async fn start_shadow(
 #[utoipa::path(get, path = "/api/v1/rules/bundles/shadow", tag = "bundles",
     security(("bearer" = [])),
     responses((status = 200, body = ShadowReport), (status = 403), (status = 404)))]
-pub async fn shadow_report(
-    State(state): State<AppState>,
-    caller: CurrentUser,
-) -> AppResult<Json<ShadowReport>> {
-    caller.require_ops()?;
+pub async fn shadow_report(State(state): State<AppState>, _: Ops) -> AppResult<Json<ShadowReport>> {
     let shadow = state
         .bundles
         .shadow()
@@ -320,11 +300,7 @@ pub async fn shadow_report(
 #[utoipa::path(delete, path = "/api/v1/rules/bundles/shadow", tag = "bundles",
     security(("bearer" = [])),
     responses((status = 200, body = ShadowReport), (status = 403), (status = 404)))]
-pub async fn stop_shadow(
-    State(state): State<AppState>,
-    caller: CurrentUser,
-) -> AppResult<Json<ShadowReport>> {
-    caller.require_ops()?;
+pub async fn stop_shadow(State(state): State<AppState>, _: Ops) -> AppResult<Json<ShadowReport>> {
     Ok(Json(
         state
             .bundles
@@ -339,9 +315,8 @@ pub async fn stop_shadow(
     responses((status = 200, body = ActivationReport), (status = 403), (status = 404), (status = 422)))]
 pub async fn promote_shadow(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    Ops(caller): Ops,
 ) -> AppResult<Json<ActivationReport>> {
-    caller.require_ops()?;
     let report = state.bundles.promote_shadow(&actor(&caller)).await?;
     state.recommendations_changed().await;
     Ok(Json(report))

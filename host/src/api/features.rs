@@ -3,14 +3,10 @@
 //! invalidating need the ops or admin role: features describe what users
 //! did.
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{delete, get, post},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     doc::{ItemId, UserId, UserItemIds},
@@ -18,25 +14,22 @@ use super::{
 };
 use crate::{
     AppState,
-    auth::extract::CurrentUser,
+    auth::extract::Ops,
     error::{AppError, AppResult},
     features::{ItemFeatures, MAX_BATCH, UserFeatures, UserItemFeatures, user_item},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/features/users/{user_id}", get(user_features))
-        .route("/features/users/batch", post(users_batch))
-        .route("/features/items/{item_id}", get(item_features))
-        .route("/features/items/batch", post(items_batch))
-        .route(
-            "/features/users/{user_id}/items/{item_id}",
-            get(user_item_features),
-        )
-        .route("/features/user-items/batch", post(user_items_batch))
-        .route("/features/cache", delete(invalidate_all))
-        .route("/features/cache/users/{user_id}", delete(invalidate_user))
-        .route("/features/cache/items/{item_id}", delete(invalidate_item))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(user_features))
+        .routes(routes!(users_batch))
+        .routes(routes!(item_features))
+        .routes(routes!(items_batch))
+        .routes(routes!(user_item_features))
+        .routes(routes!(user_items_batch))
+        .routes(routes!(invalidate_all))
+        .routes(routes!(invalidate_user))
+        .routes(routes!(invalidate_item))
 }
 
 fn check_ids(ids: &[i64]) -> Result<(), String> {
@@ -117,10 +110,9 @@ fn in_order<T>(ids: &[i64], mut found: std::collections::HashMap<i64, T>) -> Bat
     responses((status = 200, body = UserFeatures), (status = 403), (status = 404)))]
 pub async fn user_features(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiPath(user_id): ApiPath<i64>,
 ) -> AppResult<Json<UserFeatures>> {
-    caller.require_ops()?;
     let features = state.features.user(user_id).await?;
     Ok(Json(features.ok_or_else(|| AppError::not_found("User"))?))
 }
@@ -130,10 +122,9 @@ pub async fn user_features(
     responses((status = 200, body = inline(Batch<UserFeatures>)), (status = 401), (status = 403), (status = 422)))]
 pub async fn users_batch(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiJson(body): ApiJson<UserBatch>,
 ) -> AppResult<Json<Batch<UserFeatures>>> {
-    caller.require_ops()?;
     let found = state.features.users_batch(&body.user_ids).await?;
     Ok(Json(in_order(&body.user_ids, found)))
 }
@@ -143,10 +134,9 @@ pub async fn users_batch(
     responses((status = 200, body = ItemFeatures), (status = 403), (status = 404)))]
 pub async fn item_features(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiPath(item_id): ApiPath<i64>,
 ) -> AppResult<Json<ItemFeatures>> {
-    caller.require_ops()?;
     let features = state.features.item(item_id).await?;
     Ok(Json(features.ok_or_else(|| AppError::not_found("Item"))?))
 }
@@ -156,10 +146,9 @@ pub async fn item_features(
     responses((status = 200, body = inline(Batch<ItemFeatures>)), (status = 401), (status = 403), (status = 422)))]
 pub async fn items_batch(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiJson(body): ApiJson<ItemBatch>,
 ) -> AppResult<Json<Batch<ItemFeatures>>> {
-    caller.require_ops()?;
     let found = state.features.items_batch(&body.item_ids).await?;
     Ok(Json(in_order(&body.item_ids, found)))
 }
@@ -192,10 +181,9 @@ async fn pairs(
     responses((status = 200, body = UserItemFeatures), (status = 403), (status = 404)))]
 pub async fn user_item_features(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiPath((user_id, item_id)): ApiPath<(i64, i64)>,
 ) -> AppResult<Json<UserItemFeatures>> {
-    caller.require_ops()?;
     let mut found = pairs(&state, user_id, &[item_id]).await?;
     Ok(Json(
         found
@@ -209,10 +197,9 @@ pub async fn user_item_features(
     responses((status = 200, body = inline(Batch<UserItemFeatures>)), (status = 401), (status = 403), (status = 404), (status = 422)))]
 pub async fn user_items_batch(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiJson(body): ApiJson<UserItemBatch>,
 ) -> AppResult<Json<Batch<UserItemFeatures>>> {
-    caller.require_ops()?;
     let found = pairs(&state, body.user_id, &body.item_ids).await?;
     Ok(Json(in_order(&body.item_ids, found)))
 }
@@ -220,11 +207,7 @@ pub async fn user_items_batch(
 /// Drops every cached feature (users and items).
 #[utoipa::path(delete, path = "/api/v1/features/cache", tag = "features",
     security(("bearer" = [])), responses((status = 204), (status = 401), (status = 403)))]
-pub async fn invalidate_all(
-    State(state): State<AppState>,
-    caller: CurrentUser,
-) -> AppResult<StatusCode> {
-    caller.require_ops()?;
+pub async fn invalidate_all(State(state): State<AppState>, _: Ops) -> AppResult<StatusCode> {
     state.features.invalidate_all().await;
     state.recommendations_changed().await;
     Ok(StatusCode::NO_CONTENT)
@@ -235,10 +218,9 @@ pub async fn invalidate_all(
     security(("bearer" = [])), responses((status = 204), (status = 403)))]
 pub async fn invalidate_user(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiPath(user_id): ApiPath<i64>,
 ) -> AppResult<StatusCode> {
-    caller.require_ops()?;
     state.user_changed(user_id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -248,10 +230,9 @@ pub async fn invalidate_user(
     security(("bearer" = [])), responses((status = 204), (status = 403)))]
 pub async fn invalidate_item(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiPath(item_id): ApiPath<i64>,
 ) -> AppResult<StatusCode> {
-    caller.require_ops()?;
     state.item_changed(item_id).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,16 +1,18 @@
 //! `/api/v1/interactions`: recording and reading what users did.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
+    SlashOptional,
     doc::{InteractionType, ItemId, UserId},
     extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate},
 };
 use crate::{
     AppState,
-    auth::extract::CurrentUser,
+    auth::extract::{CurrentUser, Ops},
     error::{AppError, AppResult},
     store::{
         interactions::{
@@ -20,13 +22,12 @@ use crate::{
     },
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/interactions/", axum::routing::post(create_interaction))
-        .route("/interactions", axum::routing::post(create_interaction))
-        .route("/interactions/user/{user_id}", get(user_interactions))
-        .route("/interactions/item/{item_id}", get(item_interactions))
-        .route("/interactions/stats/user/{user_id}", get(user_stats))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes_slash_optional(routes!(create_interaction))
+        .routes(routes!(user_interactions))
+        .routes(routes!(item_interactions))
+        .routes(routes!(user_stats))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -122,11 +123,10 @@ pub async fn user_interactions(
     responses((status = 200, body = [Interaction]), (status = 403), (status = 404)))]
 pub async fn item_interactions(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiPath(item_id): ApiPath<i64>,
     ApiQuery(page): ApiQuery<Pagination>,
 ) -> AppResult<Json<Vec<Interaction>>> {
-    caller.require_ops()?;
     if !items::exists(&state.db, item_id).await? {
         return Err(AppError::not_found("Item"));
     }

@@ -3,15 +3,15 @@
 //! errors can name internals.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::{StatusCode, header},
     response::IntoResponse,
-    routing::{get, post},
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     doc::{JobPath, RunId},
@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     AppState,
-    auth::extract::CurrentUser,
+    auth::extract::Ops,
     error::{AppError, AppResult},
     jobs::{
         JobName, JobRun, RunStatus, Trigger,
@@ -30,12 +30,12 @@ use crate::{
     store::millis_to_datetime,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/jobs", get(list_jobs))
-        .route("/jobs/runs", get(list_runs))
-        .route("/jobs/runs/{id}", get(get_run))
-        .route("/jobs/{name}/trigger", post(trigger))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs))
+        .routes(routes!(list_runs))
+        .routes(routes!(get_run))
+        .routes(routes!(trigger))
 }
 
 fn job_of(name: &str) -> AppResult<JobName> {
@@ -65,11 +65,7 @@ pub struct JobView {
 
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = [JobView]), (status = 403)))]
-pub async fn list_jobs(
-    State(state): State<AppState>,
-    caller: CurrentUser,
-) -> AppResult<Json<Vec<JobView>>> {
-    caller.require_ops()?;
+pub async fn list_jobs(State(state): State<AppState>, _: Ops) -> AppResult<Json<Vec<JobView>>> {
     let settings = &state.settings.jobs;
     let now = Utc::now();
     let mut out = Vec::new();
@@ -112,10 +108,9 @@ pub struct Triggered {
         (status = 409, description = "A run of this job is unfinished")))]
 pub async fn trigger(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    Ops(caller): Ops,
     ApiPath(name): ApiPath<String>,
 ) -> AppResult<impl IntoResponse> {
-    caller.require_ops()?;
     let job = job_of(&name)?;
     // One at a time: a second click while a run is in progress would only
     // queue the same work behind it.
@@ -126,7 +121,7 @@ pub async fn trigger(
     }
     let run_id = state
         .jobs
-        .start(&state, job, Trigger::Manual, None, Some(&caller.0.email))
+        .start(&state, job, Trigger::Manual, None, Some(&caller.email))
         .await?
         .ok_or_else(|| AppError::Conflict("the run could not be created".into()))?;
     let status_url = format!("/api/v1/jobs/runs/{run_id}");
@@ -147,10 +142,9 @@ pub async fn trigger(
     responses((status = 200, body = JobRun), (status = 403), (status = 404)))]
 pub async fn get_run(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiPath(id): ApiPath<i64>,
 ) -> AppResult<Json<JobRun>> {
-    caller.require_ops()?;
     runs::get(&state.db, id)
         .await?
         .map(Json)
@@ -197,10 +191,9 @@ impl Validate for RunParams {
         (status = 404, description = "No such job")))]
 pub async fn list_runs(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiQuery(p): ApiQuery<RunParams>,
 ) -> AppResult<Json<Vec<JobRun>>> {
-    caller.require_ops()?;
     let status = one_of(
         p.status.as_deref(),
         "status",

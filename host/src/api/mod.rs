@@ -1,7 +1,23 @@
-//! The HTTP surface: one `router()` per resource, merged under `/api/v1`,
-//! plus the operational routes (`/health`, `/openapi.json`, `/docs`).
-//! Handlers stay thin: they parse, call the domain code in `store/` (and,
-//! later, `recommend/`, `rules/`, `jobs/`), and shape the answer.
+//! The HTTP surface: one `router()` per resource, its routes under
+//! `/api/v1`, plus the operational routes (`/health`, `/metrics`,
+//! `/openapi.json`, `/docs`, the console).
+//!
+//! Each resource registers its handlers once, with `utoipa-axum`'s
+//! `routes!`: the router and the OpenAPI document's paths come from the
+//! same list, and each handler's `#[utoipa::path]` gives its full path.
+//! Handlers stay thin: they parse, call the domain code (`store/`,
+//! `recommend/`, `features/`, `rules/`, `jobs/`) and shape the answer; who
+//! may call one is in its signature (`CurrentUser`, `Ops`, `Admin`).
+//!
+//! # Layout
+//! - [`auth`], [`users`], [`items`], [`interactions`], [`recommendations`],
+//!   [`features`], [`models`], [`jobs`], [`bundles`], [`rules`]: the
+//!   `/api/v1` resources.
+//! - [`health`]: the probe, at `/health` and `/api/v1/health`.
+//! - [`console`]: the operator console's static page.
+//! - [`extract`]: extractors that refuse bad input with `{"detail"}`.
+//! - [`doc`]: what the OpenAPI document says beyond the handlers' own
+//!   annotations.
 
 pub mod auth;
 pub mod bundles;
@@ -26,12 +42,17 @@ use axum::{
     response::IntoResponse,
     routing::get,
 };
-use utoipa::OpenApi;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::{
+    router::{OpenApiRouter, UtoipaMethodRouter},
+    routes,
+};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{AppState, error::AppError, ratelimit, telemetry};
 use doc::{BearerAuth, StandardErrors};
 
+/// The document's frame; the paths come from the routers.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -40,29 +61,8 @@ use doc::{BearerAuth, StandardErrors};
                        Errors are `{\"detail\": \"...\"}`; every response carries `X-Request-ID`. \
                        Rate-limited routes carry `X-RateLimit-*` headers."
     ),
-    paths(
-        health::health,
-        auth::register, auth::login, auth::refresh, auth::logout, auth::me,
-        users::set_role,
-        users::create_user, users::list_users, users::get_user, users::update_user, users::delete_user,
-        items::create_item, items::list_items, items::popular_items, items::get_item,
-        items::update_item, items::delete_item,
-        interactions::create_interaction, interactions::user_interactions,
-        interactions::item_interactions, interactions::user_stats,
-        recommendations::for_user, recommendations::for_user_post, recommendations::batch_for_user,
-        recommendations::similar_items, recommendations::trending, recommendations::explain,
-        features::user_features, features::users_batch, features::item_features,
-        features::items_batch, features::user_item_features, features::user_items_batch,
-        features::invalidate_all, features::invalidate_user, features::invalidate_item,
-        models::status, models::retrain,
-        jobs::list_jobs, jobs::trigger, jobs::get_run, jobs::list_runs,
-        bundles::upload, bundles::list, bundles::status, bundles::history, bundles::rollback,
-        bundles::remove, bundles::start_shadow, bundles::shadow_report, bundles::stop_shadow,
-        bundles::promote_shadow,
-        rules::list_rules, rules::get_rule, rules::change_rule, rules::remove_rule, rules::dry_run,
-    ),
     components(schemas(doc::ErrorBody)),
-    modifiers(&BearerAuth, &StandardErrors),
+    modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Tokens: register, login, refresh, logout"),
         (name = "users", description = "Accounts"),
@@ -79,9 +79,9 @@ use doc::{BearerAuth, StandardErrors};
 )]
 pub struct ApiDoc;
 
-/// The whole application router, with its middleware.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+/// The documented routes and the OpenAPI document they make.
+fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(users::router())
         .merge(items::router())
@@ -92,18 +92,46 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::router())
         .merge(bundles::router(state.settings.max_bundle_bytes))
         .merge(rules::router())
-        .route("/health", get(health::health));
+        .routes(routes!(health::health))
+        .split_for_parts();
+    // Once every route is in: the errors follow from each route's shape.
+    StandardErrors.modify(&mut openapi);
+    (routes, openapi)
+}
 
+/// Registering a collection's routes at `/things/` and, undocumented, at
+/// `/things`: clients call both; the document names the one.
+trait SlashOptional {
+    fn routes_slash_optional(self, routes: UtoipaMethodRouter<AppState>) -> Self;
+}
+
+impl SlashOptional for OpenApiRouter<AppState> {
+    fn routes_slash_optional(self, routes: UtoipaMethodRouter<AppState>) -> Self {
+        let (_, paths, method_router) = &routes;
+        let bare = paths
+            .paths
+            .keys()
+            .next()
+            .expect("routes! names a path")
+            .trim_end_matches('/')
+            .to_string();
+        self.route(&bare, method_router.clone()).routes(routes)
+    }
+}
+
+/// The whole application router, with its middleware.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = documented(&state);
     let max_body = state.settings.max_body_bytes;
     let cors = cors_layer(&state.settings.cors_origins);
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/health", get(health::health))
+    api
+        // The probe answers under the API prefix too, undocumented.
+        .route("/api/v1/health", get(health::health))
         .route("/metrics", get(telemetry::metrics::scrape))
         .merge(console::router())
         // Swagger UI's assets are compiled into the binary (the `vendored`
         // feature): the docs work on a machine with no internet access.
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -1,18 +1,17 @@
 //! `/api/v1/models`: the trained model snapshot: what is serving, and a
 //! retrain on demand (ops or admin; the scheduled retrain calls the same).
 
-use axum::{Json, Router, extract::State, routing::get, routing::post};
+use axum::{Json, extract::State};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    AppState, auth::extract::CurrentUser, error::AppResult, recommend::snapshot::TrainingReport,
-};
+use crate::{AppState, auth::extract::Ops, error::AppResult, recommend::snapshot::TrainingReport};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/models", get(status))
-        .route("/models/retrain", post(retrain))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(retrain))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -47,11 +46,7 @@ pub async fn status(State(state): State<AppState>) -> Json<ModelStatus> {
 #[utoipa::path(post, path = "/api/v1/models/retrain", tag = "models",
     security(("bearer" = [])),
     responses((status = 200, body = TrainingReport), (status = 401), (status = 403)))]
-pub async fn retrain(
-    State(state): State<AppState>,
-    caller: CurrentUser,
-) -> AppResult<Json<TrainingReport>> {
-    caller.require_ops()?;
+pub async fn retrain(State(state): State<AppState>, _: Ops) -> AppResult<Json<TrainingReport>> {
     Ok(Json(
         state
             .retrain()

@@ -2,16 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::{
-    Json, Router,
-    extract::State,
-    routing::{get, post},
-};
+use axum::{Json, extract::State};
 use recengine_rules_sdk::Kind;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
+    SlashOptional,
     doc::{Algorithm, HybridMethod, ItemId, RuleKind, UserId},
     extract::{ApiJson, ApiPath, ApiQuery, Validate},
 };
@@ -28,18 +26,14 @@ use crate::{
     rules::input::RuleContext,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/recommendations/user/{user_id}", get(for_user))
-        .route("/recommendations/user/{user_id}/batch", get(batch_for_user))
-        .route("/recommendations/", post(for_user_post))
-        .route("/recommendations", post(for_user_post))
-        .route(
-            "/recommendations/similar-items/{item_id}",
-            get(similar_items),
-        )
-        .route("/recommendations/trending", get(trending))
-        .route("/recommendations/explain", post(explain))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(for_user))
+        .routes(routes!(batch_for_user))
+        .routes_slash_optional(routes!(for_user_post))
+        .routes(routes!(similar_items))
+        .routes(routes!(trending))
+        .routes(routes!(explain))
 }
 
 use crate::recommend::algorithms::NAMES as ALGORITHMS;

@@ -1,24 +1,21 @@
 //! `/api/v1/rules`: the business rules, for ops and admins.
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
+    SlashOptional,
     doc::{RuleKind, RuleName},
     extract::{ApiJson, ApiPath, Validate},
     recommendations::parse_kinds,
 };
 use crate::{
     AppState,
-    auth::extract::CurrentUser,
+    auth::extract::Ops,
     error::{AppError, AppResult},
     rules::{
         admin::{self, RuleChange, RuleView},
@@ -28,15 +25,11 @@ use crate::{
     store::items::Item,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/rules/", get(list_rules))
-        .route("/rules", get(list_rules))
-        .route("/rules/dry-run", post(dry_run))
-        .route(
-            "/rules/{name}",
-            get(get_rule).put(change_rule).delete(remove_rule),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes_slash_optional(routes!(list_rules))
+        .routes(routes!(dry_run))
+        .routes(routes!(get_rule, change_rule, remove_rule))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,11 +55,7 @@ impl Validate for RuleChange {
 /// The active rules in the order they run.
 #[utoipa::path(get, path = "/api/v1/rules/", tag = "rules", security(("bearer" = [])),
     responses((status = 200, body = RuleList), (status = 403)))]
-pub async fn list_rules(
-    State(state): State<AppState>,
-    caller: CurrentUser,
-) -> AppResult<Json<RuleList>> {
-    caller.require_ops()?;
+pub async fn list_rules(State(state): State<AppState>, _: Ops) -> AppResult<Json<RuleList>> {
     let (version, rules) = admin::list(&state.rules);
     Ok(Json(RuleList {
         rule_set_version: version,
@@ -78,10 +67,9 @@ pub async fn list_rules(
     responses((status = 200, body = RuleView), (status = 403), (status = 404)))]
 pub async fn get_rule(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiPath(name): ApiPath<String>,
 ) -> AppResult<Json<RuleView>> {
-    caller.require_ops()?;
     let set = state.rules.snapshot();
     set.rules
         .iter()
@@ -98,11 +86,10 @@ pub async fn get_rule(
     responses((status = 200, body = RuleView), (status = 403), (status = 404), (status = 422)))]
 pub async fn change_rule(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<RuleChange>,
 ) -> AppResult<Json<RuleView>> {
-    caller.require_ops()?;
     let view = admin::change(&state.rules, &state.db, &name, body).await?;
     state.recommendations_changed().await;
     Ok(Json(view))
@@ -112,10 +99,9 @@ pub async fn change_rule(
     responses((status = 204), (status = 403), (status = 404)))]
 pub async fn remove_rule(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiPath(name): ApiPath<String>,
 ) -> AppResult<StatusCode> {
-    caller.require_ops()?;
     admin::remove(&state.rules, &state.db, &name).await?;
     state.recommendations_changed().await;
     Ok(StatusCode::NO_CONTENT)
@@ -220,10 +206,9 @@ pub struct DryRunResponse {
     responses((status = 200, body = DryRunResponse), (status = 403), (status = 422)))]
 pub async fn dry_run(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Ops,
     ApiJson(body): ApiJson<DryRunRequest>,
 ) -> AppResult<Json<DryRunResponse>> {
-    caller.require_ops()?;
     let kinds = parse_kinds(&body.rule_types).map_err(AppError::Validation)?;
     let now = Utc::now();
     let user = RuleUser {

@@ -1,30 +1,31 @@
 //! `/api/v1/users`: account CRUD.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
+    SlashOptional,
     doc::UserId,
     extract::{ApiJson, ApiPath, ApiQuery, Pagination, Validate},
 };
 use crate::{
     AppState,
-    auth::{extract::CurrentUser, password},
+    auth::{
+        extract::{Admin, CurrentUser},
+        password,
+    },
     error::{AppError, AppResult},
     store::users::{self, NewUser, Role, User, UserChanges},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users/", get(list_users).post(create_user))
-        .route("/users", get(list_users).post(create_user))
-        .route(
-            "/users/{user_id}",
-            get(get_user).put(update_user).delete(delete_user),
-        )
-        .route("/users/{user_id}/role", axum::routing::put(set_role))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes_slash_optional(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(set_role))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -160,10 +161,9 @@ pub async fn register(state: &AppState, body: UserCreate) -> AppResult<User> {
     responses((status = 200, body = [User]), (status = 401), (status = 403), (status = 422)))]
 pub async fn list_users(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    _: Admin,
     ApiQuery(page): ApiQuery<Pagination>,
 ) -> AppResult<Json<Vec<User>>> {
-    caller.require_admin()?;
     Ok(Json(users::list(&state.db, page.into()).await?))
 }
 
@@ -241,12 +241,11 @@ impl Validate for RoleChange {
         (status = 409, description = "The last admin cannot demote itself")))]
 pub async fn set_role(
     State(state): State<AppState>,
-    caller: CurrentUser,
+    Admin(caller): Admin,
     ApiPath(user_id): ApiPath<i64>,
     ApiJson(body): ApiJson<RoleChange>,
 ) -> AppResult<Json<User>> {
-    caller.require_admin()?;
-    if user_id == caller.id() && body.role != Role::Admin {
+    if user_id == caller.id && body.role != Role::Admin {
         // The last admin demoting itself would leave nobody able to undo it.
         if users::count_admins(&state.db).await? <= 1 {
             return Err(AppError::Conflict(

@@ -1,6 +1,7 @@
 //! Reads the bearer token of every request (signature and expiry only, no
 //! database) so the rate limiter can key authenticated callers by user and
-//! the access log can name them. Enforcement stays with `CurrentUser`.
+//! the access log can name them. Enforcement stays with the
+//! extractors in [`super::extract`].
 
 use axum::{
     extract::{Request, State},
