@@ -20,11 +20,8 @@ use crate::{
     auth::extract::CurrentUser,
     error::{AppError, AppResult},
     rules::admin::policy_name,
-    rules::bundle::{
-        ActivationReport, BundleError, LocalState,
-        shadow::ShadowReport,
-        store::{self, EventView, RevisionView},
-    },
+    rules::bundle::{ActivationReport, BundleError, LocalState, shadow::ShadowReport},
+    store::bundles::{self, EventView, RevisionView},
 };
 
 pub fn router(max_bundle_bytes: usize) -> Router<AppState> {
@@ -53,7 +50,7 @@ pub fn router(max_bundle_bytes: usize) -> Router<AppState> {
 impl From<BundleError> for AppError {
     fn from(e: BundleError) -> Self {
         match e {
-            BundleError::Refused(reason) => AppError::Validation(reason),
+            BundleError::Refused(refusal) => AppError::Validation(refusal.to_string()),
             BundleError::NotFound => AppError::not_found("Bundle"),
             BundleError::Database(d) => AppError::from(d),
         }
@@ -111,7 +108,7 @@ pub async fn list(
 ) -> AppResult<Json<Vec<BundleSummary>>> {
     caller.require_ops()?;
     let local = state.bundles.local_state();
-    let rows = store::active(&state.db).await?;
+    let rows = bundles::active(&state.db).await?;
     Ok(Json(
         rows.into_iter()
             .map(|r| {
@@ -159,22 +156,21 @@ pub async fn status(
     ApiPath(name): ApiPath<String>,
 ) -> AppResult<Json<BundleStatus>> {
     caller.require_ops()?;
-    let revisions = store::revisions(&state.db, &name).await?;
+    let revisions = bundles::revisions(&state.db, &name).await?;
     let replica = state.bundles.local_state().remove(&name);
     if revisions.is_empty() && replica.is_none() {
         return Err(AppError::not_found("Bundle"));
     }
-    let active = store::active(&state.db)
+    let active = bundles::active(&state.db)
         .await?
         .into_iter()
         .find(|r| r.name == name)
         .and_then(|r| r.revision);
-    let prefix = format!("bundle:{name}@");
     let set = state.rules.snapshot();
     let rules = set
         .rules
         .iter()
-        .filter(|r| r.source.starts_with(&prefix))
+        .filter(|r| r.source.is_bundle(&name))
         .map(|r| {
             let counters = state.rules.counters(r.name());
             BundleRuleState {
@@ -229,7 +225,7 @@ pub async fn history(
     ApiQuery(p): ApiQuery<HistoryParams>,
 ) -> AppResult<Json<Vec<EventView>>> {
     caller.require_ops()?;
-    Ok(Json(store::history(&state.db, &name, p.limit).await?))
+    Ok(Json(bundles::history(&state.db, &name, p.limit).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

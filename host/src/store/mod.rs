@@ -6,9 +6,12 @@
 //! folder per dialect under `migrations/`.
 
 pub mod batch_recommendations;
+pub mod bundles;
 pub mod fail_fast;
 pub mod interactions;
 pub mod items;
+pub mod job_runs;
+pub mod notify;
 pub mod refresh_tokens;
 pub mod rule_settings;
 pub mod users;
