@@ -209,7 +209,7 @@ fn rules_command(action: RulesAction, settings: &Settings) -> anyhow::Result<()>
     match action {
         RulesAction::Pack { dir, out } => {
             let archive = format::pack_dir(&dir).map_err(fail)?;
-            let bundle = format::unpack(&archive, usize::MAX).map_err(fail)?;
+            let bundle = format::unpack(&archive, usize::MAX)?;
             let out = out.unwrap_or_else(|| {
                 PathBuf::from(format!(
                     "{}-{}.tar.gz",
@@ -243,7 +243,7 @@ fn rules_command(action: RulesAction, settings: &Settings) -> anyhow::Result<()>
             key_id,
         } => {
             let archive = std::fs::read(&bundle)?;
-            let unpacked = format::unpack(&archive, usize::MAX).map_err(fail)?;
+            let unpacked = format::unpack(&archive, usize::MAX)?;
             let private = std::fs::read_to_string(&key)?;
             let signature =
                 signing::sign(&unpacked.manifest_bytes, &private, &key_id).map_err(fail)?;
@@ -252,12 +252,12 @@ fn rules_command(action: RulesAction, settings: &Settings) -> anyhow::Result<()>
         }
         RulesAction::Verify { bundle, keys } => {
             let archive = std::fs::read(&bundle)?;
-            let unpacked = format::unpack(&archive, settings.max_bundle_bytes).map_err(fail)?;
+            let unpacked = format::unpack(&archive, settings.max_bundle_bytes)?;
             let keys = signing::TrustedKeys::parse(
                 keys.as_deref().unwrap_or(&settings.bundle_public_keys),
             )
             .map_err(fail)?;
-            match keys.verify(&unpacked).map_err(fail)? {
+            match keys.verify(&unpacked)? {
                 Some(id) => println!("{}: valid, signed by {id}", bundle.display()),
                 None => println!(
                     "{}: structure and digests valid; no keys given, signature not checked",

@@ -23,12 +23,11 @@ use crate::{
     auth::extract::Ops,
     error::{AppError, AppResult},
     rules::admin::policy_name,
-    rules::bundle::{
-        ActivationReport, BundleError, LocalState,
-        shadow::ShadowReport,
-        store::{self, EventView, RevisionView},
+    rules::bundle::{ActivationReport, BundleError, LocalState, shadow::ShadowReport},
+    store::{
+        bundles::{self, EventView, RevisionView},
+        users::User,
     },
-    store::users::User,
 };
 
 pub fn router(max_bundle_bytes: usize) -> OpenApiRouter<AppState> {
@@ -47,7 +46,7 @@ pub fn router(max_bundle_bytes: usize) -> OpenApiRouter<AppState> {
 impl From<BundleError> for AppError {
     fn from(e: BundleError) -> Self {
         match e {
-            BundleError::Refused(reason) => AppError::Validation(reason),
+            BundleError::Refused(refusal) => AppError::Validation(refusal.to_string()),
             BundleError::NotFound => AppError::not_found("Bundle"),
             BundleError::Database(d) => AppError::from(d),
         }
@@ -100,7 +99,7 @@ pub struct BundleSummary {
     responses((status = 200, body = [BundleSummary]), (status = 403)))]
 pub async fn list(State(state): State<AppState>, _: Ops) -> AppResult<Json<Vec<BundleSummary>>> {
     let local = state.bundles.local_state();
-    let rows = store::active(&state.db).await?;
+    let rows = bundles::active(&state.db).await?;
     Ok(Json(
         rows.into_iter()
             .map(|r| {
@@ -147,22 +146,21 @@ pub async fn status(
     _: Ops,
     ApiPath(name): ApiPath<String>,
 ) -> AppResult<Json<BundleStatus>> {
-    let revisions = store::revisions(&state.db, &name).await?;
+    let revisions = bundles::revisions(&state.db, &name).await?;
     let replica = state.bundles.local_state().remove(&name);
     if revisions.is_empty() && replica.is_none() {
         return Err(AppError::not_found("Bundle"));
     }
-    let active = store::active(&state.db)
+    let active = bundles::active(&state.db)
         .await?
         .into_iter()
         .find(|r| r.name == name)
         .and_then(|r| r.revision);
-    let prefix = format!("bundle:{name}@");
     let set = state.rules.snapshot();
     let rules = set
         .rules
         .iter()
-        .filter(|r| r.source.starts_with(&prefix))
+        .filter(|r| r.source.is_bundle(&name))
         .map(|r| {
             let counters = state.rules.counters(r.name());
             BundleRuleState {
@@ -216,7 +214,7 @@ pub async fn history(
     ApiPath(name): ApiPath<String>,
     ApiQuery(p): ApiQuery<HistoryParams>,
 ) -> AppResult<Json<Vec<EventView>>> {
-    Ok(Json(store::history(&state.db, &name, p.limit).await?))
+    Ok(Json(bundles::history(&state.db, &name, p.limit).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -21,13 +21,11 @@ use crate::{
     AppState,
     auth::extract::Ops,
     error::{AppError, AppResult},
-    jobs::{
-        JobName, JobRun, RunStatus, Trigger,
-        catalog::Scope,
-        runs::{self, RunFilter},
-        scheduler,
+    jobs::{JobName, JobRun, RunStatus, Trigger, catalog::Scope, scheduler},
+    store::{
+        job_runs::{self, RunFilter},
+        millis_to_datetime,
     },
-    store::millis_to_datetime,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -71,7 +69,7 @@ pub async fn list_jobs(State(state): State<AppState>, _: Ops) -> AppResult<Json<
     let mut out = Vec::new();
     for job in JobName::ALL {
         let schedule = settings.schedule(job).map(str::to_string);
-        let (last_run, last_success) = runs::latest(&state.db, job).await?;
+        let (last_run, last_success) = job_runs::latest(&state.db, job.as_str()).await?;
         out.push(JobView {
             name: job,
             description: job.description(),
@@ -114,7 +112,7 @@ pub async fn trigger(
     let job = job_of(&name)?;
     // One at a time: a second click while a run is in progress would only
     // queue the same work behind it.
-    if let Some(running) = runs::unfinished(&state.db, job).await? {
+    if let Some(running) = job_runs::unfinished(&state.db, job.as_str()).await? {
         return Err(AppError::Conflict(format!(
             "{job} is already running (run {running}); see /api/v1/jobs/runs/{running}"
         )));
@@ -145,7 +143,7 @@ pub async fn get_run(
     _: Ops,
     ApiPath(id): ApiPath<i64>,
 ) -> AppResult<Json<JobRun>> {
-    runs::get(&state.db, id)
+    job_runs::get(&state.db, id)
         .await?
         .map(Json)
         .ok_or_else(|| AppError::NotFound(format!("Job run {id} not found")))
@@ -207,13 +205,18 @@ pub async fn list_runs(
         Trigger::ALL.map(Trigger::as_str),
     )?;
     let filter = RunFilter {
-        job: p.job.as_deref().map(job_of).transpose()?,
+        job: p
+            .job
+            .as_deref()
+            .map(job_of)
+            .transpose()?
+            .map(JobName::as_str),
         status,
         trigger,
         before_id: p.before_id,
         limit: p.limit,
     };
-    Ok(Json(runs::list(&state.db, &filter).await?))
+    Ok(Json(job_runs::list(&state.db, &filter).await?))
 }
 
 /// An optional filter value that must be one of `names`.

@@ -5,7 +5,8 @@
 //!
 //! - [`catalog`]: which jobs exist, what they do, their default schedules.
 //! - [`settings`]: schedules and retry policy from the environment.
-//! - [`runs`]: the `job_runs` table: create, claim, heartbeat, finish, list.
+//! - `store::job_runs` (below this module): the `job_runs` table, each run's
+//!   states and every move between them.
 //! - [`work`]: the body of each job (the same domain code the API calls).
 //! - [`runner`]: one run from claim to SUCCESS or FAILURE: attempts with
 //!   backoff, prerequisites first, a heartbeat, metrics.
@@ -20,11 +21,10 @@
 
 pub mod catalog;
 pub mod runner;
-pub mod runs;
 pub mod scheduler;
 pub mod settings;
 pub mod work;
 
+pub use crate::store::job_runs::{JobRun, RunStatus, Trigger};
 pub use catalog::JobName;
-pub use runs::{JobRun, RunStatus, Trigger};
 pub use settings::JobSettings;

@@ -14,12 +14,15 @@ use std::{
 use serde_json::Value;
 use tokio_util::task::TaskTracker;
 
-use super::{
-    JobName, RunStatus, Trigger,
-    runs::{self, NewRun},
-    work,
+use super::{JobName, RunStatus, Trigger, work};
+use crate::{
+    AppState,
+    store::{
+        job_runs::{self, NewRun},
+        now_millis,
+    },
+    telemetry::metrics::METRICS,
 };
-use crate::{AppState, store::now_millis, telemetry::metrics::METRICS};
 
 /// This process's part in the job system.
 pub struct Jobs {
@@ -78,10 +81,10 @@ impl Jobs {
         if background && self.closing.load(Ordering::SeqCst) {
             return Ok(None);
         }
-        let id = runs::create(
+        let id = job_runs::create(
             &state.db,
             NewRun {
-                job,
+                job: job.as_str(),
                 trigger,
                 dedupe_key,
                 parent_id: None,
@@ -114,7 +117,7 @@ impl Jobs {
         {
             tracing::warn!("a job run was still being created after the shutdown grace period");
         }
-        match runs::fail_owned(&state.db, &self.instance).await {
+        match job_runs::fail_owned(&state.db, &self.instance).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(runs = n, "job runs interrupted by the shutdown"),
             Err(e) => tracing::warn!(error = %e, "could not mark interrupted job runs"),
@@ -136,7 +139,7 @@ impl Drop for AbortOnDrop {
 pub async fn execute(state: &AppState, id: i64, job: JobName) -> RunStatus {
     let db = &state.db;
     let instance = state.jobs.instance.clone();
-    match runs::claim(db, id, &instance).await {
+    match job_runs::claim(db, id, &instance).await {
         Ok(true) => {}
         Ok(false) => return RunStatus::Failure,
         Err(e) => {
@@ -151,7 +154,7 @@ pub async fn execute(state: &AppState, id: i64, job: JobName) -> RunStatus {
         AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if let Err(e) = runs::heartbeat(&db, id).await {
+                if let Err(e) = job_runs::heartbeat(&db, id).await {
                     tracing::warn!(run = id, error = %e, "job heartbeat failed");
                 }
             }
@@ -174,7 +177,7 @@ pub async fn execute(state: &AppState, id: i64, job: JobName) -> RunStatus {
         Ok(v) => (Some(v), None),
         Err(e) => (None, Some(e)),
     };
-    if let Err(e) = runs::finish(db, id, status, result.as_ref(), error.as_deref()).await {
+    if let Err(e) = job_runs::finish(db, id, status, result.as_ref(), error.as_deref()).await {
         tracing::error!(run = id, job = %job, error = %e, "cannot record the job run's end");
     }
     running.dec();
@@ -205,16 +208,16 @@ pub async fn execute(state: &AppState, id: i64, job: JobName) -> RunStatus {
 async fn prerequisites(state: &AppState, id: i64, job: JobName) -> Result<(), String> {
     let fresh_after = now_millis() - state.settings.jobs.chain_fresh_for.as_millis() as i64;
     for &required in job.requires() {
-        let last = runs::last_success(&state.db, required)
+        let last = job_runs::last_success(&state.db, required.as_str())
             .await
             .map_err(|e| e.to_string())?;
         if last.is_some_and(|at| at >= fresh_after) {
             continue;
         }
-        let child = runs::create(
+        let child = job_runs::create(
             &state.db,
             NewRun {
-                job: required,
+                job: required.as_str(),
                 trigger: Trigger::Chain,
                 dedupe_key: None,
                 parent_id: Some(id),
@@ -259,11 +262,11 @@ async fn attempts(state: &AppState, id: i64, job: JobName) -> Result<Value, Stri
             .job_runs
             .with_label_values(&[job.as_str(), RunStatus::Retry.as_str()])
             .inc();
-        runs::mark_retry(&state.db, id, &format!("attempt {attempt}: {error}"))
+        job_runs::mark_retry(&state.db, id, &format!("attempt {attempt}: {error}"))
             .await
             .map_err(|e| e.to_string())?;
         tokio::time::sleep(settings.backoff(attempt)).await;
-        if !runs::claim(&state.db, id, &state.jobs.instance)
+        if !job_runs::claim(&state.db, id, &state.jobs.instance)
             .await
             .map_err(|e| e.to_string())?
         {

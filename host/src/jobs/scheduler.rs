@@ -6,8 +6,11 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use super::{JobName, Trigger, catalog::Scope, runs, settings::parse_cron, work};
-use crate::{AppState, store::Dialect};
+use super::{JobName, Trigger, catalog::Scope, settings::parse_cron, work};
+use crate::{
+    AppState,
+    store::{Dialect, interactions, job_runs, notify},
+};
 
 /// The channel replicas announce finished jobs on.
 const NOTIFY_CHANNEL: &str = "recengine_jobs";
@@ -96,7 +99,7 @@ fn spawn_sweeper(state: AppState) {
     tokio::spawn(async move {
         let stale = state.settings.jobs.stale_after;
         loop {
-            match runs::fail_stale(&state.db, stale.as_millis() as i64).await {
+            match job_runs::fail_stale(&state.db, stale.as_millis() as i64).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(
                     runs = n,
@@ -126,19 +129,16 @@ fn spawn_threshold_retrain(state: AppState) {
 }
 
 async fn check_threshold(state: &AppState) -> anyhow::Result<()> {
-    let baseline = runs::last_success_of(
+    let baseline = job_runs::last_success_of(
         &state.db,
         &[
-            JobName::RetrainCollaborativeModel,
-            JobName::UpdateItemFeatures,
+            JobName::RetrainCollaborativeModel.as_str(),
+            JobName::UpdateItemFeatures.as_str(),
         ],
     )
     .await?
     .unwrap_or_else(|| state.recommender.snapshot().trained_at.timestamp_millis());
-    let (new,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM interactions WHERE created_at > $1")
-        .bind(baseline)
-        .fetch_one(&state.db.pool)
-        .await?;
+    let new = interactions::count_since(&state.db, baseline).await?;
     if (new as u64) < state.settings.jobs.retrain_after_interactions {
         return Ok(());
     }
@@ -179,12 +179,7 @@ pub async fn announce(state: &AppState, job: JobName) {
         origin: state.jobs.instance.clone(),
     })
     .unwrap_or_default();
-    if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(NOTIFY_CHANNEL)
-        .bind(payload)
-        .execute(&state.db.pool)
-        .await
-    {
+    if let Err(e) = notify::notify(&state.db.pool, NOTIFY_CHANNEL, &payload).await {
         tracing::warn!(job = %job, error = %e, "cannot announce the job to the fleet");
     }
 }
@@ -192,28 +187,16 @@ pub async fn announce(state: &AppState, job: JobName) {
 /// Follows the other replicas' announcements: reload the models after
 /// their retrain, purge this process's caches after their cleanup.
 fn spawn_listener(state: AppState) {
-    tokio::spawn(async move {
-        loop {
-            let listen = async {
-                let mut listener =
-                    sqlx::postgres::PgListener::connect(&state.settings.database_url).await?;
-                listener.listen(NOTIFY_CHANNEL).await?;
-                loop {
-                    let note = listener.recv().await?;
-                    let Ok(a) = serde_json::from_str::<Announcement>(note.payload()) else {
-                        continue;
-                    };
-                    if a.origin != state.jobs.instance {
-                        follow(&state, a.job).await;
-                    }
-                }
-                #[allow(unreachable_code)]
-                Ok::<(), sqlx::Error>(())
+    let database_url = state.settings.database_url.clone();
+    notify::listen(database_url, NOTIFY_CHANNEL, move |payload| {
+        let state = state.clone();
+        async move {
+            let Ok(a) = serde_json::from_str::<Announcement>(&payload) else {
+                return;
             };
-            if let Err(e) = listen.await {
-                tracing::warn!(error = %e, "job announcements lost; reconnecting");
+            if a.origin != state.jobs.instance {
+                follow(&state, a.job).await;
             }
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         }
     });
 }

@@ -4,11 +4,15 @@
 
 use serde_json::{Value, json};
 
-use super::{JobName, runs};
+use super::JobName;
 use crate::{
     AppState,
     recommend::service::RecommendationQuery,
-    store::{self, Db, now_millis},
+    store::{
+        self,
+        batch_recommendations::{self, BatchRow},
+        job_runs, now_millis,
+    },
     telemetry::metrics::METRICS,
 };
 
@@ -30,11 +34,12 @@ async fn cleanup_old_cache(state: &AppState) -> anyhow::Result<Value> {
         .await
         .map_err(|e| anyhow::anyhow!("deleting expired refresh tokens: {e}"))?;
     let retention_ms = i64::from(state.settings.jobs.run_retention_days) * 86_400_000;
-    let job_runs = runs::delete_finished_before(&state.db, now_millis() - retention_ms).await?;
+    let runs_deleted =
+        job_runs::delete_finished_before(&state.db, now_millis() - retention_ms).await?;
     Ok(json!({
         "caches": caches,
         "refresh_tokens_deleted": refresh_tokens,
-        "job_runs_deleted": job_runs,
+        "job_runs_deleted": runs_deleted,
     }))
 }
 
@@ -80,7 +85,7 @@ async fn retrain(state: &AppState) -> anyhow::Result<Value> {
 /// mean a new snapshot: the retrain is that rebuild (under a second on
 /// MovieLens 100K).
 async fn update_item_features(state: &AppState) -> anyhow::Result<Value> {
-    let rescored = rescore_popularity(&state.db).await?;
+    let rescored = store::items::rescore_popularity(&state.db).await?;
     let report = state.retrain().await?;
     state.features.items.invalidate_all().await;
     state.trending_cache.invalidate_all().await;
@@ -93,41 +98,18 @@ async fn update_item_features(state: &AppState) -> anyhow::Result<Value> {
     }))
 }
 
-async fn rescore_popularity(db: &Db) -> anyhow::Result<(u64, i64)> {
-    let (max,): (Option<i64>,) = sqlx::query_as(
-        "SELECT MAX(c) FROM (SELECT COUNT(DISTINCT user_id) AS c FROM interactions GROUP BY item_id) per_item",
-    )
-    .fetch_one(&db.pool)
-    .await?;
-    let Some(max) = max.filter(|&m| m > 0) else {
-        return Ok((0, 0));
-    };
-    let done = sqlx::query(
-        "UPDATE items SET popularity_score = \
-             (SELECT CAST(COUNT(DISTINCT i.user_id) AS DOUBLE PRECISION) FROM interactions i \
-              WHERE i.item_id = items.id) / $1 \
-         WHERE EXISTS (SELECT 1 FROM interactions i WHERE i.item_id = items.id)",
-    )
-    .bind(max as f64)
-    .execute(&db.pool)
-    .await?;
-    Ok((done.rows_affected(), max))
-}
-
 /// The top N (default 20) of every active user, with the business rules,
 /// stored in `batch_recommendations` in one transaction: readers see the
 /// old set or the new one, never half.
 async fn generate_batch(state: &AppState, run_id: i64) -> anyhow::Result<Value> {
     let started = std::time::Instant::now();
-    let users: Vec<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE is_active = 1 ORDER BY id")
-        .fetch_all(&state.db.pool)
-        .await?;
+    let users = store::users::active_ids(&state.db).await?;
     let top_n = state.settings.jobs.batch_top_n;
     let mut lists = Vec::with_capacity(users.len());
     let mut failed = Vec::new();
-    for (user_id,) in &users {
+    for &user_id in &users {
         let query = RecommendationQuery {
-            user_id: *user_id,
+            user_id,
             top_n,
             algorithm: state.recommendations.algorithm("hybrid", None)?,
             algorithm_name: "hybrid".into(),
@@ -145,29 +127,19 @@ async fn generate_batch(state: &AppState, run_id: i64) -> anyhow::Result<Value> 
     if !users.is_empty() && lists.is_empty() {
         anyhow::bail!("no user's recommendations could be generated: {failed:?}");
     }
-    let now = now_millis();
-    let mut tx = state.db.pool.begin().await?;
-    sqlx::query("DELETE FROM batch_recommendations")
-        .execute(&mut *tx)
-        .await?;
-    let mut items = 0usize;
-    for list in &lists {
-        items += list.recommendations.len();
-        sqlx::query(
-            "INSERT INTO batch_recommendations \
-                 (user_id, items, algorithm, model_version, run_id, generated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(list.user_id)
-        .bind(serde_json::to_string(&list.recommendations)?)
-        .bind(&list.algorithm)
-        .bind(list.model_version as i64)
-        .bind(run_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
+    let items = lists.iter().map(|l| l.recommendations.len()).sum::<usize>();
+    let rows = lists
+        .iter()
+        .map(|list| {
+            Ok(BatchRow {
+                user_id: list.user_id,
+                items: serde_json::to_string(&list.recommendations)?,
+                algorithm: &list.algorithm,
+                model_version: list.model_version as i64,
+            })
+        })
+        .collect::<serde_json::Result<Vec<_>>>()?;
+    batch_recommendations::replace_all(&state.db, &rows, run_id, now_millis()).await?;
     Ok(json!({
         "users": lists.len(),
         "recommendations": items,
@@ -181,9 +153,7 @@ async fn generate_batch(state: &AppState, run_id: i64) -> anyhow::Result<Value> 
 /// The gauges a dashboard shows, from the database (every replica sets its
 /// own: gauges are per process).
 pub async fn update_metrics(state: &AppState) -> anyhow::Result<Value> {
-    let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE is_active = 1")
-        .fetch_one(&state.db.pool)
-        .await?;
+    let users = store::users::count_active(&state.db).await?;
     let items = store::items::count(&state.db)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

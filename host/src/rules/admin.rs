@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::registry::{ActiveRule, FailurePolicy, RuleRegistry, validate_config};
+use super::{
+    pipeline::RuleKind,
+    registry::{ActiveRule, FailurePolicy, RuleRegistry, RuleSource, validate_config},
+};
 use crate::{
     error::{AppError, AppResult},
     store::{Db, rule_settings},
@@ -37,8 +40,7 @@ pub struct RuleStatsView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuleView {
     pub name: String,
-    /// `filter`, `boost` or `rerank`.
-    pub kind: &'static str,
+    pub kind: RuleKind,
     pub priority: i32,
     pub enabled: bool,
     pub description: String,
@@ -46,8 +48,10 @@ pub struct RuleView {
     pub config: BTreeMap<String, f64>,
     pub params: Vec<ParamView>,
     pub failure_policy: FailurePolicy,
-    /// `builtin` or the bundle it came from.
-    pub source: String,
+    /// `builtin`, `rules_dir`, or the bundle it came from
+    /// (`bundle:<name>@<revision>`).
+    #[schema(value_type = String)]
+    pub source: RuleSource,
     /// SHA-256 of the component.
     pub digest: String,
     pub sdk_version: String,
@@ -75,7 +79,7 @@ pub fn view(registry: &RuleRegistry, rule: &ActiveRule) -> RuleView {
         .load(std::sync::atomic::Ordering::Relaxed);
     RuleView {
         name: m.name.clone(),
-        kind: m.kind.as_str(),
+        kind: m.kind.into(),
         priority: rule.priority,
         enabled: rule.enabled,
         description: m.description.clone(),

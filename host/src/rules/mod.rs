@@ -1,5 +1,6 @@
 //! Business rules as sandboxed WebAssembly components.
 //!
+//! # Layout
 //! - [`engine`]: one wasmtime engine for the process, the sandbox (epoch
 //!   deadline, memory cap, no filesystem, network or environment), compiling
 //!   and instantiating components, and calling them.
@@ -9,11 +10,14 @@
 //!   enforcing each kind's contract and each rule's failure policy, and
 //!   recording the trace.
 //! - [`registry`]: the current rule set, swapped atomically; a request holds
-//!   one snapshot from start to end.
+//!   one snapshot from start to end. Each rule knows its source: built in,
+//!   the rules directory, or a bundle.
 //! - [`runner`]: the one way a request runs through the rules (and the
 //!   shadow bundle beside them), used by recommendations and the dry run.
 //! - [`builtin`]: the eight built-in components embedded at build time.
 //! - [`admin`]: listing and changing rules at run time, persisted.
+//! - [`bundle`]: signed archives of rules, activated as a whole across the
+//!   fleet, rolled back, or run in shadow.
 
 pub mod admin;
 pub mod builtin;

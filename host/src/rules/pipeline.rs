@@ -29,15 +29,44 @@ pub struct Move {
     pub to: usize,
 }
 
+/// A rule's kind as the API names it (the SDK's [`Kind`], which the SDK
+/// keeps free of serialization).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    Filter,
+    Boost,
+    Rerank,
+}
+
+impl From<Kind> for RuleKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Filter => RuleKind::Filter,
+            Kind::Boost => RuleKind::Boost,
+            Kind::Rerank => RuleKind::Rerank,
+        }
+    }
+}
+
+/// What happened to one rule on one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceStatus {
+    Applied,
+    Failed,
+    /// Disabled, not among the kinds asked for, or not reached (the list
+    /// was empty or already blocked).
+    Skipped,
+}
+
 /// What one rule did to the list.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RuleTrace {
     pub rule: String,
-    pub kind: &'static str,
+    pub kind: RuleKind,
     pub priority: i32,
-    /// `applied`, `failed` or `skipped` (disabled, or not among the kinds
-    /// asked for).
-    pub status: &'static str,
+    pub status: TraceStatus,
     /// What the rule does (its metadata's description): the "why".
     pub reason: String,
     pub duration_ms: f64,
@@ -88,9 +117,9 @@ pub fn run_counted(
         let meta = &rule.compiled.metadata;
         let mut entry = RuleTrace {
             rule: meta.name.clone(),
-            kind: meta.kind.as_str(),
+            kind: meta.kind.into(),
             priority: rule.priority,
-            status: "skipped",
+            status: TraceStatus::Skipped,
             reason: meta.description.clone(),
             duration_ms: 0.0,
             dropped: Vec::new(),
@@ -127,7 +156,7 @@ pub fn run_counted(
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         match result {
             Ok((candidates, effect)) => {
-                entry.status = "applied";
+                entry.status = TraceStatus::Applied;
                 counters
                     .dropped
                     .fetch_add(effect.dropped.len() as u64, Ordering::Relaxed);
@@ -163,7 +192,7 @@ pub fn run_counted(
                     policy = ?rule.policy,
                     "rule failed"
                 );
-                entry.status = "failed";
+                entry.status = TraceStatus::Failed;
                 entry.error = Some(format!("{} {failure}", meta.name));
                 entry.cause = Some(failure.cause());
                 entry.policy = Some(rule.policy);

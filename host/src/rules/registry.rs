@@ -5,6 +5,7 @@
 
 use std::{
     collections::HashMap,
+    fmt,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -27,6 +28,64 @@ pub enum FailurePolicy {
     FailClosed,
 }
 
+/// Where a rule came from. Shown as `builtin`, `rules_dir` or
+/// `bundle:<name>@<revision>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSource {
+    /// Embedded at build time.
+    Builtin,
+    /// A `*.wasm` file in the rules directory.
+    RulesDir,
+    /// A revision of a rule bundle.
+    Bundle { name: String, revision: String },
+    /// Added by a program embedding the library, under its own label.
+    Custom(String),
+}
+
+impl From<&str> for RuleSource {
+    /// Reads the shown form back; any other text is a custom label.
+    fn from(text: &str) -> Self {
+        match text {
+            "builtin" => RuleSource::Builtin,
+            "rules_dir" => RuleSource::RulesDir,
+            _ => match text
+                .strip_prefix("bundle:")
+                .and_then(|rest| rest.split_once('@'))
+            {
+                Some((name, revision)) => RuleSource::Bundle {
+                    name: name.to_string(),
+                    revision: revision.to_string(),
+                },
+                None => RuleSource::Custom(text.to_string()),
+            },
+        }
+    }
+}
+
+impl RuleSource {
+    /// Whether the rule came from any revision of bundle `name`.
+    pub fn is_bundle(&self, name: &str) -> bool {
+        matches!(self, RuleSource::Bundle { name: n, .. } if n == name)
+    }
+}
+
+impl fmt::Display for RuleSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleSource::Builtin => f.write_str("builtin"),
+            RuleSource::RulesDir => f.write_str("rules_dir"),
+            RuleSource::Bundle { name, revision } => write!(f, "bundle:{name}@{revision}"),
+            RuleSource::Custom(label) => f.write_str(label),
+        }
+    }
+}
+
+impl Serialize for RuleSource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ActiveRule {
     pub compiled: Arc<CompiledRule>,
@@ -35,9 +94,7 @@ pub struct ActiveRule {
     /// Parameter values, in the order of the metadata's params.
     pub config: Vec<f64>,
     pub policy: FailurePolicy,
-    /// Where the rule came from: `builtin`, `rules_dir`, or
-    /// `bundle:<name>@<revision>`.
-    pub source: String,
+    pub source: RuleSource,
     /// What each call may use (the engine's, or tighter from a bundle).
     pub limits: Limits,
 }
@@ -47,7 +104,11 @@ impl ActiveRule {
         &self.compiled.metadata.name
     }
 
-    pub fn from_compiled(compiled: Arc<CompiledRule>, source: &str, limits: Limits) -> Self {
+    pub fn from_compiled(
+        compiled: Arc<CompiledRule>,
+        source: impl Into<RuleSource>,
+        limits: Limits,
+    ) -> Self {
         let m = &compiled.metadata;
         Self {
             priority: m.default_priority,
@@ -58,7 +119,7 @@ impl ActiveRule {
             } else {
                 FailurePolicy::FailOpen
             },
-            source: source.to_string(),
+            source: source.into(),
             limits,
             compiled,
         }
@@ -132,7 +193,7 @@ impl RuleRegistry {
                 .map_err(|e| anyhow::anyhow!("built-in rule {crate_name}: {e:#}"))?;
             rules.push(ActiveRule::from_compiled(
                 compiled,
-                "builtin",
+                RuleSource::Builtin,
                 registry.engine.limits(),
             ));
         }
@@ -171,7 +232,7 @@ impl RuleRegistry {
                 }
                 rules.push(ActiveRule::from_compiled(
                     compiled,
-                    "rules_dir",
+                    RuleSource::RulesDir,
                     self.engine.limits(),
                 ));
                 Ok(())
@@ -262,4 +323,33 @@ pub fn validate_config(
         values[i] = *value;
     }
     Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RuleSource;
+
+    #[test]
+    fn a_source_reads_back_from_how_it_is_shown() {
+        let bundle = RuleSource::Bundle {
+            name: "shop".into(),
+            revision: "2026-11@a".into(),
+        };
+        for source in [
+            RuleSource::Builtin,
+            RuleSource::RulesDir,
+            bundle,
+            RuleSource::Custom("test".into()),
+        ] {
+            assert_eq!(RuleSource::from(source.to_string().as_str()), source);
+        }
+        assert_eq!(
+            serde_json::to_value(RuleSource::Bundle {
+                name: "shop".into(),
+                revision: "1".into()
+            })
+            .unwrap(),
+            "bundle:shop@1"
+        );
+    }
 }

@@ -1,4 +1,5 @@
-//! Lists the `generate_batch_recommendations` job stored, one row per user.
+//! The lists the `generate_batch_recommendations` job stores, one row per
+//! user: written as a whole set, read one user at a time.
 
 use chrono::{DateTime, Utc};
 
@@ -43,4 +44,43 @@ pub async fn count(db: &Db) -> AppResult<i64> {
         .fetch_one(&db.pool)
         .await?;
     Ok(n)
+}
+
+/// One user's list as the job writes it.
+pub struct BatchRow<'a> {
+    pub user_id: i64,
+    /// The recommendations, as a JSON array.
+    pub items: String,
+    pub algorithm: &'a str,
+    pub model_version: i64,
+}
+
+/// Replaces every stored list with `rows` in one transaction: readers see
+/// the old set or the new one, never half.
+pub async fn replace_all(
+    db: &Db,
+    rows: &[BatchRow<'_>],
+    run_id: i64,
+    generated_at: i64,
+) -> sqlx::Result<()> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("DELETE FROM batch_recommendations")
+        .execute(&mut *tx)
+        .await?;
+    for row in rows {
+        sqlx::query(
+            "INSERT INTO batch_recommendations \
+                 (user_id, items, algorithm, model_version, run_id, generated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(row.user_id)
+        .bind(&row.items)
+        .bind(row.algorithm)
+        .bind(row.model_version)
+        .bind(run_id)
+        .bind(generated_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
 }

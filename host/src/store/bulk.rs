@@ -210,17 +210,6 @@ pub async fn recompute_popularity(db: &Db) -> sqlx::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn placeholders_number_every_cell() {
-        assert_eq!(
-            super::placeholders(2, 3, &[1]),
-            "($1, NULLIF($2, -1), $3), ($4, NULLIF($5, -1), $6)"
-        );
-    }
-}
-
 /// The ids of the users whose username starts with `prefix` (`_` and `%`
 /// match themselves), in insertion order: how a seed reads back the ids
 /// the database assigned.
@@ -279,4 +268,15 @@ fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_number_every_cell() {
+        assert_eq!(
+            super::placeholders(2, 3, &[1]),
+            "($1, NULLIF($2, -1), $3), ($4, NULLIF($5, -1), $6)"
+        );
+    }
 }

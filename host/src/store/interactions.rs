@@ -190,6 +190,15 @@ pub async fn most_since(db: &Db, since_ms: i64, limit: usize) -> AppResult<Vec<W
     .await?)
 }
 
+/// Interactions recorded after `after_ms` (unix ms).
+pub async fn count_since(db: &Db, after_ms: i64) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM interactions WHERE created_at > $1")
+        .bind(after_ms)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(n)
+}
+
 pub async fn count(db: &Db) -> AppResult<i64> {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM interactions")
         .fetch_one(&db.pool)

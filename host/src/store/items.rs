@@ -188,6 +188,30 @@ pub async fn delete(db: &Db, id: i64) -> AppResult<bool> {
     Ok(done.rows_affected() > 0)
 }
 
+/// Sets every item's popularity to the distinct users who interacted with
+/// it, scaled so the most popular item is 1 (items nobody interacted with
+/// keep theirs). Returns the items changed and the largest user count.
+pub async fn rescore_popularity(db: &Db) -> sqlx::Result<(u64, i64)> {
+    let (max,): (Option<i64>,) = sqlx::query_as(
+        "SELECT MAX(c) FROM (SELECT COUNT(DISTINCT user_id) AS c FROM interactions GROUP BY item_id) per_item",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    let Some(max) = max.filter(|&m| m > 0) else {
+        return Ok((0, 0));
+    };
+    let done = sqlx::query(
+        "UPDATE items SET popularity_score = \
+             (SELECT CAST(COUNT(DISTINCT i.user_id) AS DOUBLE PRECISION) FROM interactions i \
+              WHERE i.item_id = items.id) / $1 \
+         WHERE EXISTS (SELECT 1 FROM interactions i WHERE i.item_id = items.id)",
+    )
+    .bind(max as f64)
+    .execute(&db.pool)
+    .await?;
+    Ok((done.rows_affected(), max))
+}
+
 pub async fn count(db: &Db) -> AppResult<i64> {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM items")
         .fetch_one(&db.pool)

@@ -7,10 +7,13 @@
 
 pub mod batch_recommendations;
 pub mod bulk;
+pub mod bundles;
 pub mod fail_fast;
 pub mod feature_rows;
 pub mod interactions;
 pub mod items;
+pub mod job_runs;
+pub mod notify;
 pub mod refresh_tokens;
 pub mod rule_settings;
 pub mod training;

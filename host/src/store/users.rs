@@ -326,3 +326,18 @@ pub async fn count_admins(db: &Db) -> AppResult<i64> {
         .await?;
     Ok(n)
 }
+
+/// Every active user's id, in order.
+pub async fn active_ids(db: &Db) -> sqlx::Result<Vec<i64>> {
+    let rows: Vec<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE is_active = 1 ORDER BY id")
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+pub async fn count_active(db: &Db) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE is_active = 1")
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(n)
+}

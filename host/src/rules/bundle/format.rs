@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use super::Refusal;
 use crate::rules::registry::FailurePolicy;
 
 pub const MANIFEST: &str = "manifest.json";
@@ -136,27 +137,27 @@ fn plain_path(path: &str) -> bool {
 }
 
 /// Reads and checks an archive. Every refusal says why.
-pub fn unpack(archive: &[u8], max_bytes: usize) -> Result<Bundle, String> {
+pub fn unpack(archive: &[u8], max_bytes: usize) -> Result<Bundle, Refusal> {
     if archive.len() > max_bytes {
-        return Err(format!(
+        return Err(Refusal::Size(format!(
             "the bundle is {} bytes; at most {max_bytes} are accepted",
             archive.len()
-        ));
+        )));
     }
     let digest = sha256_hex(archive);
     let gz = flate2::read::GzDecoder::new(archive);
     let mut tar = tar::Archive::new(gz.take(MAX_UNPACKED_BYTES + 1));
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
     let mut total = 0u64;
-    let entries = tar
-        .entries()
-        .map_err(|e| format!("not a gzip'd tar archive: {e}"))?;
+    let not_a_tar =
+        |e: std::io::Error| Refusal::Malformed(format!("not a gzip'd tar archive: {e}"));
+    let entries = tar.entries().map_err(not_a_tar)?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| format!("not a gzip'd tar archive: {e}"))?;
+        let mut entry = entry.map_err(not_a_tar)?;
         let kind = entry.header().entry_type();
         let path = entry
             .path()
-            .map_err(|e| format!("bad path in the archive: {e}"))?
+            .map_err(|e| Refusal::Malformed(format!("bad path in the archive: {e}")))?
             .to_string_lossy()
             .trim_start_matches("./")
             .to_string();
@@ -164,54 +165,66 @@ pub fn unpack(archive: &[u8], max_bytes: usize) -> Result<Bundle, String> {
             continue;
         }
         if !kind.is_file() {
-            return Err(format!("{path}: only regular files are allowed"));
+            return Err(Refusal::Invalid(format!(
+                "{path}: only regular files are allowed"
+            )));
         }
         if !plain_path(&path) {
-            return Err(format!("{path:?}: paths must be relative, without '..'"));
+            return Err(Refusal::Malformed(format!(
+                "{path:?}: paths must be relative, without '..'"
+            )));
         }
         if files.len() >= MAX_FILES {
-            return Err(format!("more than {MAX_FILES} files"));
+            return Err(Refusal::Invalid(format!("more than {MAX_FILES} files")));
         }
         let mut bytes = Vec::new();
         entry
             .read_to_end(&mut bytes)
-            .map_err(|e| format!("{path}: {e}"))?;
+            .map_err(|e| Refusal::Invalid(format!("{path}: {e}")))?;
         total += bytes.len() as u64;
         if total > MAX_UNPACKED_BYTES {
-            return Err(format!("unpacks to more than {MAX_UNPACKED_BYTES} bytes"));
+            return Err(Refusal::Size(format!(
+                "unpacks to more than {MAX_UNPACKED_BYTES} bytes"
+            )));
         }
         if files.insert(path.clone(), bytes).is_some() {
-            return Err(format!("{path} appears twice"));
+            return Err(Refusal::Invalid(format!("{path} appears twice")));
         }
     }
     let manifest_bytes = files
         .remove(MANIFEST)
-        .ok_or_else(|| format!("no {MANIFEST} at the top of the bundle"))?;
-    let manifest: Manifest =
-        serde_json::from_slice(&manifest_bytes).map_err(|e| format!("{MANIFEST}: {e}"))?;
+        .ok_or_else(|| Refusal::Malformed(format!("no {MANIFEST} at the top of the bundle")))?;
+    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| Refusal::Malformed(format!("{MANIFEST}: {e}")))?;
     let signature = match files.remove(SIGNATURE) {
         Some(bytes) => Some(
-            serde_json::from_slice::<Signature>(&bytes).map_err(|e| format!("{SIGNATURE}: {e}"))?,
+            serde_json::from_slice::<Signature>(&bytes)
+                .map_err(|e| Refusal::Signature(format!("{SIGNATURE}: {e}")))?,
         ),
         None => None,
     };
     check_manifest(&manifest)?;
     for rule in &manifest.rules {
-        let bytes = files
-            .get(&rule.component)
-            .ok_or_else(|| format!("{} is named in the manifest but missing", rule.component))?;
+        let bytes = files.get(&rule.component).ok_or_else(|| {
+            Refusal::Malformed(format!(
+                "{} is named in the manifest but missing",
+                rule.component
+            ))
+        })?;
         if sha256_hex(bytes) != rule.sha256 {
-            return Err(format!(
+            return Err(Refusal::Digest(format!(
                 "{}: its SHA-256 does not match the manifest (tampered, or not packed with `rules pack`)",
                 rule.component
-            ));
+            )));
         }
     }
     if let Some(extra) = files
         .keys()
         .find(|f| !manifest.rules.iter().any(|r| &r.component == *f))
     {
-        return Err(format!("{extra} is not named in the manifest"));
+        return Err(Refusal::Malformed(format!(
+            "{extra} is not named in the manifest"
+        )));
     }
     Ok(Bundle {
         manifest_bytes,
@@ -222,17 +235,17 @@ pub fn unpack(archive: &[u8], max_bytes: usize) -> Result<Bundle, String> {
     })
 }
 
-pub fn check_manifest(m: &Manifest) -> Result<(), String> {
+pub fn check_manifest(m: &Manifest) -> Result<(), Refusal> {
     let name_ok = !m.name.is_empty()
         && m.name.len() <= 64
         && m.name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !name_ok {
-        return Err(format!(
+        return Err(Refusal::Invalid(format!(
             "bundle name {:?}: 1-64 letters, digits, '-', '_' or '.'",
             m.name
-        ));
+        )));
     }
     // Control characters (NUL above all, which PostgreSQL cannot store)
     // would make the revision unprintable in the history, or unstorable.
@@ -240,35 +253,39 @@ pub fn check_manifest(m: &Manifest) -> Result<(), String> {
         || m.revision.len() > 128
         || m.revision.chars().any(char::is_control)
     {
-        return Err("revision: 1-128 characters, no control characters".into());
+        return Err(Refusal::Invalid(
+            "revision: 1-128 characters, no control characters".into(),
+        ));
     }
     if m.rules.is_empty() {
-        return Err("a bundle needs at least one rule".into());
+        return Err(Refusal::Invalid("a bundle needs at least one rule".into()));
     }
     for (i, rule) in m.rules.iter().enumerate() {
         if !plain_path(&rule.component) || rule.component == MANIFEST {
-            return Err(format!(
+            return Err(Refusal::Malformed(format!(
                 "component path {:?} is not allowed",
                 rule.component
-            ));
+            )));
         }
-        check_range(i, "priority", rule.priority, &PRIORITY_RANGE)?;
+        check_range(i, "priority", rule.priority, &PRIORITY_RANGE).map_err(Refusal::Invalid)?;
         check_range(
             i,
             "limits.deadline_ms",
             rule.limits.deadline_ms,
             &DEADLINE_MS_RANGE,
-        )?;
+        )
+        .map_err(Refusal::Limits)?;
         check_range(
             i,
             "limits.memory_mb",
             rule.limits.memory_mb,
             &MEMORY_MB_RANGE,
-        )?;
+        )
+        .map_err(Refusal::Limits)?;
         if let Some((key, value)) = rule.config.iter().find(|(_, v)| !v.is_finite()) {
-            return Err(format!(
+            return Err(Refusal::Invalid(format!(
                 "rules[{i}].config.{key:?}: {value} is not a finite number"
-            ));
+            )));
         }
     }
     Ok(())
@@ -326,7 +343,7 @@ pub fn pack_dir(dir: &std::path::Path) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("{}: {e}", dir.join(MANIFEST).display()))?;
     let mut manifest: Manifest =
         serde_json::from_slice(&text).map_err(|e| format!("{MANIFEST}: {e}"))?;
-    check_manifest(&manifest)?;
+    check_manifest(&manifest).map_err(|e| e.to_string())?;
     let mut files = Vec::new();
     for rule in &mut manifest.rules {
         let bytes = std::fs::read(dir.join(&rule.component))
@@ -340,7 +357,7 @@ pub fn pack_dir(dir: &std::path::Path) -> Result<Vec<u8>, String> {
 
 /// `rules sign`: the same bundle with `signature.json` added (or replaced).
 pub fn resign(archive: &[u8], signature: &Signature) -> Result<Vec<u8>, String> {
-    let bundle = unpack(archive, usize::MAX)?;
+    let bundle = unpack(archive, usize::MAX).map_err(|e| e.to_string())?;
     let files: Vec<(String, Vec<u8>)> = bundle
         .manifest
         .rules

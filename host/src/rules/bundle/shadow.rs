@@ -21,9 +21,8 @@ use recengine_rules_sdk::{self as sdk, Kind};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::belongs_to;
 use crate::rules::{
-    pipeline,
+    pipeline::{self, TraceStatus},
     registry::{ActiveRule, RuleRegistry, RuleSet},
 };
 
@@ -132,7 +131,7 @@ impl Shadow {
         let mut rules: Vec<ActiveRule> = live
             .rules
             .iter()
-            .filter(|r| !belongs_to(r, &self.name))
+            .filter(|r| !r.source.is_bundle(&self.name))
             .filter(|r| !self.rules.iter().any(|s| s.name() == r.name()))
             .cloned()
             .collect();
@@ -169,7 +168,11 @@ impl Shadow {
             let out = pipeline::run_counted(&registry, &set, request, kinds.as_deref(), "shadow:");
             let latency = started.elapsed().as_secs_f64() * 1e3;
             let shadow: Vec<i64> = out.candidates.ids.iter().copied().take(top_n).collect();
-            let errors = out.trace.iter().filter(|t| t.status == "failed").count() as u64;
+            let errors = out
+                .trace
+                .iter()
+                .filter(|t| t.status == TraceStatus::Failed)
+                .count() as u64;
             this.record(user_id, &served, shadow, errors, latency);
             this.in_flight.fetch_sub(1, Ordering::AcqRel);
         });

@@ -7,7 +7,10 @@
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use ed25519_dalek::{Signature as Ed25519Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
-use super::format::{Bundle, Signature};
+use super::{
+    Refusal,
+    format::{Bundle, Signature},
+};
 
 /// A fresh key pair: (private, public), both base64.
 pub fn generate() -> (String, String) {
@@ -62,30 +65,33 @@ impl TrustedKeys {
     /// `Ok(Some(key id))` when signed by a trusted key, `Ok(None)` when no
     /// keys are configured (signatures are then not checked), an error
     /// otherwise.
-    pub fn verify(&self, bundle: &Bundle) -> Result<Option<String>, String> {
+    pub fn verify(&self, bundle: &Bundle) -> Result<Option<String>, Refusal> {
         if self.0.is_empty() {
             return Ok(None);
         }
-        let signature = bundle
-            .signature
-            .as_ref()
-            .ok_or("the bundle is not signed, and signatures are required")?;
+        let signature = bundle.signature.as_ref().ok_or_else(|| {
+            Refusal::Signature("the bundle is not signed, and signatures are required".into())
+        })?;
         let (_, key) = self
             .0
             .iter()
             .find(|(id, _)| *id == signature.key_id)
-            .ok_or_else(|| format!("signed by an unknown key {:?}", signature.key_id))?;
+            .ok_or_else(|| {
+                Refusal::Signature(format!("signed by an unknown key {:?}", signature.key_id))
+            })?;
         let raw: [u8; 64] = STANDARD
             .decode(signature.signature.trim())
-            .map_err(|e| format!("signature: not base64 ({e})"))?
+            .map_err(|e| Refusal::Signature(format!("signature: not base64 ({e})")))?
             .try_into()
-            .map_err(|_| "signature: an ed25519 signature is 64 bytes".to_string())?;
+            .map_err(|_| {
+                Refusal::Signature("signature: an ed25519 signature is 64 bytes".into())
+            })?;
         key.verify(&bundle.manifest_bytes, &Ed25519Signature::from_bytes(&raw))
             .map_err(|_| {
-                format!(
+                Refusal::Signature(format!(
                     "the signature does not match (the manifest was changed after signing, or not signed with {:?})",
                     signature.key_id
-                )
+                ))
             })?;
         Ok(Some(signature.key_id.clone()))
     }

@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::ToSchema;
 
-use super::JobName;
-use crate::store::{Db, millis_to_datetime, now_millis};
+use super::{Db, millis_to_datetime, now_millis};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
@@ -141,7 +140,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> sqlx::Result<JobRun> {
 
 /// What a new run is.
 pub struct NewRun<'a> {
-    pub job: JobName,
+    pub job: &'a str,
     pub trigger: Trigger,
     pub dedupe_key: Option<String>,
     pub parent_id: Option<i64>,
@@ -160,7 +159,7 @@ pub async fn create(db: &Db, run: NewRun<'_>) -> sqlx::Result<Option<i64>> {
          VALUES ($1, $2, $3, $4, 'PENDING', 0, $5, $6, $7, $8, $8) \
          ON CONFLICT (job, dedupe_key) DO NOTHING RETURNING id",
     )
-    .bind(run.job.as_str())
+    .bind(run.job)
     .bind(run.trigger.as_str())
     .bind(run.dedupe_key)
     .bind(run.parent_id)
@@ -278,8 +277,8 @@ pub async fn get(db: &Db, id: i64) -> sqlx::Result<Option<JobRun>> {
 }
 
 #[derive(Debug, Default, Clone)]
-pub struct RunFilter {
-    pub job: Option<JobName>,
+pub struct RunFilter<'a> {
+    pub job: Option<&'a str>,
     pub status: Option<RunStatus>,
     pub trigger: Option<Trigger>,
     /// Only runs with an id below this (paging back through history).
@@ -288,14 +287,14 @@ pub struct RunFilter {
 }
 
 /// Newest first.
-pub async fn list(db: &Db, filter: &RunFilter) -> sqlx::Result<Vec<JobRun>> {
+pub async fn list(db: &Db, filter: &RunFilter<'_>) -> sqlx::Result<Vec<JobRun>> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM job_runs \
          WHERE ($1 IS NULL OR job = $1) AND ($2 IS NULL OR status = $2) \
            AND ($3 IS NULL OR trigger = $3) AND ($4 IS NULL OR id < $4) \
          ORDER BY id DESC LIMIT $5"
     ))
-    .bind(filter.job.map(JobName::as_str))
+    .bind(filter.job)
     .bind(filter.status.map(RunStatus::as_str))
     .bind(filter.trigger.map(Trigger::as_str))
     .bind(filter.before_id)
@@ -306,7 +305,7 @@ pub async fn list(db: &Db, filter: &RunFilter) -> sqlx::Result<Vec<JobRun>> {
 }
 
 /// The newest run of a job, and when it last succeeded.
-pub async fn latest(db: &Db, job: JobName) -> sqlx::Result<(Option<JobRun>, Option<i64>)> {
+pub async fn latest(db: &Db, job: &str) -> sqlx::Result<(Option<JobRun>, Option<i64>)> {
     let last = list(
         db,
         &RunFilter {
@@ -322,33 +321,33 @@ pub async fn latest(db: &Db, job: JobName) -> sqlx::Result<(Option<JobRun>, Opti
 }
 
 /// When `job` last succeeded (unix ms).
-pub async fn last_success(db: &Db, job: JobName) -> sqlx::Result<Option<i64>> {
+pub async fn last_success(db: &Db, job: &str) -> sqlx::Result<Option<i64>> {
     let (at,): (Option<i64>,) = sqlx::query_as(
         "SELECT MAX(finished_at) FROM job_runs WHERE job = $1 AND status = 'SUCCESS'",
     )
-    .bind(job.as_str())
+    .bind(job)
     .fetch_one(&db.pool)
     .await?;
     Ok(at)
 }
 
 /// A run of `job` that has not finished yet, if any.
-pub async fn unfinished(db: &Db, job: JobName) -> sqlx::Result<Option<i64>> {
+pub async fn unfinished(db: &Db, job: &str) -> sqlx::Result<Option<i64>> {
     let row: Option<(i64,)> = sqlx::query_as(
         "SELECT id FROM job_runs WHERE job = $1 AND status IN ('PENDING', 'RUNNING', 'RETRY') \
          ORDER BY id LIMIT 1",
     )
-    .bind(job.as_str())
+    .bind(job)
     .fetch_optional(&db.pool)
     .await?;
     Ok(row.map(|r| r.0))
 }
 
 /// When any of `jobs` last succeeded (unix ms).
-pub async fn last_success_of(db: &Db, jobs: &[JobName]) -> sqlx::Result<Option<i64>> {
+pub async fn last_success_of(db: &Db, jobs: &[&str]) -> sqlx::Result<Option<i64>> {
     let mut best = None;
     for job in jobs {
-        best = best.max(last_success(db, *job).await?);
+        best = best.max(last_success(db, job).await?);
     }
     Ok(best)
 }

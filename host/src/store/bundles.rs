@@ -1,57 +1,69 @@
-//! The bundle tables: revisions, events (the history), active state.
+//! The rule bundle tables: revisions (`rule_bundles`), events (the
+//! history, `bundle_events`), and the active revision per bundle
+//! (`bundle_state`).
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::Prepared;
-use crate::store::{Db, millis_to_datetime, now_millis};
+use super::{Db, Dialect, millis_to_datetime, notify, now_millis};
 
-/// The PostgreSQL channel activations are announced on.
+/// The PostgreSQL channel activations are announced on (the payload is the
+/// bundle's name).
 pub const NOTIFY_CHANNEL: &str = "recengine_bundles";
 
-/// Stores a revision; `Ok(Err)` when the same name and revision were
-/// uploaded before with different content (revisions are immutable). A
-/// re-upload of the same bytes reuses the stored row.
-pub async fn save_revision(
-    db: &Db,
-    prepared: &Prepared,
-    archive: &[u8],
-    actor: &str,
-) -> sqlx::Result<Result<i64, String>> {
-    let m = &prepared.bundle.manifest;
+/// A revision to store: the archive and what was read from it.
+pub struct NewRevision<'a> {
+    pub name: &'a str,
+    pub revision: &'a str,
+    pub digest: &'a str,
+    pub archive: &'a [u8],
+    pub manifest: &'a [u8],
+    pub signed_by: Option<&'a str>,
+    pub actor: &'a str,
+}
+
+/// What storing a revision came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// Stored now, or found stored with the same bytes: its id.
+    Id(i64),
+    /// The same name and revision were uploaded before with different
+    /// content (revisions are immutable).
+    DifferentContent,
+}
+
+/// Stores a revision; a re-upload of the same bytes reuses the stored row.
+pub async fn save_revision(db: &Db, new: NewRevision<'_>) -> sqlx::Result<Saved> {
     let existing: Option<(i64, String)> =
         sqlx::query_as("SELECT id, digest FROM rule_bundles WHERE name = $1 AND revision = $2")
-            .bind(&m.name)
-            .bind(&m.revision)
+            .bind(new.name)
+            .bind(new.revision)
             .fetch_optional(&db.pool)
             .await?;
     if let Some((id, digest)) = existing {
-        return Ok(if digest == prepared.bundle.digest {
-            Ok(id)
+        return Ok(if digest == new.digest {
+            Saved::Id(id)
         } else {
-            Err(format!(
-                "revision {:?} of {:?} already exists with different content; give the new one a new revision",
-                m.revision, m.name
-            ))
+            Saved::DifferentContent
         });
     }
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO rule_bundles (name, revision, digest, archive, manifest, signed_by, uploaded_at, uploaded_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
-    .bind(&m.name)
-    .bind(&m.revision)
-    .bind(&prepared.bundle.digest)
-    .bind(STANDARD.encode(archive))
-    .bind(String::from_utf8_lossy(&prepared.bundle.manifest_bytes).to_string())
-    .bind(prepared.signed_by.clone())
+    .bind(new.name)
+    .bind(new.revision)
+    .bind(new.digest)
+    .bind(STANDARD.encode(new.archive))
+    .bind(String::from_utf8_lossy(new.manifest).to_string())
+    .bind(new.signed_by)
     .bind(now_millis())
-    .bind(actor)
+    .bind(new.actor)
     .fetch_one(&db.pool)
     .await?;
-    Ok(Ok(id))
+    Ok(Saved::Id(id))
 }
 
 /// Whether an archive with this digest was ever uploaded.
@@ -145,15 +157,11 @@ pub async fn set_active(db: &Db, name: &str, active: Option<(i64, &str)>) -> sql
         .execute(&mut *tx)
         .await?;
     }
-    if db.dialect == crate::store::Dialect::Postgres {
+    if db.dialect == Dialect::Postgres {
         // Delivered on commit to every replica listening (see
         // `BundleManager::spawn_listener`); the periodic check covers a
         // lost message.
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(NOTIFY_CHANNEL)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        notify::notify(&mut *tx, NOTIFY_CHANNEL, name).await?;
     }
     tx.commit().await?;
     Ok(generation)
