@@ -105,8 +105,10 @@ pub struct RecommendationResponse {
 }
 
 fn hybrid_method(state: &AppState, requested: Option<&str>) -> AppResult<HybridMethod> {
-    let name = requested.unwrap_or(&state.settings.hybrid_method);
-    algorithms::hybrid_method(name).ok_or_else(|| {
+    let Some(name) = requested else {
+        return Ok(state.settings.hybrid_method);
+    };
+    HybridMethod::parse(name).ok_or_else(|| {
         AppError::Validation(format!(
             "hybrid_method must be weighted, rank or cascade, not {name:?}"
         ))
