@@ -74,18 +74,28 @@ pub struct AppState {
     pub jobs: Arc<jobs::runner::Jobs>,
 }
 
+/// Connects to the configured database and applies pending migrations: all
+/// the commands that only read or write data need, and where
+/// [`AppState::build`] starts.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(
+        &settings.database_url,
+        settings.database_max_connections,
+        settings.database_acquire_timeout,
+    )
+    .await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
 impl AppState {
-    /// Connects to the database (applying migrations) and prepares the Redis
-    /// client when one is configured. Redis being down is not fatal: the
-    /// service degrades to in-process state and says so in `/health`.
+    /// Opens the database ([`open_database`]), creates the initial admin if
+    /// one is configured, loads the rules, trains the models, and prepares
+    /// the Redis client when one is configured. Redis being down is not
+    /// fatal: the service degrades to in-process state and says so in
+    /// `/health`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::connect(
-            &settings.database_url,
-            settings.database_max_connections,
-            settings.database_acquire_timeout,
-        )
-        .await?;
-        db.migrate().await?;
+        let db = open_database(&settings).await?;
         let redis = match &settings.redis_url {
             Some(url) => Some(Arc::new(RedisPool::new(
                 url,
@@ -107,8 +117,7 @@ impl AppState {
         let bundles = Arc::new(rules::bundle::BundleManager::new(
             registry.clone(),
             db.clone(),
-            rules::bundle::signing::TrustedKeys::parse(&settings.bundle_public_keys)
-                .map_err(anyhow::Error::msg)?,
+            settings.bundle_public_keys.clone(),
             settings.max_bundle_bytes,
         ));
         // Come back on the revisions that were active before the restart.
@@ -180,8 +189,8 @@ impl AppState {
 
 impl AppState {
     /// Starts the job system (scheduler, stale-run sweep, fleet listener)
-    /// and sets the gauges once. Only for a serving process: the CLI's
-    /// one-shot commands build the state without it.
+    /// and sets the gauges once. Apart from `serve`, only the tests that
+    /// exercise the scheduler start it.
     pub async fn start_jobs(&self) -> anyhow::Result<()> {
         if let Err(e) = jobs::work::update_metrics(self).await {
             tracing::warn!(error = %format!("{e:#}"), "initial gauges not set");

@@ -1,4 +1,6 @@
-//! The `recengine` command line: serve, migrate, import.
+//! The `recengine` command line: serve, migrate, import, eval, rules,
+//! users. Only `serve` builds the whole application; `migrate`, `import`
+//! and `users` open the database alone.
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -122,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    telemetry::logging::init(&settings);
+    telemetry::logging::init(settings.log_level, settings.log_format);
     if settings.secret_key == recengine::config::DEV_SECRET_KEY {
         tracing::warn!(
             "SECRET_KEY is not set: using the development default (refused in production)"
@@ -157,7 +159,8 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("recengine stopped");
         }
         Command::Migrate => {
-            AppState::build(settings).await?;
+            let db = recengine::open_database(&settings).await?;
+            recengine::auth::bootstrap::ensure_initial_admin(&db, &settings).await?;
             tracing::info!("migrations applied");
         }
         Command::Import {
@@ -165,14 +168,11 @@ async fn main() -> anyhow::Result<()> {
         } => {
             // The data set keeps its ids (user 1 is MovieLens user 1), so the
             // configured initial admin is created after the import, past
-            // them, rather than by the start-up taking id 1 first.
-            let mut without_admin = settings.clone();
-            without_admin.initial_admin_email = None;
-            without_admin.initial_admin_password = None;
-            let state = AppState::build(without_admin).await?;
+            // them.
+            let db = recengine::open_database(&settings).await?;
             let started = std::time::Instant::now();
-            let report = data::movielens::import_dir(&state.db, &dir).await?;
-            recengine::auth::bootstrap::ensure_initial_admin(&state.db, &settings).await?;
+            let report = data::movielens::import_dir(&db, &dir).await?;
+            recengine::auth::bootstrap::ensure_initial_admin(&db, &settings).await?;
             println!(
                 "imported {} users, {} items, {} interactions in {:.2} s",
                 report.users,
@@ -193,10 +193,10 @@ async fn main() -> anyhow::Result<()> {
                 .read_line(&mut password)
                 .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let state = AppState::build(settings).await?;
+            let db = recengine::open_database(&settings).await?;
+            recengine::auth::bootstrap::ensure_initial_admin(&db, &settings).await?;
             let admin =
-                recengine::auth::bootstrap::create_admin(&state.db, &email, &username, password)
-                    .await?;
+                recengine::auth::bootstrap::create_admin(&db, &email, &username, password).await?;
             println!("admin {} (id {}) is ready", admin.email, admin.id);
         }
     }
@@ -253,10 +253,10 @@ fn rules_command(action: RulesAction, settings: &Settings) -> anyhow::Result<()>
         RulesAction::Verify { bundle, keys } => {
             let archive = std::fs::read(&bundle)?;
             let unpacked = format::unpack(&archive, settings.max_bundle_bytes)?;
-            let keys = signing::TrustedKeys::parse(
-                keys.as_deref().unwrap_or(&settings.bundle_public_keys),
-            )
-            .map_err(fail)?;
+            let keys = match keys {
+                Some(spec) => signing::TrustedKeys::parse(&spec).map_err(fail)?,
+                None => settings.bundle_public_keys.clone(),
+            };
             match keys.verify(&unpacked)? {
                 Some(id) => println!("{}: valid, signed by {id}", bundle.display()),
                 None => println!(

@@ -24,6 +24,24 @@ pub enum HybridMethod {
     Cascade,
 }
 
+impl HybridMethod {
+    pub const ALL: [HybridMethod; 3] = [Self::Weighted, Self::Rank, Self::Cascade];
+
+    /// Its name in the API (`hybrid_method=`) and in `HYBRID_METHOD`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Weighted => "weighted",
+            Self::Rank => "rank",
+            Self::Cascade => "cascade",
+        }
+    }
+
+    /// The method with this [`name`](Self::name).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
     /// How many users interacted with the item.

@@ -39,7 +39,7 @@ pub enum Algorithm {
     Popularity,
 }
 
-/// How `hybrid` combines its models: `recommend::algorithms::hybrid_method`.
+/// How `hybrid` combines its models: `recengine_models::models::HybridMethod::name`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HybridMethod {

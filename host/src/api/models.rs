@@ -34,7 +34,7 @@ pub async fn status(State(state): State<AppState>) -> Json<ModelStatus> {
         current: snapshot.report.clone(),
         collaborative_model: crate::recommend::algorithms::name(snapshot.models.collaborative())
             .to_string(),
-        hybrid_method: state.settings.hybrid_method.clone(),
+        hybrid_method: state.settings.hybrid_method.name().to_string(),
         hybrid_alpha: state.settings.hybrid_alpha,
         cache_hits: state.rec_cache.stats.hits(),
         cache_misses: state.rec_cache.stats.misses(),

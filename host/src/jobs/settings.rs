@@ -55,77 +55,111 @@ pub fn schedule_key(job: JobName) -> String {
     format!("JOB_{}_SCHEDULE", job.as_str().to_ascii_uppercase())
 }
 
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            scheduler_enabled: true,
+            schedules: JobName::ALL
+                .into_iter()
+                .map(|job| (job, Some(job.default_schedule().to_string())))
+                .collect(),
+            max_attempts: 3,
+            retry_backoff: Duration::from_millis(30_000),
+            stale_after: Duration::from_secs(60),
+            retrain_after_interactions: 0,
+            retrain_check: Duration::from_secs(30),
+            run_retention_days: 30,
+            batch_top_n: 20,
+            chain_fresh_for: Duration::from_secs(7200),
+        }
+    }
+}
+
 impl JobSettings {
+    /// The defaults, with what `get` sets read over them; problems go to
+    /// `errors`.
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<String>) -> Self {
         fn number<T: std::str::FromStr>(
             get: &dyn Fn(&str) -> Option<String>,
             errors: &mut Vec<String>,
             key: &str,
-            default: T,
-        ) -> T {
-            match get(key) {
-                None => default,
-                Some(v) => v.trim().parse().unwrap_or_else(|_| {
-                    errors.push(format!("{key}={v:?}: expected a non-negative whole number"));
-                    default
-                }),
+            slot: &mut T,
+        ) {
+            if let Some(v) = get(key) {
+                match v.trim().parse() {
+                    Ok(n) => *slot = n,
+                    Err(_) => {
+                        errors.push(format!("{key}={v:?}: expected a non-negative whole number"))
+                    }
+                }
             }
         }
-        let scheduler_enabled = match get("JOBS_ENABLED").map(|v| v.trim().to_ascii_lowercase()) {
-            None => true,
-            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => true,
-            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => false,
-            Some(v) => {
-                errors.push(format!("JOBS_ENABLED={v:?}: expected true or false"));
-                true
-            }
-        };
-        let schedules = JobName::ALL
-            .into_iter()
-            .map(|job| {
-                let key = schedule_key(job);
-                let value = get(&key).unwrap_or_else(|| job.default_schedule().to_string());
-                let value = value.trim().to_string();
-                if ["off", "never", "none"].contains(&value.to_ascii_lowercase().as_str()) {
-                    return (job, None);
-                }
-                if let Err(e) = parse_cron(&value) {
-                    errors.push(format!("{key}: {e}"));
-                }
-                (job, Some(value))
-            })
-            .collect();
-        let max_attempts = number(get, errors, "JOB_MAX_ATTEMPTS", 3u32);
-        if !(1..=20).contains(&max_attempts) {
+        let mut s = Self::default();
+        number(get, errors, "JOB_MAX_ATTEMPTS", &mut s.max_attempts);
+        number(
+            get,
+            errors,
+            "BATCH_RECOMMENDATIONS_TOP_N",
+            &mut s.batch_top_n,
+        );
+        let mut stale_after = s.stale_after.as_secs();
+        number(get, errors, "JOB_STALE_AFTER_SECS", &mut stale_after);
+        let mut retry_backoff = s.retry_backoff.as_millis() as u64;
+        number(get, errors, "JOB_RETRY_BACKOFF_MS", &mut retry_backoff);
+        let mut retrain_check = s.retrain_check.as_secs();
+        number(get, errors, "RETRAIN_CHECK_SECS", &mut retrain_check);
+        let mut chain_fresh_for = s.chain_fresh_for.as_secs();
+        number(get, errors, "JOB_CHAIN_FRESH_SECS", &mut chain_fresh_for);
+        number(
+            get,
+            errors,
+            "RETRAIN_AFTER_INTERACTIONS",
+            &mut s.retrain_after_interactions,
+        );
+        number(
+            get,
+            errors,
+            "JOB_RUN_RETENTION_DAYS",
+            &mut s.run_retention_days,
+        );
+
+        if !(1..=20).contains(&s.max_attempts) {
             errors.push("JOB_MAX_ATTEMPTS must be 1..=20".into());
         }
-        let batch_top_n = number(get, errors, "BATCH_RECOMMENDATIONS_TOP_N", 20usize);
-        if !(1..=100).contains(&batch_top_n) {
+        if !(1..=100).contains(&s.batch_top_n) {
             errors.push("BATCH_RECOMMENDATIONS_TOP_N must be 1..=100".into());
         }
-        let stale_after = number(get, errors, "JOB_STALE_AFTER_SECS", 60u64);
         if stale_after < 2 {
             errors.push("JOB_STALE_AFTER_SECS must be at least 2".into());
         }
-        Self {
-            scheduler_enabled,
-            schedules,
-            max_attempts,
-            retry_backoff: Duration::from_millis(number(
-                get,
-                errors,
-                "JOB_RETRY_BACKOFF_MS",
-                30_000,
-            )),
-            stale_after: Duration::from_secs(stale_after),
-            retrain_after_interactions: number(get, errors, "RETRAIN_AFTER_INTERACTIONS", 0),
-            retrain_check: Duration::from_secs(
-                number(get, errors, "RETRAIN_CHECK_SECS", 30).max(1),
-            ),
-            run_retention_days: number(get, errors, "JOB_RUN_RETENTION_DAYS", 30),
-            batch_top_n,
-            chain_fresh_for: Duration::from_secs(number(get, errors, "JOB_CHAIN_FRESH_SECS", 7200)),
+        match get("JOBS_ENABLED").map(|v| v.trim().to_ascii_lowercase()) {
+            None => {}
+            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => {
+                s.scheduler_enabled = true
+            }
+            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => {
+                s.scheduler_enabled = false
+            }
+            Some(v) => errors.push(format!("JOBS_ENABLED={v:?}: expected true or false")),
         }
+        for (job, schedule) in &mut s.schedules {
+            let key = schedule_key(*job);
+            let Some(value) = get(&key) else { continue };
+            let value = value.trim();
+            if ["off", "never", "none"].contains(&value.to_ascii_lowercase().as_str()) {
+                *schedule = None;
+                continue;
+            }
+            if let Err(e) = parse_cron(value) {
+                errors.push(format!("{key}: {e}"));
+            }
+            *schedule = Some(value.to_string());
+        }
+        s.stale_after = Duration::from_secs(stale_after);
+        s.retry_backoff = Duration::from_millis(retry_backoff);
+        s.retrain_check = Duration::from_secs(retrain_check.max(1));
+        s.chain_fresh_for = Duration::from_secs(chain_fresh_for);
+        s
     }
 
     pub fn schedule(&self, job: JobName) -> Option<&str> {

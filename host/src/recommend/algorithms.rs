@@ -13,15 +13,6 @@ pub const NAMES: &[&str] = &[
     "popularity",
 ];
 
-pub fn hybrid_method(name: &str) -> Option<HybridMethod> {
-    match name {
-        "weighted" => Some(HybridMethod::Weighted),
-        "rank" => Some(HybridMethod::Rank),
-        "cascade" => Some(HybridMethod::Cascade),
-        _ => None,
-    }
-}
-
 /// The model behind an API name; `hybrid` uses `method`.
 pub fn parse(name: &str, method: HybridMethod) -> Option<Algorithm> {
     Some(match name {

@@ -536,10 +536,7 @@ pub fn tune(train: &[Rating], items: &[MlItem], settings: &Settings) -> Settings
     let (fit, validation) = random_split(train, VALIDATION_SEED);
     let (fit_pairs, validation_pairs) = (pairs(&fit), pairs(&validation));
     let catalogue = Catalogue::of(items);
-    let default = super::algorithms::hybrid_method(&settings.hybrid_method).map_or(
-        Algorithm::Hybrid(recengine_models::models::HybridMethod::Weighted),
-        Algorithm::Hybrid,
-    );
+    let default = Algorithm::Hybrid(settings.hybrid_method);
     let score = |s: &Settings| {
         let served = Served::train(
             &fit,
@@ -729,11 +726,7 @@ mod tests {
         let settings = crate::config::Settings::for_tests("sqlite::memory:");
         let confidence = Confidence::from_settings(&settings);
         let catalogue = Catalogue::of(&data.items);
-        let default = crate::recommend::algorithms::parse(
-            "hybrid",
-            crate::recommend::algorithms::hybrid_method(&settings.hybrid_method).unwrap(),
-        )
-        .unwrap();
+        let default = Algorithm::Hybrid(settings.hybrid_method);
 
         let (train, test) = random_split(&data.ratings, SPLIT_SEED);
         let (train_pairs, test_pairs) = (pairs(&train), pairs(&test));

@@ -111,7 +111,7 @@ impl Recommendations {
     pub fn hybrid_method(&self, requested: Option<&str>) -> AppResult<HybridMethod> {
         match requested {
             None => Ok(self.default_hybrid),
-            Some(name) => algorithms::hybrid_method(name).ok_or_else(|| {
+            Some(name) => HybridMethod::parse(name).ok_or_else(|| {
                 AppError::Validation(format!(
                     "hybrid_method must be weighted, rank or cascade, not {name:?}"
                 ))

@@ -4,31 +4,49 @@
 //! of its enclosing spans (so `request_id` lands on every line a request
 //! logs). `LOG_FORMAT=pretty` is for humans.
 
-use std::{fmt, io};
+use std::{fmt, io, str::FromStr};
 
 use serde_json::{Map, Value};
 use tracing::{
-    Event, Subscriber,
+    Event, Level, Subscriber,
     field::{Field, Visit},
     span,
 };
 use tracing_subscriber::{
     EnvFilter, Layer,
+    filter::LevelFilter,
     fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter, format::Writer},
     layer::{Context, SubscriberExt},
     registry::LookupSpan,
     util::SubscriberInitExt,
 };
 
-use crate::config::{LogFormat, Settings};
-
 pub const SERVICE_NAME: &str = "recengine";
 
+/// The shape of a log line (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "json" => Ok(Self::Json),
+            "pretty" | "text" => Ok(Self::Pretty),
+            _ => Err("expected json or pretty".into()),
+        }
+    }
+}
+
 /// Installs the global subscriber. Call once, at start.
-pub fn init(settings: &Settings) {
-    let filter = env_filter(&settings.log_level);
+pub fn init(level: Level, format: LogFormat) {
+    let filter = env_filter(level);
     let registry = tracing_subscriber::registry().with(filter);
-    match settings.log_format {
+    match format {
         LogFormat::Json => registry.with(json_layer(io::stdout)).init(),
         LogFormat::Pretty => registry
             .with(tracing_subscriber::fmt::layer().with_target(true))
@@ -38,8 +56,8 @@ pub fn init(settings: &Settings) {
 
 /// `LOG_LEVEL` for our code; chatty dependencies are held at `warn` unless
 /// `RUST_LOG` says otherwise.
-pub fn env_filter(level: &str) -> EnvFilter {
-    let level = if level == "warning" { "warn" } else { level };
+pub fn env_filter(level: Level) -> EnvFilter {
+    let level = LevelFilter::from_level(level);
     std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())

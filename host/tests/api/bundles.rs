@@ -200,7 +200,7 @@ async fn bad_bundles_are_refused_and_change_nothing() {
     let (private, public) = signing::generate();
     let (other_private, _) = signing::generate();
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.bundle_public_keys = format!("ops:{public}");
+        s.bundle_public_keys = signing::TrustedKeys::parse(&format!("ops:{public}")).unwrap();
         s.max_bundle_bytes = 2 << 20;
     })
     .await;
@@ -686,7 +686,7 @@ async fn an_active_unsigned_bundle_refused_after_a_restart_is_visible(backend: B
     let db = database.clone();
     let mut again = TestApp::spawn_without_admin(backend, move |s| {
         s.database_url = db;
-        s.bundle_public_keys = format!("ops:{public}");
+        s.bundle_public_keys = signing::TrustedKeys::parse(&format!("ops:{public}")).unwrap();
     })
     .await;
     again.make_admin_token_only().await;

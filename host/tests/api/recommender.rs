@@ -741,7 +741,7 @@ async fn the_evaluation_scores_what_the_service_serves() {
         &Confidence::from_settings(settings),
         settings.models_config(),
     );
-    let method = recengine::recommend::algorithms::hybrid_method(&settings.hybrid_method).unwrap();
+    let method = settings.hybrid_method;
     let mut compared = 0;
     for user in (1..=943).step_by(53).chain([196, 943]) {
         for name in ["hybrid", "ease", "user_knn", "content_based"] {

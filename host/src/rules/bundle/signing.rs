@@ -5,12 +5,14 @@
 //! bundles and bundles signed by a key it does not know.
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
-use ed25519_dalek::{Signature as Ed25519Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature as Ed25519Signature, Signer, SigningKey, Verifier};
 
 use super::{
     Refusal,
     format::{Bundle, Signature},
 };
+pub use crate::config::TrustedKeys;
+use crate::config::decode_key;
 
 /// A fresh key pair: (private, public), both base64.
 pub fn generate() -> (String, String) {
@@ -22,63 +24,30 @@ pub fn generate() -> (String, String) {
     )
 }
 
-fn decode32(text: &str, what: &str) -> Result<[u8; 32], String> {
-    let bytes = STANDARD
-        .decode(text.trim())
-        .map_err(|e| format!("{what}: not base64 ({e})"))?;
-    bytes
-        .try_into()
-        .map_err(|_| format!("{what}: an ed25519 key is 32 bytes"))
-}
-
 pub fn sign(manifest_bytes: &[u8], private_key: &str, key_id: &str) -> Result<Signature, String> {
-    let key = SigningKey::from_bytes(&decode32(private_key, "private key")?);
+    let key = SigningKey::from_bytes(&decode_key(private_key, "private key")?);
     Ok(Signature {
         key_id: key_id.to_string(),
         signature: STANDARD.encode(key.sign(manifest_bytes).to_bytes()),
     })
 }
 
-/// The trusted keys, by id.
-#[derive(Debug, Clone, Default)]
-pub struct TrustedKeys(Vec<(String, VerifyingKey)>);
-
+/// The keys are parsed with the settings (`BUNDLE_PUBLIC_KEYS`); checking a
+/// bundle against them is here, beside the bundle format.
 impl TrustedKeys {
-    /// `id:base64,id:base64`.
-    pub fn parse(spec: &str) -> Result<Self, String> {
-        let mut keys = Vec::new();
-        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (id, key) = entry
-                .split_once(':')
-                .ok_or_else(|| format!("{entry:?}: expected key-id:base64"))?;
-            let key = VerifyingKey::from_bytes(&decode32(key, id)?)
-                .map_err(|e| format!("{id}: not an ed25519 public key ({e})"))?;
-            keys.push((id.trim().to_string(), key));
-        }
-        Ok(Self(keys))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// `Ok(Some(key id))` when signed by a trusted key, `Ok(None)` when no
     /// keys are configured (signatures are then not checked), an error
     /// otherwise.
     pub fn verify(&self, bundle: &Bundle) -> Result<Option<String>, Refusal> {
-        if self.0.is_empty() {
+        if self.is_empty() {
             return Ok(None);
         }
         let signature = bundle.signature.as_ref().ok_or_else(|| {
             Refusal::Signature("the bundle is not signed, and signatures are required".into())
         })?;
-        let (_, key) = self
-            .0
-            .iter()
-            .find(|(id, _)| *id == signature.key_id)
-            .ok_or_else(|| {
-                Refusal::Signature(format!("signed by an unknown key {:?}", signature.key_id))
-            })?;
+        let key = self.get(&signature.key_id).ok_or_else(|| {
+            Refusal::Signature(format!("signed by an unknown key {:?}", signature.key_id))
+        })?;
         let raw: [u8; 64] = STANDARD
             .decode(signature.signature.trim())
             .map_err(|e| Refusal::Signature(format!("signature: not base64 ({e})")))?

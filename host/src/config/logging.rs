@@ -1,0 +1,17 @@
+//! How much is logged and in which shape (`LOG_LEVEL`, `LOG_FORMAT`).
+
+use super::{Settings, env::Env};
+
+pub(super) fn read(env: &mut Env, s: &mut Settings) {
+    env.read_with("LOG_LEVEL", &mut s.log_level, |v| {
+        Ok(match v.to_ascii_lowercase().as_str() {
+            "trace" => tracing::Level::TRACE,
+            "debug" => tracing::Level::DEBUG,
+            "info" => tracing::Level::INFO,
+            "warn" | "warning" => tracing::Level::WARN,
+            "error" => tracing::Level::ERROR,
+            _ => return Err("expected trace, debug, info, warn or error".into()),
+        })
+    });
+    env.read("LOG_FORMAT", &mut s.log_format);
+}

@@ -1,0 +1,75 @@
+//! Business rules: whether they run, the diversity rule's default, the rule
+//! sandbox's limits, where rule components and bundles come from, and the
+//! keys bundles must be signed with.
+
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use ed25519_dalek::VerifyingKey;
+
+use super::{Settings, env::Env};
+
+pub(super) fn read(env: &mut Env, s: &mut Settings) {
+    env.flag("ENABLE_BUSINESS_RULES", &mut s.enable_business_rules);
+    env.read(
+        "DIVERSITY_MAX_PER_CATEGORY",
+        &mut s.diversity_max_per_category,
+    );
+    if s.diversity_max_per_category == 0 {
+        env.error("DIVERSITY_MAX_PER_CATEGORY must be at least 1");
+    }
+    env.read("RULE_DEADLINE_MS", &mut s.rule_deadline_ms);
+    env.read("RULE_MEMORY_MB", &mut s.rule_memory_mb);
+    if !(1..=10_000).contains(&s.rule_deadline_ms) || !(1..=256).contains(&s.rule_memory_mb) {
+        env.error("RULE_DEADLINE_MS must be 1..=10000 and RULE_MEMORY_MB 1..=256");
+    }
+    env.read("RULES_DIR", &mut s.rules_dir);
+    env.read("MAX_BUNDLE_BYTES", &mut s.max_bundle_bytes);
+    if let Some(spec) = env.get("BUNDLE_PUBLIC_KEYS") {
+        match TrustedKeys::parse(&spec) {
+            Ok(keys) => s.bundle_public_keys = keys,
+            Err(e) => env.error(format!("BUNDLE_PUBLIC_KEYS: {e}")),
+        }
+    }
+}
+
+/// The ed25519 public keys rule bundles may be signed with, by key id.
+/// Parsed here, with the settings; checking a bundle's signature against
+/// them is `rules::bundle::signing`'s.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedKeys(Vec<(String, VerifyingKey)>);
+
+impl TrustedKeys {
+    /// `id:base64,id:base64`.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (id, key) = entry
+                .split_once(':')
+                .ok_or_else(|| format!("{entry:?}: expected key-id:base64"))?;
+            let key = VerifyingKey::from_bytes(&decode_key(key, id)?)
+                .map_err(|e| format!("{id}: not an ed25519 public key ({e})"))?;
+            keys.push((id.trim().to_string(), key));
+        }
+        Ok(Self(keys))
+    }
+
+    /// No keys: signatures are not checked.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The key with this id.
+    pub fn get(&self, id: &str) -> Option<&VerifyingKey> {
+        self.0.iter().find(|(k, _)| k == id).map(|(_, key)| key)
+    }
+}
+
+/// An ed25519 key (public or private) from the base64 of its 32 raw bytes;
+/// `what` names it in the error.
+pub(crate) fn decode_key(text: &str, what: &str) -> Result<[u8; 32], String> {
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("{what}: not base64 ({e})"))?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("{what}: an ed25519 key is 32 bytes"))
+}
