@@ -67,13 +67,13 @@ async fn the_console_works_in_a_real_browser() {
         let required = std::env::var("RECENGINE_BROWSER_TEST").is_ok_and(|v| v == "required");
         assert!(
             !required,
-            "the browser test is required but {missing} is missing: run scripts/browser-setup.sh"
+            "the browser test is required but misses {missing}: run scripts/browser-setup.sh"
         );
         // Straight to the terminal: the test harness keeps a passing
         // test's `eprintln!` to itself, and a skip must not look like a pass.
         writeln!(
             std::io::stderr(),
-            "\nSKIPPED console::the_console_works_in_a_real_browser: {missing} is missing. \
+            "\nSKIPPED console::the_console_works_in_a_real_browser: missing {missing}. \
              scripts/browser-setup.sh installs both; RECENGINE_BROWSER_TEST=required \
              turns this skip into a failure.\n"
         )
