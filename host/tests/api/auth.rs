@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::{
     both_backends,
-    helpers::{Backend, TestApp, expect_error},
+    helpers::{Backend, TestApp, expect_error, fresh_database_url},
 };
 
 async fn register(app: &TestApp, name: &str) -> Value {
@@ -291,21 +291,56 @@ async fn forged_tokens_are_refused(backend: Backend) {
 }
 both_backends!(forged_tokens_are_refused);
 
-async fn roles_decide_what_a_caller_may_do(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let mia = register(&app, "mia").await;
-    let noah = register(&app, "noah").await;
-    let mia_id = mia["id"].as_i64().unwrap();
-    let noah_id = noah["id"].as_i64().unwrap();
-    let mia_token = app.login("mia@example.com", "correct-horse-battery").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let as_mia = |m: Method, p: &str| app.request(m, p, Some(&mia_token));
+/// Two registered users, mia and noah, and mia's access token: the cast of
+/// the permission tests below.
+struct MiaAndNoah {
+    app: TestApp,
+    mia_id: i64,
+    noah_id: i64,
+    mia_token: String,
+}
 
-    // Own account: yes. Someone else's, or the list: no.
+impl MiaAndNoah {
+    async fn spawn(backend: Backend) -> Self {
+        let app = TestApp::spawn(backend).await;
+        let mia_id = register(&app, "mia").await["id"].as_i64().unwrap();
+        let noah_id = register(&app, "noah").await["id"].as_i64().unwrap();
+        let mia_token = app.login("mia@example.com", "correct-horse-battery").await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Self {
+            app,
+            mia_id,
+            noah_id,
+            mia_token,
+        }
+    }
+
+    /// A request as mia.
+    fn as_mia(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.app.request(method, path, Some(&self.mia_token))
+    }
+
+    /// An item for the interactions to be about.
+    async fn lamp(&self) -> i64 {
+        self.app.create_item("Lamp", "home").await["id"]
+            .as_i64()
+            .unwrap()
+    }
+}
+
+/// What a caller may post as a new item.
+fn new_item() -> Value {
+    json!({"title": "Lamp", "category": "home"})
+}
+
+/// Own account: yes. Someone else's, or the list: no.
+async fn a_user_reaches_only_its_own_account(backend: Backend) {
+    let cast = MiaAndNoah::spawn(backend).await;
+    let (mia_id, noah_id) = (cast.mia_id, cast.noah_id);
     assert_eq!(
-        as_mia(Method::GET, &format!("/api/v1/users/{mia_id}"))
+        cast.as_mia(Method::GET, &format!("/api/v1/users/{mia_id}"))
             .send()
             .await
             .unwrap()
@@ -313,7 +348,7 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
         200
     );
     expect_error(
-        as_mia(Method::GET, &format!("/api/v1/users/{noah_id}"))
+        cast.as_mia(Method::GET, &format!("/api/v1/users/{noah_id}"))
             .send()
             .await
             .unwrap(),
@@ -321,12 +356,15 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
     )
     .await;
     expect_error(
-        as_mia(Method::GET, "/api/v1/users/").send().await.unwrap(),
+        cast.as_mia(Method::GET, "/api/v1/users/")
+            .send()
+            .await
+            .unwrap(),
         403,
     )
     .await;
     expect_error(
-        as_mia(Method::PUT, &format!("/api/v1/users/{noah_id}"))
+        cast.as_mia(Method::PUT, &format!("/api/v1/users/{noah_id}"))
             .json(&json!({"preferences": {}}))
             .send()
             .await
@@ -335,7 +373,7 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
     )
     .await;
     expect_error(
-        as_mia(Method::DELETE, &format!("/api/v1/users/{noah_id}"))
+        cast.as_mia(Method::DELETE, &format!("/api/v1/users/{noah_id}"))
             .send()
             .await
             .unwrap(),
@@ -343,7 +381,7 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
     )
     .await;
     expect_error(
-        as_mia(Method::PUT, &format!("/api/v1/users/{mia_id}/role"))
+        cast.as_mia(Method::PUT, &format!("/api/v1/users/{mia_id}/role"))
             .json(&json!({"role": "admin"}))
             .send()
             .await
@@ -351,9 +389,15 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
         403,
     )
     .await;
-    // Anonymous: 401 where an account is needed; catalogue reads stay open.
+}
+both_backends!(a_user_reaches_only_its_own_account);
+
+/// Anonymous: 401 where an account is needed; catalogue reads stay open.
+async fn anonymous_callers_only_read_the_catalogue(backend: Backend) {
+    let cast = MiaAndNoah::spawn(backend).await;
+    let app = &cast.app;
     expect_error(
-        app.request(Method::GET, &format!("/api/v1/users/{mia_id}"), None)
+        app.request(Method::GET, &format!("/api/v1/users/{}", cast.mia_id), None)
             .send()
             .await
             .unwrap(),
@@ -376,12 +420,16 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
             .status(),
         200
     );
+}
+both_backends!(anonymous_callers_only_read_the_catalogue);
 
-    // Items: writes need ops.
-    let item = json!({"title": "Lamp", "category": "home"});
+/// Items: writes need ops.
+async fn item_writes_need_ops(backend: Backend) {
+    let cast = MiaAndNoah::spawn(backend).await;
     expect_error(
-        app.request(Method::POST, "/api/v1/items/", None)
-            .json(&item)
+        cast.app
+            .request(Method::POST, "/api/v1/items/", None)
+            .json(&new_item())
             .send()
             .await
             .unwrap(),
@@ -389,23 +437,26 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
     )
     .await;
     expect_error(
-        as_mia(Method::POST, "/api/v1/items/")
-            .json(&item)
+        cast.as_mia(Method::POST, "/api/v1/items/")
+            .json(&new_item())
             .send()
             .await
             .unwrap(),
         403,
     )
     .await;
+}
+both_backends!(item_writes_need_ops);
 
-    // Interactions: your own only.
-    let lamp = app.create_item("Lamp", "home").await["id"]
-        .as_i64()
-        .unwrap();
+/// Interactions: your own only.
+async fn a_user_records_and_reads_only_its_own_interactions(backend: Backend) {
+    let cast = MiaAndNoah::spawn(backend).await;
+    let (mia_id, noah_id) = (cast.mia_id, cast.noah_id);
+    let lamp = cast.lamp().await;
     let own = json!({"user_id": mia_id, "item_id": lamp, "interaction_type": "view"});
     let theirs = json!({"user_id": noah_id, "item_id": lamp, "interaction_type": "view"});
     assert_eq!(
-        as_mia(Method::POST, "/api/v1/interactions/")
+        cast.as_mia(Method::POST, "/api/v1/interactions/")
             .json(&own)
             .send()
             .await
@@ -414,7 +465,7 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
         201
     );
     expect_error(
-        as_mia(Method::POST, "/api/v1/interactions/")
+        cast.as_mia(Method::POST, "/api/v1/interactions/")
             .json(&theirs)
             .send()
             .await
@@ -423,7 +474,7 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
     )
     .await;
     expect_error(
-        as_mia(Method::GET, &format!("/api/v1/interactions/user/{noah_id}"))
+        cast.as_mia(Method::GET, &format!("/api/v1/interactions/user/{noah_id}"))
             .send()
             .await
             .unwrap(),
@@ -431,7 +482,7 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
     )
     .await;
     assert_eq!(
-        as_mia(
+        cast.as_mia(
             Method::GET,
             &format!("/api/v1/interactions/stats/user/{mia_id}")
         )
@@ -442,35 +493,42 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
         200
     );
     expect_error(
-        as_mia(Method::GET, &format!("/api/v1/interactions/item/{lamp}"))
+        cast.as_mia(Method::GET, &format!("/api/v1/interactions/item/{lamp}"))
             .send()
             .await
             .unwrap(),
         403,
     )
     .await;
+}
+both_backends!(a_user_records_and_reads_only_its_own_interactions);
 
-    // The admin promotes mia to ops: her old token dies, a new one can write items.
+/// The admin promotes mia to ops: her old token dies, a new one can write
+/// items and record anyone's interactions, but not manage accounts.
+async fn an_ops_promotion_opens_the_catalogue_not_the_accounts(backend: Backend) {
+    let cast = MiaAndNoah::spawn(backend).await;
+    let app = &cast.app;
+    let lamp = cast.lamp().await;
+    let theirs = json!({"user_id": cast.noah_id, "item_id": lamp, "interaction_type": "view"});
     let res = app
         .put(
-            &format!("/api/v1/users/{mia_id}/role"),
+            &format!("/api/v1/users/{}/role", cast.mia_id),
             &json!({"role": "ops"}),
         )
         .await;
     assert_eq!(res.status(), 200);
-    expect_error(me(&app, &mia_token).await, 401).await;
+    expect_error(me(app, &cast.mia_token).await, 401).await;
     let ops_token = app.login("mia@example.com", "correct-horse-battery").await["access_token"]
         .as_str()
         .unwrap()
         .to_string();
     let res = app
         .request(Method::POST, "/api/v1/items/", Some(&ops_token))
-        .json(&item)
+        .json(&new_item())
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    // Ops may record anyone's interactions and read them, but not manage accounts.
     let res = app
         .request(Method::POST, "/api/v1/interactions/", Some(&ops_token))
         .json(&theirs)
@@ -486,6 +544,13 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
         403,
     )
     .await;
+}
+both_backends!(an_ops_promotion_opens_the_catalogue_not_the_accounts);
+
+/// A role is given to an account that exists, and is one of the roles.
+async fn a_role_change_needs_an_account_and_a_role(backend: Backend) {
+    let cast = MiaAndNoah::spawn(backend).await;
+    let app = &cast.app;
     expect_error(
         app.put("/api/v1/users/999999/role", &json!({"role": "ops"}))
             .await,
@@ -494,21 +559,26 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
     .await;
     expect_error(
         app.put(
-            &format!("/api/v1/users/{mia_id}/role"),
+            &format!("/api/v1/users/{}/role", cast.mia_id),
             &json!({"role": "king"}),
         )
         .await,
         422,
     )
     .await;
+}
+both_backends!(a_role_change_needs_an_account_and_a_role);
 
-    // A user changing its password ends its sessions.
+/// A user changing its password ends its sessions.
+async fn a_password_change_ends_the_users_sessions(backend: Backend) {
+    let cast = MiaAndNoah::spawn(backend).await;
+    let app = &cast.app;
     let noah_pair = app.login("noah@example.com", "correct-horse-battery").await;
     let noah_token = noah_pair["access_token"].as_str().unwrap();
     let res = app
         .request(
             Method::PUT,
-            &format!("/api/v1/users/{noah_id}"),
+            &format!("/api/v1/users/{}", cast.noah_id),
             Some(noah_token),
         )
         .json(&json!({"password": "a-brand-new-password"}))
@@ -516,10 +586,10 @@ async fn roles_decide_what_a_caller_may_do(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    expect_error(me(&app, noah_token).await, 401).await;
+    expect_error(me(app, noah_token).await, 401).await;
     app.login("noah@example.com", "a-brand-new-password").await;
 }
-both_backends!(roles_decide_what_a_caller_may_do);
+both_backends!(a_password_change_ends_the_users_sessions);
 
 #[tokio::test]
 async fn item_writes_can_be_opened_by_configuration() {
@@ -632,7 +702,7 @@ async fn the_last_admin_cannot_delete_itself() {
 /// to create the admin: the one that loses must start anyway.
 #[tokio::test]
 async fn replicas_starting_together_share_the_initial_admin() {
-    let database = crate::helpers::fresh_database_url(Backend::Postgres).await;
+    let database = fresh_database_url(Backend::Postgres).await;
     let configure = |s: &mut recengine::config::Settings| {
         s.database_url = database.clone();
         s.initial_admin_email = Some("first@example.com".into());

@@ -2,55 +2,26 @@
 //! the rules untouched, rollback, restart, two replicas, the watched
 //! directory.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use recengine::rules::bundle::{format, signing};
 use serde_json::{Value, json};
 
 use crate::{
     both_backends,
-    helpers::{Backend, TestApp, expect_error},
-    wasm::{example_rule, hostile},
+    helpers::{
+        Backend, TestApp,
+        bundles::{bundle, upload},
+        eventually, eventually_some, expect_error, fresh_database_url, holds_throughout, ids_of,
+        metrics, temp_dir,
+        wasm::{example_rule, hostile},
+    },
 };
-
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recengine-bundles-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A bundle built the way `rules pack` builds it: the example boost rule
-/// (factor `factor`) and, optionally, the well-behaved hostile filter.
-pub fn bundle(revision: &str, factor: f64, with_filter: bool) -> Vec<u8> {
-    let dir = temp_dir();
-    std::fs::create_dir_all(dir.join("rules")).unwrap();
-    std::fs::write(dir.join("rules/boost.wasm"), example_rule()).unwrap();
-    let mut rules = vec![json!({
-        "component": "rules/boost.wasm",
-        "name": "boost_local_items",
-        "priority": 55,
-        "config": {"factor": factor},
-    })];
-    if with_filter {
-        std::fs::write(dir.join("rules/filter.wasm"), hostile("hostile_filter")).unwrap();
-        rules.push(json!({
-            "component": "rules/filter.wasm",
-            "config": {"mode": 6.0},
-            "failure_policy": "fail_open",
-            "limits": {"deadline_ms": 10, "memory_mb": 16},
-        }));
-    }
-    let manifest = json!({"name": "shop", "revision": revision, "rules": rules});
-    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
-    let archive = format::pack_dir(&dir).unwrap();
-    std::fs::remove_dir_all(&dir).ok();
-    archive
-}
 
 /// A one-rule bundle of the hostile filter with the given manifest entry
 /// settings.
 fn filter_bundle(revision: &str, settings: Value) -> Vec<u8> {
-    let dir = temp_dir();
+    let dir = temp_dir("bundles");
     std::fs::write(dir.join("f.wasm"), hostile("hostile_filter")).unwrap();
     let mut entry = json!({"component": "f.wasm"});
     entry
@@ -74,17 +45,6 @@ async fn rollback_to(app: &TestApp, revision: &str) {
     assert_eq!(res.status(), 200);
 }
 
-pub async fn upload(app: &TestApp, archive: Vec<u8>) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/v1/rules/bundles"))
-        .bearer_auth(&app.admin_token)
-        .header("content-type", "application/gzip")
-        .body(archive)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn rules(app: &TestApp) -> Value {
     app.get_json("/api/v1/rules/").await
 }
@@ -98,7 +58,7 @@ fn rule<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 async fn a_bundle_activates_rolls_back_and_survives_a_restart(backend: Backend) {
-    let database = crate::helpers::fresh_database_url(backend).await;
+    let database = fresh_database_url(backend).await;
     let db = database.clone();
     let app = TestApp::spawn_with(backend, move |s| s.database_url = db).await;
 
@@ -330,56 +290,51 @@ async fn bad_bundles_are_refused_and_change_nothing() {
 /// other within seconds (the periodic check).
 #[tokio::test]
 async fn two_replicas_converge() {
-    let database = crate::helpers::fresh_database_url(Backend::Postgres).await;
+    let database = fresh_database_url(Backend::Postgres).await;
     let db = database.clone();
     let a = TestApp::spawn_with(Backend::Postgres, move |s| s.database_url = db).await;
     let db = database.clone();
     let mut b = TestApp::spawn_without_admin(Backend::Postgres, move |s| s.database_url = db).await;
     b.admin_token = a.admin_token.clone();
     assert_eq!(upload(&a, bundle("1", 2.0, true)).await.status(), 201);
-    let mut converged = false;
-    for _ in 0..50 {
-        if rule(&rules(&b).await, "hostile_filter").is_some() {
-            converged = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(converged, "replica B did not pick up the bundle within 5 s");
+    eventually(
+        Duration::from_secs(5),
+        "replica B picks up the bundle",
+        async || rule(&rules(&b).await, "hostile_filter").is_some(),
+    )
+    .await;
     // And a rollback-by-delete too.
     assert_eq!(a.delete("/api/v1/rules/bundles/shop").await.status(), 204);
-    for _ in 0..50 {
-        if rule(&rules(&b).await, "hostile_filter").is_none() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("replica B did not drop the deleted bundle within 5 s");
+    eventually(
+        Duration::from_secs(5),
+        "replica B drops the deleted bundle",
+        async || rule(&rules(&b).await, "hostile_filter").is_none(),
+    )
+    .await;
 }
 
 /// A bundle dropped into the rules directory activates on its own.
 #[tokio::test]
 async fn the_watched_directory_activates_bundles() {
-    let dir = temp_dir();
+    let dir = temp_dir("bundles");
     let watched = dir.clone();
     let app = TestApp::spawn_with(Backend::Sqlite, move |s| s.rules_dir = watched).await;
     std::fs::write(dir.join("shop.tar.gz"), bundle("7", 2.5, false)).unwrap();
-    for _ in 0..50 {
-        if let Some(r) = rule(&rules(&app).await, "boost_local_items") {
-            assert_eq!(r["source"], "bundle:shop@7");
-            assert_eq!(r["config"]["factor"], 2.5);
-            std::fs::remove_dir_all(&dir).ok();
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the bundle in the rules directory was not activated within 5 s");
+    let boost = eventually_some(
+        Duration::from_secs(5),
+        "the bundle in the rules directory is activated",
+        async || rule(&rules(&app).await, "boost_local_items").cloned(),
+    )
+    .await;
+    assert_eq!(boost["source"], "bundle:shop@7");
+    assert_eq!(boost["config"]["factor"], 2.5);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `recengine rules pack | keygen | sign | verify`.
 #[test]
 fn the_cli_packs_signs_and_verifies() {
-    let dir = temp_dir();
+    let dir = temp_dir("bundles");
     std::fs::write(dir.join("boost.wasm"), example_rule()).unwrap();
     std::fs::write(
         dir.join("manifest.json"),
@@ -470,7 +425,7 @@ async fn shadow_mode_reports_differences_and_changes_no_response() {
         200
     );
     let path = format!("/api/v1/recommendations/user/{}?top_n=5", user["id"]);
-    let served = |body: Value| crate::rules::ids_of(&body);
+    let served = |body: Value| ids_of(&body);
     let before = served(app.get_json(&path).await);
     assert!(before.iter().all(|id| !german.contains(id)), "{before:?}");
 
@@ -488,16 +443,16 @@ async fn shadow_mode_reports_differences_and_changes_no_response() {
         before,
         "responses unchanged"
     );
-    let mut report = Value::Null;
-    for _ in 0..50 {
-        report = app.get_json("/api/v1/rules/bundles/shadow").await;
-        if report["compared"].as_u64().unwrap() >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let report = eventually_some(
+        Duration::from_millis(2500),
+        "the shadow report compares a request",
+        async || {
+            let report = app.get_json("/api/v1/rules/bundles/shadow").await;
+            (report["compared"].as_u64().unwrap() >= 1).then_some(report)
+        },
+    )
+    .await;
     assert_eq!(report["revision"], "shadowed");
-    assert!(report["compared"].as_u64().unwrap() >= 1, "{report}");
     assert_eq!(report["identical"], 0, "{report}");
     assert!(report["items_added"].as_u64().unwrap() >= 1, "{report}");
     assert!(report["mean_overlap"].as_f64().unwrap() < 1.0);
@@ -527,8 +482,8 @@ async fn shadow_mode_reports_differences_and_changes_no_response() {
 /// restart: the file is not activated again.
 #[tokio::test]
 async fn a_restart_does_not_undo_a_rollback_of_a_directory_bundle() {
-    let dir = temp_dir();
-    let database = crate::helpers::fresh_database_url(Backend::Sqlite).await;
+    let dir = temp_dir("bundles");
+    let database = fresh_database_url(Backend::Sqlite).await;
     let (watched, db) = (dir.clone(), database.clone());
     let app = TestApp::spawn_with(Backend::Sqlite, move |s| {
         s.rules_dir = watched;
@@ -538,13 +493,12 @@ async fn a_restart_does_not_undo_a_rollback_of_a_directory_bundle() {
     assert_eq!(upload(&app, bundle("1", 2.0, false)).await.status(), 201);
     std::fs::write(dir.join("shop.tar.gz"), bundle("2", 3.0, false)).unwrap();
     let source = |list: Value| rule(&list, "boost_local_items").unwrap()["source"].clone();
-    for _ in 0..50 {
-        if source(rules(&app).await) == "bundle:shop@2" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(source(rules(&app).await), "bundle:shop@2");
+    eventually(
+        Duration::from_secs(5),
+        "the directory's revision 2 is activated",
+        async || source(rules(&app).await) == "bundle:shop@2",
+    )
+    .await;
     rollback_to(&app, "1").await;
     drop(app);
     let (watched, db) = (dir.clone(), database.clone());
@@ -554,8 +508,14 @@ async fn a_restart_does_not_undo_a_rollback_of_a_directory_bundle() {
     })
     .await;
     again.make_admin_token_only().await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(source(rules(&again).await), "bundle:shop@1");
+    // Long enough for the restarted watcher (one look a second) to have
+    // looked at the directory twice.
+    holds_throughout(
+        Duration::from_millis(2500),
+        "the rollback to revision 1 stands (the file is not activated again)",
+        async || source(rules(&again).await) == "bundle:shop@1",
+    )
+    .await;
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -674,7 +634,7 @@ async fn refused_uploads_do_not_grow_the_compiled_cache() {
 /// revision the database lists as active; that is visible in the bundle
 /// listing, the bundle's history and the failure counter.
 async fn an_active_unsigned_bundle_refused_after_a_restart_is_visible(backend: Backend) {
-    let database = crate::helpers::fresh_database_url(backend).await;
+    let database = fresh_database_url(backend).await;
     let db = database.clone();
     let app = TestApp::spawn_with(backend, move |s| s.database_url = db).await;
     let name = format!("unsigned-{}", uuid::Uuid::new_v4().simple());
@@ -718,7 +678,7 @@ async fn an_active_unsigned_bundle_refused_after_a_restart_is_visible(backend: B
     );
 
     let text = again.get("/metrics").await.text().await.unwrap();
-    let samples = crate::metrics::parse(&text);
+    let samples = metrics::parse(&text);
     let series = format!("bundle_failures_total{{bundle=\"{name}\",cause=\"signature\"}}");
     assert_eq!(samples.get(&series), Some(&1.0), "{series}");
 }

@@ -1,11 +1,14 @@
 //! The ops console: served from the binary with a strict content policy,
 //! and working in a real headless Chromium (`tests/browser/`).
 
-use std::{path::Path, process::Command};
+use std::{io::Write, path::Path, process::Command};
 
 use serde_json::json;
 
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp};
+use crate::helpers::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp,
+    bundles::{bundle, upload},
+};
 
 #[tokio::test]
 async fn the_console_is_served_with_a_strict_policy() {
@@ -42,23 +45,39 @@ async fn the_console_is_served_with_a_strict_policy() {
     }
 }
 
-/// Skipped (loudly) where Chromium or playwright-core is missing, unless
-/// `RECENGINE_BROWSER_TEST=required` (set by `scripts/test.sh`, so CI fails
-/// instead of skipping).
+/// Skipped, saying so on the terminal, where Chromium or playwright-core
+/// is missing, unless `RECENGINE_BROWSER_TEST=required` (set by
+/// `scripts/test.sh`, so CI fails instead of skipping).
 #[tokio::test]
 async fn the_console_works_in_a_real_browser() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let ready = Path::new(&chromium).exists() && dir.join("node_modules/playwright-core").exists();
-    if !ready {
+    let mut missing = Vec::new();
+    if !Path::new(&chromium).exists() {
+        missing.push(format!("Chromium (no {chromium}; CHROMIUM names another)"));
+    }
+    if !dir.join("node_modules/playwright-core").exists() {
+        missing.push(format!(
+            "playwright-core (not in {})",
+            dir.join("node_modules").display()
+        ));
+    }
+    if !missing.is_empty() {
+        let missing = missing.join(" and ");
         let required = std::env::var("RECENGINE_BROWSER_TEST").is_ok_and(|v| v == "required");
         assert!(
             !required,
-            "the browser test is required but Chromium or playwright-core is missing: run scripts/browser-setup.sh"
+            "the browser test is required but misses {missing}: run scripts/browser-setup.sh"
         );
-        eprintln!(
-            "SKIPPED: no {chromium} or playwright-core; scripts/browser-setup.sh installs them"
-        );
+        // Straight to the terminal: the test harness keeps a passing
+        // test's `eprintln!` to itself, and a skip must not look like a pass.
+        writeln!(
+            std::io::stderr(),
+            "\nSKIPPED console::the_console_works_in_a_real_browser: missing {missing}. \
+             scripts/browser-setup.sh installs both; RECENGINE_BROWSER_TEST=required \
+             turns this skip into a failure.\n"
+        )
+        .unwrap();
         return;
     }
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -73,8 +92,7 @@ async fn the_console_works_in_a_real_browser() {
 
     // A bundle with two revisions, for the page to roll back.
     for (revision, factor) in [("1", 1.5), ("2", 2.0)] {
-        let res =
-            crate::bundles::upload(&app, crate::bundles::bundle(revision, factor, false)).await;
+        let res = upload(&app, bundle(revision, factor, false)).await;
         assert_eq!(res.status(), 201, "upload revision {revision}");
     }
 

@@ -2,12 +2,15 @@
 //! and end in FAILURE, interrupted runs are marked, schedules run once per
 //! fleet, and the retrain after enough interactions.
 
-use std::time::Duration;
+use std::{cell::RefCell, fmt, time::Duration};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, expect_error};
-use crate::metrics::{scrape, value};
+use crate::helpers::{
+    ADMIN_EMAIL, Backend, TestApp, eventually, eventually_some, expect_error, fresh_database_url,
+    holds_throughout,
+    metrics::{scrape, value},
+};
 
 /// Triggers `job` and returns the run id (the 202 contract).
 async fn trigger(app: &TestApp, job: &str) -> i64 {
@@ -27,19 +30,20 @@ async fn trigger(app: &TestApp, job: &str) -> i64 {
 
 /// Polls a run until it finishes; returns it and every status seen.
 async fn wait_for(app: &TestApp, id: i64) -> (Value, Vec<String>) {
-    let mut seen: Vec<String> = Vec::new();
-    for _ in 0..600 {
+    let seen = RefCell::new(Vec::<String>::new());
+    let what = fmt::from_fn(|f| write!(f, "run {id} finishes; statuses seen: {:?}", seen.borrow()));
+    let run = eventually_some(Duration::from_secs(30), what, async || {
         let run = app.get_json(&format!("/api/v1/jobs/runs/{id}")).await;
         let status = run["status"].as_str().unwrap().to_string();
+        let finished = status == "SUCCESS" || status == "FAILURE";
+        let mut seen = seen.borrow_mut();
         if seen.last() != Some(&status) {
-            seen.push(status.clone());
+            seen.push(status);
         }
-        if status == "SUCCESS" || status == "FAILURE" {
-            return (run, seen);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("run {id} did not finish in 30 s; statuses seen: {seen:?}");
+        finished.then_some(run)
+    })
+    .await;
+    (run, seen.into_inner())
 }
 
 async fn run_to_end(app: &TestApp, job: &str) -> Value {
@@ -86,7 +90,7 @@ async fn retrain_changes_the_model(backend: Backend) {
     assert_eq!(after["items"], 30);
     assert_eq!(run["result"]["version"], after["version"]);
     assert_eq!(run["trigger"], "manual");
-    assert_eq!(run["requested_by"], crate::helpers::ADMIN_EMAIL);
+    assert_eq!(run["requested_by"], ADMIN_EMAIL);
     assert_eq!(run["attempts"], 1);
     assert!(run["duration_ms"].as_i64().unwrap() >= 0);
     assert!(run["replica"].as_str().is_some_and(|r| !r.is_empty()));
@@ -200,6 +204,7 @@ async fn cleanup_removes_expired_cache_entries_and_tokens() {
         .execute(&app.state.db.pool)
         .await
         .unwrap();
+    // Past the 300 ms cache TTL: every entry has expired.
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     let run = run_to_end(&app, "cleanup_old_cache").await;
@@ -222,27 +227,28 @@ async fn update_metrics_sets_the_gauges_to_the_counts() {
     small_world(&app).await;
     // The gauges are per process and other tests' apps set them too: the
     // run's own counts must be right, and /metrics must show them unless
-    // another app wrote in between (then try again).
-    for attempt in 0..5 {
-        let run = run_to_end(&app, "update_metrics").await;
-        assert_eq!(run["result"]["active_users"], 5);
-        assert_eq!(run["result"]["active_items"], 30);
-        assert_eq!(run["result"]["total_interactions"], 20);
-        let samples = scrape(&app).await;
-        if value(&samples, "active_users") == 5.0
-            && value(&samples, "active_items") == 30.0
-            && value(&samples, "total_interactions") == 20.0
-        {
-            let ok = value(
-                &samples,
-                r#"job_runs_total{job="update_metrics",status="SUCCESS"}"#,
-            );
-            assert!(ok >= 1.0);
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-    }
-    panic!("/metrics never showed this app's counts");
+    // another app wrote in between (then run it again).
+    let samples = eventually_some(
+        Duration::from_secs(5),
+        "/metrics shows this app's counts",
+        async || {
+            let run = run_to_end(&app, "update_metrics").await;
+            assert_eq!(run["result"]["active_users"], 5);
+            assert_eq!(run["result"]["active_items"], 30);
+            assert_eq!(run["result"]["total_interactions"], 20);
+            let samples = scrape(&app).await;
+            (value(&samples, "active_users") == 5.0
+                && value(&samples, "active_items") == 30.0
+                && value(&samples, "total_interactions") == 20.0)
+                .then_some(samples)
+        },
+    )
+    .await;
+    let ok = value(
+        &samples,
+        r#"job_runs_total{job="update_metrics",status="SUCCESS"}"#,
+    );
+    assert!(ok >= 1.0);
 }
 
 async fn a_failing_job_retries_then_fails(backend: Backend) {
@@ -372,17 +378,18 @@ async fn interrupted_runs_are_marked_on_restart() {
     .await
     .unwrap();
     app.state.start_jobs().await.unwrap();
-    for _ in 0..100 {
-        let runs = app.get_json("/api/v1/jobs/runs?status=FAILURE").await;
-        if let Some(run) = runs.as_array().unwrap().first() {
-            assert_eq!(run["replica"], "gone-1234");
-            assert!(run["error"].as_str().unwrap().starts_with("interrupted"));
-            assert!(run["finished_at"].is_string());
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the interrupted run was not marked");
+    let run = eventually_some(
+        Duration::from_secs(5),
+        "the interrupted run is marked",
+        async || {
+            let runs = app.get_json("/api/v1/jobs/runs?status=FAILURE").await;
+            runs.as_array().unwrap().first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(run["replica"], "gone-1234");
+    assert!(run["error"].as_str().unwrap().starts_with("interrupted"));
+    assert!(run["finished_at"].is_string());
 }
 
 /// Two replicas on one PostgreSQL, firing every second: each slot of a
@@ -390,7 +397,7 @@ async fn interrupted_runs_are_marked_on_restart() {
 /// reloads the other's model.
 #[tokio::test]
 async fn two_replicas_run_a_scheduled_job_once() {
-    let database = crate::helpers::fresh_database_url(Backend::Postgres).await;
+    let database = fresh_database_url(Backend::Postgres).await;
     let configure = |db: String| {
         move |s: &mut recengine::config::Settings| {
             s.database_url = db;
@@ -411,6 +418,7 @@ async fn two_replicas_run_a_scheduled_job_once() {
     b.make_admin_token_only().await;
     a.state.start_jobs().await.unwrap();
     b.state.start_jobs().await.unwrap();
+    // Four or five one-second slots, each fired on both replicas.
     tokio::time::sleep(Duration::from_millis(4500)).await;
     a.state.jobs.shutdown(&a.state).await;
     b.state.jobs.shutdown(&b.state).await;
@@ -449,14 +457,13 @@ async fn two_replicas_run_a_scheduled_job_once() {
     small_world(&a).await;
     let before = b.state.recommender.snapshot().report.interactions;
     run_to_end(&a, "retrain_collaborative_model").await;
-    for _ in 0..100 {
-        if b.state.recommender.snapshot().report.interactions == 20 {
-            assert_eq!(before, 0);
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("replica B did not reload the model after A's retrain");
+    eventually(
+        Duration::from_secs(5),
+        "replica B reloads the model after A's retrain",
+        async || b.state.recommender.snapshot().report.interactions == 20,
+    )
+    .await;
+    assert_eq!(before, 0);
 }
 
 #[tokio::test]
@@ -476,22 +483,28 @@ async fn enough_new_interactions_trigger_a_retrain() {
     for _ in 0..4 {
         assert_eq!(app.interact(user, item, "view").await.status(), 201);
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let none = app.get_json("/api/v1/jobs/runs?trigger=threshold").await;
-    assert!(none.as_array().unwrap().is_empty(), "4 < 5: {none}");
+    // Three checks' worth (one every 200 ms).
+    holds_throughout(
+        Duration::from_millis(600),
+        "no retrain after 4 new interactions (4 < 5)",
+        async || {
+            let runs = app.get_json("/api/v1/jobs/runs?trigger=threshold").await;
+            runs.as_array().unwrap().is_empty()
+        },
+    )
+    .await;
     assert_eq!(app.interact(user, item, "view").await.status(), 201);
-    for _ in 0..100 {
-        let runs = app.get_json("/api/v1/jobs/runs?trigger=threshold").await;
-        if let Some(run) = runs.as_array().unwrap().first()
-            && run["status"] == "SUCCESS"
-        {
-            assert_eq!(runs.as_array().unwrap().len(), 1);
-            assert_eq!(run["result"]["interactions"], 5);
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no retrain after 5 new interactions");
+    let runs = eventually_some(
+        Duration::from_secs(5),
+        "a retrain after 5 new interactions succeeds",
+        async || {
+            let runs = app.get_json("/api/v1/jobs/runs?trigger=threshold").await;
+            (runs[0]["status"] == "SUCCESS").then_some(runs)
+        },
+    )
+    .await;
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    assert_eq!(runs[0]["result"]["interactions"], 5);
 }
 
 /// A clean shutdown ends this replica's unfinished runs at once, marked
@@ -507,14 +520,12 @@ async fn a_shutdown_marks_its_unfinished_runs() {
         .await
         .unwrap();
     let id = trigger(&app, "generate_batch_recommendations").await;
-    // Waiting out its backoff after the first failed attempt.
-    for _ in 0..200 {
-        let run = app.get_json(&format!("/api/v1/jobs/runs/{id}")).await;
-        if run["status"] == "RETRY" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "the run waits out its backoff after the first failed attempt",
+        async || app.get_json(&format!("/api/v1/jobs/runs/{id}")).await["status"] == "RETRY",
+    )
+    .await;
     // Meanwhile a second trigger of the same job is refused, naming the run.
     let again = app
         .post(

@@ -1,5 +1,7 @@
 //! HTTP-level tests: the real router on a real socket, against SQLite and
-//! PostgreSQL. One binary, so the build links once.
+//! PostgreSQL. One binary, so the build links once. Each module tests one
+//! concern; what more than one needs is in `helpers`, never imported from
+//! another test module.
 
 mod helpers;
 
@@ -20,4 +22,3 @@ mod recommender;
 mod rules;
 mod server;
 mod walkthrough;
-mod wasm;

@@ -1,58 +1,12 @@
 //! `/metrics`: Prometheus text that parses, route templates as labels, and
 //! counters that move with what the service does.
 
-use std::collections::HashMap;
-
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp};
-
-/// Parses the text format strictly enough to catch a malformed line:
-/// `name{label="value",...} number`, comments, blank lines.
-pub fn parse(text: &str) -> HashMap<String, f64> {
-    let mut samples = HashMap::new();
-    for line in text.lines() {
-        if line.is_empty() || line.starts_with('#') {
-            assert!(
-                line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE "),
-                "{line}"
-            );
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').expect("series and value");
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
-        let name_end = series.find('{').unwrap_or(series.len());
-        let name = &series[..name_end];
-        assert!(
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "{line}"
-        );
-        if name_end < series.len() {
-            assert!(series.ends_with('}'), "{line}");
-        }
-        samples.insert(series.to_string(), value);
-    }
-    samples
-}
-
-pub async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    let res = app.get("/metrics").await;
-    assert_eq!(res.status(), 200);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    parse(&res.text().await.unwrap())
-}
-
-pub fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
-    samples.get(series).copied().unwrap_or(0.0)
-}
+use crate::helpers::{
+    Backend, TestApp,
+    metrics::{scrape, value},
+};
 
 #[tokio::test]
 async fn metrics_parse_and_move_with_requests() {

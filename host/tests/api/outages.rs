@@ -14,7 +14,7 @@ use std::{
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::watch};
 
-use crate::helpers::{Backend, TestApp, eventually, expect_error};
+use crate::helpers::{Backend, TestApp, eventually, expect_error, fresh_database_url, ids_of};
 
 /// A TCP relay to `upstream` that can be cut like a failed server.
 struct Relay {
@@ -65,15 +65,6 @@ impl Relay {
     }
 }
 
-fn ids(list: &Value) -> Vec<i64> {
-    list["recommendations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["item_id"].as_i64().unwrap())
-        .collect()
-}
-
 /// Ten items in two categories, a few other shoppers, a trained model, and
 /// a user with a taste for the first two items.
 async fn small_shop(app: &TestApp) -> (i64, Vec<i64>) {
@@ -110,7 +101,7 @@ async fn small_shop(app: &TestApp) -> (i64, Vec<i64>) {
 async fn a_redis_outage_costs_little_and_loses_no_invalidation() {
     let relay = Relay::start("127.0.0.1:6379").await;
     let prefix = format!("test-{}:", uuid::Uuid::new_v4());
-    let database = crate::helpers::fresh_database_url(Backend::Sqlite).await;
+    let database = fresh_database_url(Backend::Sqlite).await;
     let redis_url = format!("redis://{}/0", relay.addr);
     let shared = |s: &mut recengine::config::Settings| {
         s.redis_url = Some(redis_url.clone());
@@ -128,7 +119,7 @@ async fn a_redis_outage_costs_little_and_loses_no_invalidation() {
     let before = a.get_json(&list).await;
     assert_eq!(before["cached"], false);
     assert_eq!(b.get_json(&list).await["cached"], true);
-    let bought = ids(&before)[0];
+    let bought = ids_of(&before)[0];
     assert_ne!(bought, items[0]);
 
     relay.cut();
@@ -152,7 +143,7 @@ async fn a_redis_outage_costs_little_and_loses_no_invalidation() {
 
     // A purchase while Redis is away: stored, and invalidated locally.
     assert_eq!(a.interact(user, bought, "purchase").await.status(), 201);
-    assert!(!ids(&a.get_json(&list).await).contains(&bought));
+    assert!(!ids_of(&a.get_json(&list).await).contains(&bought));
 
     relay.restore();
     for app in [&a, &b] {
@@ -167,7 +158,7 @@ async fn a_redis_outage_costs_little_and_loses_no_invalidation() {
     // just cached again).
     for app in [&a, &b] {
         let after = app.get_json(&list).await;
-        assert!(!ids(&after).contains(&bought), "{after}");
+        assert!(!ids_of(&after).contains(&bought), "{after}");
         let features = app
             .get_json(&format!("/api/v1/features/users/{user}"))
             .await;
@@ -187,7 +178,7 @@ async fn a_redis_outage_costs_little_and_loses_no_invalidation() {
 #[tokio::test]
 async fn a_database_outage_fails_fast_and_recovers() {
     let relay = Relay::start("127.0.0.1:5432").await;
-    let direct = crate::helpers::fresh_database_url(Backend::Postgres).await;
+    let direct = fresh_database_url(Backend::Postgres).await;
     let through_relay = direct.replacen("127.0.0.1:5432", &relay.addr.to_string(), 1);
     assert_ne!(
         direct, through_relay,

@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     both_backends,
-    helpers::{Backend, TestApp, expect_error},
-    wasm,
+    helpers::{Backend, TestApp, expect_error, ids_of, temp_dir, wasm},
 };
 
 const BUILTIN_ORDER: [&str; 8] = [
@@ -182,16 +181,6 @@ async fn rule_catalogue(app: &TestApp) -> (i64, Value) {
         200
     );
     (uid, Value::Object(ids))
-}
-
-/// The item ids of a recommendation response, in order.
-pub fn ids_of(body: &Value) -> Vec<i64> {
-    body["recommendations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["item_id"].as_i64().unwrap())
-        .collect()
 }
 
 async fn recommendations_pass_through_the_rules(backend: Backend) {
@@ -735,8 +724,7 @@ async fn wasm_and_native_rules_agree() {
 
 #[tokio::test]
 async fn components_in_the_rules_directory_load_at_start() {
-    let dir = std::env::temp_dir().join(format!("recengine-rules-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("rules");
     std::fs::write(dir.join("boost_local_items.wasm"), wasm::example_rule()).unwrap();
     std::fs::write(dir.join("broken.wasm"), b"not a component").unwrap();
     let rules_dir = dir.clone();

@@ -15,20 +15,7 @@ use recengine::data::demo::{self, DEMO_OPS_EMAIL, DEMO_PASSWORD};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{
-    helpers::{Backend, TestApp},
-    wasm::example_rule,
-};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn temp_dir(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recengine-{what}-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use crate::helpers::{Backend, TestApp, temp_dir, wasm::example_rule, workspace_root};
 
 /// What `recengine serve --demo` serves: the demo data seeded into an empty
 /// database, models retrained, rate limits on as in the demo.
@@ -173,7 +160,7 @@ async fn the_walkthrough_tours_the_demo() {
     let rule = example_rule_file();
     let output = bash(
         vec!["examples/api-walkthrough.sh".into()],
-        root(),
+        workspace_root(),
         vec![
             ("BASE_URL", app.url("")),
             ("RECENGINE", env!("CARGO_BIN_EXE_recengine").into()),
@@ -285,7 +272,7 @@ fn readme_manifest(markdown: &str) -> String {
 
 #[tokio::test]
 async fn the_readme_curl_examples_run_against_the_demo() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
     let blocks: Vec<String> = sh_blocks(&readme)
         .into_iter()
         .filter(|b| b.contains("curl ") || b.contains("recengine rules "))

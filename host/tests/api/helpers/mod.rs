@@ -1,15 +1,27 @@
 //! Test harness: a fresh, migrated database per test (a temporary SQLite file,
 //! or a new PostgreSQL database on the machine's server) and the real router
-//! served on 127.0.0.1:0.
+//! served on 127.0.0.1:0. Every helper a test module uses lives under here,
+//! so no test module imports from another.
+//!
+//! # Layout
+//! - this file: `TestApp` and its requests, the databases, `both_backends!`,
+//!   error bodies, recommendation ids, scratch directories;
+//! - `poll`: waiting for something to happen, or for it not to;
+//! - `wasm`: the test components (hostile fixtures, the example rule);
+//! - `bundles`: rule bundles as `rules pack` builds them, and their upload;
+//! - `metrics`: `/metrics` scraped and parsed.
 
-use std::{
-    net::SocketAddr,
-    sync::Once,
-    time::{Duration, Instant},
-};
+pub mod bundles;
+pub mod metrics;
+mod poll;
+pub mod wasm;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Once};
 
 use recengine::{AppState, config::Settings};
 use serde_json::Value;
+
+pub use poll::{eventually, eventually_some, holds_throughout};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
@@ -308,19 +320,25 @@ pub async fn expect_error(res: reqwest::Response, status: u16) -> String {
     detail.to_string()
 }
 
-/// Polls `check` every 50 ms for up to `within`; the elapsed time when it
-/// first held, or a panic naming `what`.
-pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The item ids of a recommendation response, in order.
+pub fn ids_of(body: &Value) -> Vec<i64> {
+    body["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["item_id"].as_i64().unwrap())
+        .collect()
+}
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A new, empty directory under the system's temporary one, named after
+/// `what` it is for.
+pub fn temp_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("recengine-{what}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -12,12 +12,10 @@ use recengine::{
     rules::registry::{ActiveRule, FailurePolicy},
 };
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use super::workspace_root;
 
 fn build(workspace: &Path, target_dir: &str) -> PathBuf {
-    let target = root().join("target").join(target_dir);
+    let target = workspace_root().join("target").join(target_dir);
     let status = Command::new(env!("CARGO"))
         .current_dir(workspace)
         .args(["build", "--release", "--target", "wasm32-wasip2"])
@@ -38,7 +36,7 @@ pub fn hostile(name: &str) -> Vec<u8> {
         let _guard = BUILDING.lock().unwrap();
         DIR.get_or_init(|| {
             build(
-                &root().join("host/tests/fixtures/hostile-rules"),
+                &workspace_root().join("host/tests/fixtures/hostile-rules"),
                 "hostile-rules",
             )
         })
@@ -53,8 +51,13 @@ pub fn example_rule() -> Vec<u8> {
     static BUILDING: Mutex<()> = Mutex::new(());
     let dir = {
         let _guard = BUILDING.lock().unwrap();
-        DIR.get_or_init(|| build(&root().join("examples/boost-local-items"), "example-rules"))
-            .clone()
+        DIR.get_or_init(|| {
+            build(
+                &workspace_root().join("examples/boost-local-items"),
+                "example-rules",
+            )
+        })
+        .clone()
     };
     std::fs::read(dir.join("boost_local_items.wasm")).unwrap()
 }

@@ -1,0 +1,50 @@
+//! Rule bundles for the tests that upload one (the bundle tests, the
+//! console's): built as `rules pack` builds them, uploaded as the admin.
+
+use recengine::rules::bundle::format;
+use serde_json::json;
+
+use super::{
+    TestApp, temp_dir,
+    wasm::{example_rule, hostile},
+};
+
+/// A bundle built the way `rules pack` builds it: the example boost rule
+/// (factor `factor`) and, optionally, the well-behaved hostile filter.
+pub fn bundle(revision: &str, factor: f64, with_filter: bool) -> Vec<u8> {
+    let dir = temp_dir("bundles");
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    std::fs::write(dir.join("rules/boost.wasm"), example_rule()).unwrap();
+    let mut rules = vec![json!({
+        "component": "rules/boost.wasm",
+        "name": "boost_local_items",
+        "priority": 55,
+        "config": {"factor": factor},
+    })];
+    if with_filter {
+        std::fs::write(dir.join("rules/filter.wasm"), hostile("hostile_filter")).unwrap();
+        rules.push(json!({
+            "component": "rules/filter.wasm",
+            "config": {"mode": 6.0},
+            "failure_policy": "fail_open",
+            "limits": {"deadline_ms": 10, "memory_mb": 16},
+        }));
+    }
+    let manifest = json!({"name": "shop", "revision": revision, "rules": rules});
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    let archive = format::pack_dir(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    archive
+}
+
+/// Uploads a bundle archive as the admin.
+pub async fn upload(app: &TestApp, archive: Vec<u8>) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/rules/bundles"))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "application/gzip")
+        .body(archive)
+        .send()
+        .await
+        .unwrap()
+}
