@@ -42,8 +42,6 @@ pub mod telemetry;
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
-
 use auth::tokens::TokenKeys;
 use config::Settings;
 use ratelimit::RateLimiter;
@@ -158,8 +156,7 @@ impl AppState {
             recommender.clone(),
             rec_cache.clone(),
             settings.enable_business_rules.then(|| rule_runner.clone()),
-            recommend::algorithms::hybrid_method(&settings.hybrid_method)
-                .context("HYBRID_METHOD was validated at start")?,
+            settings.hybrid_method,
             &telemetry::metrics::METRICS,
         ));
         Ok(Self {

@@ -24,7 +24,6 @@
 pub mod bus;
 mod local;
 mod redis_backend;
-pub mod settings;
 
 use std::{
     sync::{
@@ -37,7 +36,7 @@ use std::{
 use serde::{Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 
-pub use self::settings::CacheSettings;
+pub use crate::config::cache::CacheSettings;
 use crate::redis_pool::RedisPool;
 
 /// Hits and misses of one cache, for `/metrics` and the tests.

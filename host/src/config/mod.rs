@@ -21,10 +21,15 @@
 //! [`HttpSettings`].
 
 mod auth;
+pub mod cache;
 mod env;
+pub mod http;
+pub mod job_catalog;
+pub mod jobs;
 mod logging;
 mod models;
 mod ratelimit;
+pub mod redis;
 mod rules;
 mod server;
 mod storage;
@@ -38,9 +43,9 @@ pub use ratelimit::{AUTH_ROUTES, RateSpec};
 pub use rules::TrustedKeys;
 pub(crate) use rules::decode_key;
 
-use crate::{
-    cache::CacheSettings, jobs::JobSettings, redis_pool::RedisSettings, server::HttpSettings,
-    telemetry::logging::LogFormat,
+pub use self::{
+    cache::CacheSettings, http::HttpSettings, jobs::JobSettings, logging::LogFormat,
+    redis::RedisSettings,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,12 +309,12 @@ mod tests {
             .collect();
         let s = Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
         assert_eq!(
-            s.jobs.schedule(crate::jobs::JobName::UpdateMetrics),
+            s.jobs.schedule(job_catalog::JobName::UpdateMetrics),
             Some("0 */5 * * * *")
         );
         assert_eq!(s.collaborative_k_neighbors, 50);
         assert!(s.cors_origins.is_empty());
-        assert_eq!(s.http, crate::server::HttpSettings::default());
+        assert_eq!(s.http, HttpSettings::default());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! (`HTTP_*`, read by [`HttpSettings`]), the body limit, and which browser
 //! origins may call the API.
 
+use super::HttpSettings;
 use super::{AppEnv, Settings, env::Env};
-use crate::server::HttpSettings;
 
 pub(super) fn read(env: &mut Env, s: &mut Settings) {
     env.read("HOST", &mut s.host);

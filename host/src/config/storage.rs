@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use super::{CacheSettings, RedisSettings};
 use super::{Settings, env::Env};
-use crate::{cache::CacheSettings, redis_pool::RedisSettings};
 
 pub(super) fn read(env: &mut Env, s: &mut Settings) {
     env.text("DATABASE_URL", &mut s.database_url);

@@ -19,12 +19,14 @@
 //! (a retrained model, in-process caches) announce their success and the
 //! other replicas follow (PostgreSQL NOTIFY).
 
-pub mod catalog;
 pub mod runner;
 pub mod scheduler;
-pub mod settings;
 pub mod work;
 
+/// The catalogue and the settings are read at start with every other
+/// setting, so they live in `config`.
+pub use crate::config::{
+    job_catalog::{self as catalog, JobName},
+    jobs::JobSettings,
+};
 pub use crate::store::job_runs::{JobRun, RunStatus, Trigger};
-pub use catalog::JobName;
-pub use settings::JobSettings;

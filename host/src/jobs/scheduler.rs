@@ -6,7 +6,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use super::{JobName, Trigger, catalog::Scope, settings::parse_cron, work};
+use super::{JobName, Trigger, catalog::Scope, work};
+use crate::config::jobs::parse_cron;
 use crate::{
     AppState,
     store::{Dialect, interactions, job_runs, notify},

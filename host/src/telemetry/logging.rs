@@ -4,8 +4,9 @@
 //! of its enclosing spans (so `request_id` lands on every line a request
 //! logs). `LOG_FORMAT=pretty` is for humans.
 
-use std::{fmt, io, str::FromStr};
+use std::{fmt, io};
 
+pub use crate::config::LogFormat;
 use serde_json::{Map, Value};
 use tracing::{
     Event, Level, Subscriber,
@@ -22,25 +23,6 @@ use tracing_subscriber::{
 };
 
 pub const SERVICE_NAME: &str = "recengine";
-
-/// The shape of a log line (`LOG_FORMAT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Pretty,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "json" => Ok(Self::Json),
-            "pretty" | "text" => Ok(Self::Pretty),
-            _ => Err("expected json or pretty".into()),
-        }
-    }
-}
 
 /// Installs the global subscriber. Call once, at start.
 pub fn init(level: Level, format: LogFormat) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use croner::{Cron, parser::CronParser};
 
-use super::JobName;
+use super::job_catalog::JobName;
 
 #[derive(Debug, Clone)]
 pub struct JobSettings {
