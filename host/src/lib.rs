@@ -2,27 +2,35 @@
 //! WebAssembly components.
 //!
 //! # Layout
-//! - [`config`]: typed settings from the environment, validated at start.
+//! Bottom-up: each module uses only those above it in this list (checked
+//! by `tests/architecture.rs`, which also keeps SQL inside [`store`]).
+//! - [`config`]: typed settings from the environment, validated at start;
+//!   every concern's settings type lives here.
 //! - [`error`]: the one error type every handler returns; `{"detail"}` JSON.
-//! - [`store`]: sqlx repositories over SQLite (default) or PostgreSQL.
-//! - [`auth`]: passwords (argon2id), JWTs, sessions, the `CurrentUser`
-//!   extractor and role checks.
+//! - [`telemetry`]: JSON logs, metrics, the request-id / access-log
+//!   middleware.
+//! - [`store`]: every query, over SQLite (default) or PostgreSQL; the
+//!   fail-fast pool; PostgreSQL notifications.
+//! - [`redis_pool`]: the Redis handle behind a circuit breaker.
+//! - [`cache`]: bounded TTL caches, in process, with Redis as a second level.
+//! - [`auth`]: passwords (argon2id), JWTs, sessions, the `CurrentUser`,
+//!   `Ops` and `Admin` extractors.
 //! - [`ratelimit`]: GCRA limits, in-process or shared through Redis.
-//! - [`redis_pool`]: the lazily connected, reconnecting Redis handle.
-//! - [`rules`]: the Wasm rule runtime: sandbox, pipeline, registry.
-//! - [`recommend`]: the model snapshot, the recommendation service,
-//!   trending, the offline evaluation.
-//! - [`features`]: the feature store (users, items, user-item pairs).
-//! - [`cache`]: TTL caches, in process or in Redis.
-//! - [`jobs`]: scheduled jobs, their persisted runs, retries, fleet rules.
-//! - [`api`]: the axum routers, one per resource, and the OpenAPI document.
+//! - [`features`]: the feature store (users, items, user-item pairs) and the
+//!   confidences profiles are built with.
+//! - [`rules`]: the Wasm rule runtime: sandbox, pipeline, registry, bundles,
+//!   and the runner requests go through.
+//! - [`data`]: the MovieLens importer and the demo catalogue.
+//! - [`recommend`]: the model snapshot, the recommendation service, similar
+//!   items, explanations, trending, the offline evaluation.
+//! - [`jobs`]: scheduled jobs, their runs, retries, fleet rules.
 //! - [`server`]: the serving loop: header-read and idle timeouts, a
 //!   connection cap, graceful shutdown.
-//! - [`telemetry`]: JSON logs and the request-id / access-log middleware.
-//! - [`data`]: the MovieLens importer and the demo catalogue.
+//! - [`api`]: the axum routers, one per resource, and the OpenAPI document
+//!   generated from them.
 //!
-//! `main.rs` only parses the command line; everything else is built here so
-//! tests drive the same router a user does.
+//! This file composes them ([`AppState`]); `main.rs` only parses the
+//! command line, so tests drive the same router a user does.
 
 pub mod api;
 pub mod auth;

@@ -16,9 +16,11 @@
 //! - `rules`: the rule sandbox, rule bundles and their trusted keys.
 //! - `models`: what the recommendation models are trained with.
 //!
-//! Settings with a module of their own stay beside it and are read from
-//! here: [`JobSettings`], [`CacheSettings`], [`RedisSettings`],
-//! [`HttpSettings`].
+//! - `jobs`, `job_catalog`: the jobs that exist and their schedules and
+//!   retries ([`JobSettings`]); `cache` ([`CacheSettings`]), `redis`
+//!   ([`RedisSettings`]), `http` ([`HttpSettings`]): the settings of those
+//!   modules, kept here so `config` depends on nothing else in the crate
+//!   and every layer may read it.
 
 mod auth;
 pub mod cache;

@@ -3,8 +3,9 @@
 //! gauges), with every run persisted, retried, and visible through the API
 //! and the console.
 //!
-//! - [`catalog`]: which jobs exist, what they do, their default schedules.
-//! - [`settings`]: schedules and retry policy from the environment.
+//! - [`catalog`] (in `config`): which jobs exist, what they do, their
+//!   default schedules; [`JobSettings`] (in `config`): schedules and retry
+//!   policy from the environment.
 //! - `store::job_runs` (below this module): the `job_runs` table, each run's
 //!   states and every move between them.
 //! - [`work`]: the body of each job (the same domain code the API calls).

@@ -4,6 +4,9 @@
 //! them), timestamps are unix milliseconds in BIGINT columns and JSON
 //! documents are TEXT. Only the migrations differ (identity columns), one
 //! folder per dialect under `migrations/`.
+//!
+//! Every query of the service is written here, one module per table or
+//! concern (the layers above call these functions and never build SQL).
 
 pub mod batch_recommendations;
 pub mod bulk;
