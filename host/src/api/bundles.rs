@@ -165,7 +165,7 @@ pub async fn status(
             let counters = state.rules.counters(r.name());
             BundleRuleState {
                 name: r.name().to_string(),
-                kind: format!("{:?}", r.compiled.metadata.kind).to_lowercase(),
+                kind: r.compiled.metadata.kind.as_str().to_string(),
                 priority: r.priority,
                 enabled: r.enabled,
                 failure_policy: policy_name(r.policy),

@@ -47,18 +47,18 @@ impl Runner {
     ) -> AppResult<PipelineOutput> {
         let registry = self.registry.clone();
         let set = registry.snapshot();
+        // What the shadow needs is copied only when there is one.
         let shadow = served.and_then(|served| {
             self.bundles
                 .shadow()
-                .map(|shadow| (shadow, served, request.clone(), set.clone()))
+                .map(|shadow| (shadow, served, request.clone(), set.clone(), kinds.clone()))
         });
-        let live_kinds = kinds.clone();
         let out = tokio::task::spawn_blocking(move || {
-            pipeline::run(&registry, &set, request, live_kinds.as_deref())
+            pipeline::run(&registry, &set, request, kinds.as_deref())
         })
         .await
         .map_err(|e| AppError::Internal(e.into()))?;
-        if let Some((shadow, served, request, set)) = shadow {
+        if let Some((shadow, served, request, set, kinds)) = shadow {
             let shown = out
                 .candidates
                 .ids

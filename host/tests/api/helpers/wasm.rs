@@ -4,7 +4,7 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, OnceLock},
 };
 
 use recengine::{
@@ -28,37 +28,24 @@ fn build(workspace: &Path, target_dir: &str) -> PathBuf {
     target.join("wasm32-wasip2").join("release")
 }
 
+/// The release folder of a fixture workspace, built on first use. The cell
+/// runs one build and makes concurrent tests wait for it.
+fn built(cell: &'static OnceLock<PathBuf>, workspace: &str, target: &str) -> PathBuf {
+    cell.get_or_init(|| build(&workspace_root().join(workspace), target))
+        .clone()
+}
+
 /// The bytes of a hostile fixture component (`hostile_filter`, ...).
 pub fn hostile(name: &str) -> Vec<u8> {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    static BUILDING: Mutex<()> = Mutex::new(());
-    let dir = {
-        let _guard = BUILDING.lock().unwrap();
-        DIR.get_or_init(|| {
-            build(
-                &workspace_root().join("host/tests/fixtures/hostile-rules"),
-                "hostile-rules",
-            )
-        })
-        .clone()
-    };
+    let dir = built(&DIR, "host/tests/fixtures/hostile-rules", "hostile-rules");
     std::fs::read(dir.join(format!("{name}.wasm"))).unwrap()
 }
 
 /// The example rule from `examples/boost-local-items`.
 pub fn example_rule() -> Vec<u8> {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    static BUILDING: Mutex<()> = Mutex::new(());
-    let dir = {
-        let _guard = BUILDING.lock().unwrap();
-        DIR.get_or_init(|| {
-            build(
-                &workspace_root().join("examples/boost-local-items"),
-                "example-rules",
-            )
-        })
-        .clone()
-    };
+    let dir = built(&DIR, "examples/boost-local-items", "example-rules");
     std::fs::read(dir.join("boost_local_items.wasm")).unwrap()
 }
 
