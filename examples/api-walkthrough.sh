@@ -12,10 +12,13 @@
 #                 builds, else `cargo run --release --`)
 #   RULE_WASM     the example rule's component; default: built from
 #                 examples/boost-local-items for wasm32-wasip2 if missing
+#   MERCH_WASM    the folder of the example bundle's components; default:
+#                 built from examples/merchandising if missing
 #
 # Needs curl and python3. It leaves in the demo: one new user, its
 # interactions, the bundle `tour` (two revisions, the first active: see the
-# console's Bundles tab) and one job run.
+# console's Bundles tab; the `merchandising` bundle it tries is deleted
+# again) and one job run.
 set -euo pipefail
 
 BASE_URL=${BASE_URL:-http://localhost:8000}
@@ -208,6 +211,29 @@ rolled=$(call 200 GET /rules/ "$OPS")
 check "$rolled" "$factor_of[0] == 1.5" "the rollback should bring factor 1.5 back"
 history=$(call 200 GET /rules/bundles/tour/history "$OPS")
 notice "Uploaded both revisions: boost_local_items ran as $(json "$uploaded" "$factor_of"), rolled back to $(json "$rolled" "$factor_of") without a restart; the bundle's history: $(json "$history" '[h["action"] for h in d][:3]')."
+
+# The example bundle: rules that read the shop's own data (prices against
+# the page's budget, brands, margins, ratings, the user's plan).
+merch=${MERCH_WASM:-$ROOT/examples/merchandising/target/wasm32-wasip2/release}
+if [ ! -f "$merch/within_budget.wasm" ]; then
+  echo "    (building the example bundle's rules for wasm32-wasip2 once)"
+  (cd "$ROOT/examples/merchandising" && cargo build --quiet --release)
+fi
+mkdir -p "$WORK/merchandising"
+cp "$ROOT/examples/merchandising/manifest.json" "$WORK/merchandising/"
+cp "$merch"/*.wasm "$WORK/merchandising/"
+rec rules pack "$WORK/merchandising" --out "$WORK/merchandising.tar.gz" >/dev/null
+ask='{"user_id": '"$uid"', "top_n": 10, "explain": true, "context": {"extra": {"budget": "150"}}}'
+plain=$(call 200 POST /recommendations/ "$TOKEN" -H 'content-type: application/json' -d "$ask")
+call 201 POST /rules/bundles "$OPS" -H 'content-type: application/gzip' \
+  --data-binary "@$WORK/merchandising.tar.gz" >/dev/null
+shopped=$(call 200 POST /recommendations/ "$TOKEN" -H 'content-type: application/json' -d "$ask")
+over=$(json "$shopped" "$(dropped_by within_budget)")
+check "$shopped" "not set($ids) & set($over)" "within_budget should drop the items above the budget"
+check "$shopped" "[t['inputs'] for t in d['rule_trace'] if t['rule'] == 'within_budget'] == [['item.price', 'context.budget']]" \
+  "the trace should say which inputs within_budget read"
+call 204 DELETE /rules/bundles/merchandising "$OPS" >/dev/null
+notice "Uploaded examples/merchandising (rules reading price, brand, margin, ratings, the user's plan): with context.extra.budget=\"150\" the list went from $(json "$plain" "$ids") to $(json "$shopped" "$ids"); within_budget read $(json "$shopped" "[t['inputs'] for t in d['rule_trace'] if t['rule'] == 'within_budget'][0]") and dropped $over; the bundle is deleted again."
 
 triggered=$(call 202 POST /jobs/generate_batch_recommendations/trigger "$OPS")
 run_id=$(json "$triggered" 'd["run_id"]')

@@ -1,21 +1,26 @@
-//! The eight built-in rules over 100 and 1,000 candidates: the Wasm pipeline
+//! The built-in rules over 100 and 1,000 candidates: the Wasm pipeline
 //! (fresh sandboxed instance per rule call, contracts enforced) beside the
-//! same rules run natively through the SDK (contracts enforced too), plus
-//! the cost of one sandboxed call on its own.
+//! same rules run natively through the SDK (contracts enforced too); the
+//! cost of one sandboxed call on its own; what declaring inputs costs (a
+//! boost declaring ten attributes beside one declaring none); and, when
+//! `RECENGINE_BENCH_V01_RULES` names a folder of the built-ins as contract
+//! 0.1 built them (`scripts/bench-contract.sh` builds them from git), the
+//! same pipeline on 0.1 and on 0.2 in one run.
 //!
 //! `cargo bench -p recengine --bench rules`
+
+use std::{path::PathBuf, process::Command, sync::Arc};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use recengine::rules::{
     engine::{Limits, RuleEngine},
-    input::to_wit,
     pipeline,
-    registry::RuleRegistry,
+    registry::{ActiveRule, RuleRegistry, RuleSource},
 };
 use recengine_builtin_rules as b;
 use recengine_rules_sdk::{
-    Config, Request, Rule, contract,
-    testing::{Item, RequestBuilder},
+    Rule,
+    testing::{Item, RequestBuilder, Subject, run},
 };
 
 const NOW: i64 = 1_800_000_000_000;
@@ -28,7 +33,7 @@ const TAGS: [&str; 12] = [
 
 /// Candidates with realistic attributes: category, 3 tags, stock,
 /// promotion, age limit, origin and country lists on some.
-fn request(n: usize) -> Request {
+fn request(n: usize) -> Subject {
     let mut b = RequestBuilder::new()
         .user(
             42,
@@ -46,7 +51,14 @@ fn request(n: usize) -> Request {
             .tags(&[TAGS[i % 12], TAGS[(i * 7 + 3) % 12], TAGS[(i * 5 + 1) % 12]])
             .created_at_ms(NOW - (i64_ % 30) * 86_400_000)
             .in_stock(i % 11 != 0)
-            .origin(["DE", "FR", "US"][i % 3]);
+            .origin(["DE", "FR", "US"][i % 3])
+            .attr("price", 5.0 + (i % 50) as f64)
+            .attr("margin", (i % 10) as f64 / 20.0)
+            .attr("weight", 1.0 + (i % 4) as f64)
+            .attr("rating", 1.0 + (i % 5) as f64)
+            .attr("brand", ["acme", "zeta", "orbis", "lumen"][i % 4])
+            .attr("colour", ["red", "blue"][i % 2])
+            .attr("premium", i % 9 == 0);
         if i % 5 == 0 {
             item = item.promo_until(Some(NOW + if i % 10 == 0 { 1 } else { -1 }));
         }
@@ -64,77 +76,176 @@ fn request(n: usize) -> Request {
     b.build()
 }
 
-fn native_step<R: Rule>(req: &mut Request) {
-    let meta = R::metadata();
-    let config = meta.default_config();
-    let outcome = R::apply(req, &Config::new(&meta.params, &config)).unwrap();
-    contract::apply(meta.kind, &mut req.candidates, outcome).unwrap();
+/// One rule natively: the subject's items re-ordered and re-scored as the
+/// rule's outcome says.
+fn native_step<R: Rule>(subject: &mut Subject) {
+    let ranked = run::<R>(subject, &[]).unwrap();
+    let mut by_id: std::collections::HashMap<i64, Item> =
+        subject.items.drain(..).map(|i| (i.id, i)).collect();
+    subject.items = ranked
+        .list
+        .ids
+        .iter()
+        .zip(&ranked.list.scores)
+        .map(|(id, &score)| {
+            let mut item = by_id.remove(id).unwrap();
+            item.score = score;
+            item
+        })
+        .collect();
 }
 
-fn native_pipeline(req: &Request) -> usize {
-    let mut req = req.clone();
-    native_step::<b::FilterOutOfStock>(&mut req);
-    native_step::<b::FilterAgeRestricted>(&mut req);
-    native_step::<b::FilterPurchased>(&mut req);
-    native_step::<b::FilterGeoRestricted>(&mut req);
-    native_step::<b::BoostPreferences>(&mut req);
-    native_step::<b::BoostPromotional>(&mut req);
-    native_step::<b::BoostNewItems>(&mut req);
-    native_step::<b::Diversity>(&mut req);
-    req.candidates.len()
+fn native_pipeline(subject: &Subject) -> usize {
+    let mut s = subject.clone();
+    native_step::<b::FilterOutOfStock>(&mut s);
+    native_step::<b::FilterExcluded>(&mut s);
+    native_step::<b::FilterAgeRestricted>(&mut s);
+    native_step::<b::FilterPurchased>(&mut s);
+    native_step::<b::FilterGeoRestricted>(&mut s);
+    native_step::<b::BoostPreferences>(&mut s);
+    native_step::<b::BoostPromotional>(&mut s);
+    native_step::<b::BoostNewItems>(&mut s);
+    native_step::<b::Diversity>(&mut s);
+    s.items.len()
 }
 
-fn benches(c: &mut Criterion) {
-    let engine = RuleEngine::new(Limits {
+fn engine() -> Arc<RuleEngine> {
+    RuleEngine::new(Limits {
         deadline: std::time::Duration::from_millis(100),
         ..Default::default()
     })
-    .unwrap();
-    let registry = RuleRegistry::with_builtins(engine).unwrap();
+    .unwrap()
+}
+
+/// A registry holding exactly `components`.
+fn registry_of(components: &[Vec<u8>]) -> RuleRegistry {
+    let registry = RuleRegistry::new(engine());
+    let rules = components
+        .iter()
+        .map(|bytes| {
+            ActiveRule::from_compiled(
+                registry.engine.load(bytes).unwrap(),
+                RuleSource::Custom("bench".into()),
+                registry.engine.limits(),
+            )
+        })
+        .collect();
+    registry.replace(rules);
+    registry
+}
+
+/// The bench fixtures (`benches/fixtures`), built on first use.
+fn fixture(name: &str) -> Vec<u8> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target = root.join("../target/bench-rules");
+    let status = Command::new(env!("CARGO"))
+        .current_dir(root.join("benches/fixtures"))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .expect("running cargo");
+    assert!(status.success(), "building the bench fixtures failed");
+    std::fs::read(target.join(format!("wasm32-wasip2/release/{name}.wasm"))).unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let registry = RuleRegistry::with_builtins(engine()).unwrap();
     let set = registry.snapshot();
 
-    let mut group = c.benchmark_group("eight_rules");
+    let mut group = c.benchmark_group("builtin_rules");
     for n in [100, 1000] {
         let req = request(n);
         let kept_native = native_pipeline(&req);
-        let kept_wasm = pipeline::run(&registry, &set, req.clone(), None)
-            .candidates
-            .len();
+        let kept_wasm = pipeline::run(&registry, &set, &req, None, "").list.len();
         assert_eq!(kept_native, kept_wasm, "Wasm and native disagree");
         group.bench_with_input(BenchmarkId::new("native", n), &req, |bench, req| {
             bench.iter(|| native_pipeline(req))
         });
         group.bench_with_input(BenchmarkId::new("wasm", n), &req, |bench, req| {
-            bench.iter(|| {
-                pipeline::run(&registry, &set, req.clone(), None)
-                    .candidates
-                    .len()
-            })
+            bench.iter(|| pipeline::run(&registry, &set, req, None, "").list.len())
         });
     }
     group.finish();
 
-    // One sandboxed call of the cheapest rule on an empty list: the fixed
-    // cost (store, instantiation from the pool, lowering, call).
-    let mut single = c.benchmark_group("one_call");
+    // The same pipeline as contract 0.1 built it and as 0.2 does, in one
+    // run: declared inputs must not slow the built-ins.
+    if let Ok(dir) = std::env::var("RECENGINE_BENCH_V01_RULES") {
+        let mut v01: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        assert_eq!(v01.len(), 8, "the eight 0.1 built-ins in {dir}");
+        let old = registry_of(&v01);
+        let old_set = old.snapshot();
+        assert!(
+            old_set
+                .rules
+                .iter()
+                .all(|r| r.compiled.contract.as_str() == "0.1")
+        );
+        // The eight rules both contracts have (0.2 adds filter_excluded).
+        v01.clear();
+        let current_set = {
+            let mut rules = set.rules.clone();
+            rules.retain(|r| r.name() != "filter_excluded");
+            registry.replace(rules);
+            registry.snapshot()
+        };
+        let req = request(100);
+        let mut contract = c.benchmark_group("contract");
+        contract.bench_function("v0_1_100", |bench| {
+            bench.iter(|| pipeline::run(&old, &old_set, &req, None, "").list.len())
+        });
+        contract.bench_function("v0_2_100", |bench| {
+            bench.iter(|| {
+                pipeline::run(&registry, &current_set, &req, None, "")
+                    .list
+                    .len()
+            })
+        });
+        contract.finish();
+    }
+
+    // Declaring inputs: the same boost reading nothing and reading ten
+    // attributes of 100 candidates.
+    let inputs = registry_of(&[fixture("reads_nothing"), fixture("reads_ten")]);
+    let inputs_set = inputs.snapshot();
+    let only = |name: &str| {
+        let rule = inputs_set.rules.iter().find(|r| r.name() == name).unwrap();
+        recengine::rules::registry::RuleSet::new(vec![rule.clone()], 0)
+    };
+    let (nothing, ten) = (only("reads_nothing"), only("reads_ten"));
+    let req = request(100);
+    let mut declared = c.benchmark_group("declared_inputs");
+    declared.bench_function("none_100", |bench| {
+        bench.iter(|| pipeline::run(&inputs, &nothing, &req, None, "").list.len())
+    });
+    declared.bench_function("ten_100", |bench| {
+        bench.iter(|| pipeline::run(&inputs, &ten, &req, None, "").list.len())
+    });
+    declared.finish();
+
+    // One sandboxed call of the cheapest rule: the fixed cost (store,
+    // instantiation from the pool, lowering, call).
     let purchased = set
         .rules
         .iter()
         .find(|r| r.name() == "filter_purchased")
         .unwrap();
-    let empty = to_wit(&request(0), &purchased.config);
-    single.bench_function("instantiate_and_call_empty", |bench| {
-        bench.iter(|| registry.engine.apply(&purchased.compiled, &empty).unwrap())
-    });
-    let hundred = to_wit(&request(100), &purchased.config);
-    single.bench_function("instantiate_and_call_100", |bench| {
-        bench.iter(|| {
-            registry
-                .engine
-                .apply(&purchased.compiled, &hundred)
-                .unwrap()
-        })
-    });
+    let mut single = c.benchmark_group("one_call");
+    for (label, n) in [
+        ("instantiate_and_call_empty", 0),
+        ("instantiate_and_call_100", 100),
+    ] {
+        let req = request(n);
+        single.bench_function(label, |bench| {
+            bench.iter(|| pipeline::call_alone(&registry, purchased, &req).unwrap())
+        });
+    }
     single.finish();
 }
 

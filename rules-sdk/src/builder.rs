@@ -1,118 +1,183 @@
-//! Requests from plain values: items, a user and a context in, the
-//! interned columns of `wit/rules.wit` out. The host builds every
-//! production request with this, and tests build theirs with it, so both
-//! share one encoding.
+//! Requests from plain values: items with attributes by name, a user and a
+//! context in; a [`Subject`] out, which becomes the exact request a rule
+//! receives (only its declared inputs, encoded as `wit/rules.wit` says)
+//! with [`Subject::request_for`]. Tests build theirs with it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
-use crate::{Candidates, Context, NONE, Request, User};
+use crate::{
+    Metadata, ParamValue, Request, Scope,
+    wire::{Datum, Interner, WireRequest},
+};
 
-/// An item, as a test (or the host) describes it.
-#[derive(Debug, Clone)]
+/// An item, as a test describes it: id, score and attributes by name.
+#[derive(Debug, Clone, Default)]
 pub struct Item {
+    /// The item id.
     pub id: i64,
+    /// The model's score (the list is in the order items are added, not
+    /// sorted by score).
     pub score: f64,
-    pub category: Option<String>,
-    pub tags: Vec<String>,
-    pub created_at_ms: i64,
-    pub in_stock: Option<bool>,
-    /// `None`: not promotional; `Some(None)`: promotional without end.
-    pub promo_end_ms: Option<Option<i64>>,
-    pub min_age: i32,
-    pub origin_country: Option<String>,
-    pub allowed_countries: Vec<String>,
-    pub blocked_countries: Vec<String>,
+    /// Item attributes (scope `item`), by name.
+    pub attributes: BTreeMap<String, Datum>,
+    /// Feature-store statistics (scope `item-stat`).
+    pub stats: BTreeMap<String, Datum>,
+    /// How the request's user relates to it (scope `user-item`).
+    pub user_item: BTreeMap<String, Datum>,
 }
 
 impl Item {
+    /// An item with no attributes, statistics or user-item features.
     pub fn new(id: i64, score: f64) -> Self {
         Self {
             id,
             score,
-            category: None,
-            tags: Vec::new(),
-            created_at_ms: 0,
-            in_stock: None,
-            promo_end_ms: None,
-            min_age: 0,
-            origin_country: None,
-            allowed_countries: Vec::new(),
-            blocked_countries: Vec::new(),
+            ..Self::default()
         }
     }
-    pub fn category(mut self, c: &str) -> Self {
-        self.category = Some(c.into());
+
+    /// Any attribute (what the host reads from the item's `features`).
+    pub fn attr(mut self, name: &str, value: impl Into<Datum>) -> Self {
+        self.attributes.insert(name.into(), value.into());
         self
     }
-    pub fn tags(mut self, tags: &[&str]) -> Self {
-        self.tags = tags.iter().map(|t| t.to_string()).collect();
+
+    /// A feature-store statistic (`avg_rating`, ...).
+    pub fn stat(mut self, name: &str, value: impl Into<Datum>) -> Self {
+        self.stats.insert(name.into(), value.into());
         self
     }
-    pub fn created_at_ms(mut self, ms: i64) -> Self {
-        self.created_at_ms = ms;
+
+    /// A user-item feature (`category_affinity`, ...).
+    pub fn user_item(mut self, name: &str, value: impl Into<Datum>) -> Self {
+        self.user_item.insert(name.into(), value.into());
         self
     }
-    pub fn in_stock(mut self, v: bool) -> Self {
-        self.in_stock = Some(v);
-        self
+
+    /// `category`.
+    pub fn category(self, c: &str) -> Self {
+        self.attr("category", c)
     }
-    pub fn promo_until(mut self, end_ms: Option<i64>) -> Self {
-        self.promo_end_ms = Some(end_ms);
-        self
+    /// `tags`.
+    pub fn tags(self, tags: &[&str]) -> Self {
+        self.attr("tags", tags)
     }
-    pub fn min_age(mut self, age: i32) -> Self {
-        self.min_age = age;
-        self
+    /// `created_at`, in unix ms.
+    pub fn created_at_ms(self, ms: i64) -> Self {
+        self.attr("created_at", ms)
     }
-    pub fn origin(mut self, country: &str) -> Self {
-        self.origin_country = Some(country.into());
-        self
+    /// `in_stock`.
+    pub fn in_stock(self, v: bool) -> Self {
+        self.attr("in_stock", v)
     }
-    pub fn allowed_in(mut self, countries: &[&str]) -> Self {
-        self.allowed_countries = countries.iter().map(|c| c.to_string()).collect();
-        self
+    /// `is_promotional`, and `promo_end_date` when the promotion ends.
+    pub fn promo_until(self, end_ms: Option<i64>) -> Self {
+        let item = self.attr("is_promotional", true);
+        match end_ms {
+            Some(end) => item.attr("promo_end_date", end),
+            None => item,
+        }
     }
-    pub fn blocked_in(mut self, countries: &[&str]) -> Self {
-        self.blocked_countries = countries.iter().map(|c| c.to_string()).collect();
-        self
+    /// `min_age`.
+    pub fn min_age(self, age: i32) -> Self {
+        self.attr("min_age", i64::from(age))
+    }
+    /// `origin_country`.
+    pub fn origin(self, country: &str) -> Self {
+        self.attr("origin_country", country)
+    }
+    /// `allowed_countries`.
+    pub fn allowed_in(self, countries: &[&str]) -> Self {
+        self.attr("allowed_countries", countries)
+    }
+    /// `blocked_countries`.
+    pub fn blocked_in(self, countries: &[&str]) -> Self {
+        self.attr("blocked_countries", countries)
     }
 }
 
-/// Interns strings and lays items out as columns.
+/// Everything a request could tell any rule: the host's side of a
+/// request, before it is cut down to one rule's inputs.
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    /// The id of the user the list is for.
+    pub user_id: i64,
+    /// The request's clock, unix milliseconds.
+    pub now_ms: i64,
+    /// The candidates, in list order.
+    pub items: Vec<Item>,
+    /// Scope `user`.
+    pub user: BTreeMap<String, Datum>,
+    /// Scope `user-stat`.
+    pub user_stats: BTreeMap<String, Datum>,
+    /// Scope `context`.
+    pub context: BTreeMap<String, Datum>,
+    /// Item ids the caller asks not to be shown (any order; the request
+    /// carries them sorted, without duplicates).
+    pub exclude_ids: Vec<i64>,
+}
+
+impl Subject {
+    /// The request rule `metadata` receives: its declared inputs, in its
+    /// order, and `params` (in the metadata's order).
+    pub fn request_for(&self, metadata: &Metadata, params: Vec<ParamValue>) -> Request {
+        let mut interner = Interner::new();
+        let mut columns = Vec::new();
+        let mut values = Vec::new();
+        for input in &metadata.inputs {
+            let name = input.name.as_str();
+            if input.scope.per_candidate() {
+                let cells = self.items.iter().map(|item| {
+                    match input.scope {
+                        Scope::ItemStat => &item.stats,
+                        Scope::UserItem => &item.user_item,
+                        _ => &item.attributes,
+                    }
+                    .get(name)
+                });
+                columns.push(interner.column(input.value_type, cells));
+            } else {
+                let source = match input.scope {
+                    Scope::User => &self.user,
+                    Scope::UserStat => &self.user_stats,
+                    _ => &self.context,
+                };
+                values.push(interner.value(input.value_type, source.get(name)));
+            }
+        }
+        let mut exclude_ids = self.exclude_ids.clone();
+        exclude_ids.sort_unstable();
+        exclude_ids.dedup();
+        let wire = WireRequest {
+            symbols: interner.finish(),
+            user_id: self.user_id,
+            now_ms: self.now_ms,
+            ids: self.items.iter().map(|i| i.id).collect(),
+            scores: self.items.iter().map(|i| i.score).collect(),
+            columns,
+            values,
+            params,
+            exclude_ids,
+        };
+        Request::new(wire, &metadata.inputs)
+    }
+}
+
+/// Builds a [`Subject`].
 #[derive(Debug, Default)]
 pub struct RequestBuilder {
-    symbols: crate::Symbols,
-    index: HashMap<String, u32>,
-    request: Request,
+    subject: Subject,
 }
 
 impl RequestBuilder {
+    /// An empty request: user 0, clock at 0, no items, no context.
     pub fn new() -> Self {
-        let mut b = Self::default();
-        b.request.user.age = -1;
-        b.request.user.country = NONE;
-        b.request.context.country = NONE;
-        b.request.context.device = NONE;
-        b.request.context.hour_of_day = -1;
-        b.request.candidates.tag_offsets.push(0);
-        b.request.candidates.allowed_offsets.push(0);
-        b.request.candidates.blocked_offsets.push(0);
-        b
+        Self::default()
     }
 
-    pub fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.index.get(s) {
-            return id;
-        }
-        let id = self.symbols.push(s);
-        self.index.insert(s.to_string(), id);
-        id
-    }
-
-    fn intern_opt(&mut self, s: Option<&str>) -> u32 {
-        s.map_or(NONE, |s| self.intern(s))
-    }
-
+    /// The user as the built-in rules read them: id, `age`, `country`,
+    /// `favorite_categories` and `favorite_tags` (scope `user`), and
+    /// `purchased` (scope `user-stat`).
     pub fn user(
         mut self,
         id: i64,
@@ -122,23 +187,38 @@ impl RequestBuilder {
         favorite_tags: &[&str],
         purchased: &[i64],
     ) -> Self {
-        let country = self.intern_opt(country);
-        let cats = favorite_categories.iter().map(|c| self.intern(c)).collect();
-        let tags = favorite_tags.iter().map(|t| self.intern(t)).collect();
-        let mut purchased = purchased.to_vec();
-        purchased.sort_unstable();
-        purchased.dedup();
-        self.request.user = User {
-            id,
-            age: age.map_or(-1, |a| a.min(i32::MAX as u32) as i32),
-            country,
-            favorite_categories: cats,
-            favorite_tags: tags,
-            purchased,
-        };
+        self.subject.user_id = id;
+        if let Some(age) = age {
+            self = self.user_attr("age", i64::from(age));
+        }
+        if let Some(country) = country {
+            self = self.user_attr("country", country);
+        }
+        self.user_attr("favorite_categories", favorite_categories)
+            .user_attr("favorite_tags", favorite_tags)
+            .user_stat("purchased", purchased)
+    }
+
+    /// The user's id alone.
+    pub fn user_id(mut self, id: i64) -> Self {
+        self.subject.user_id = id;
         self
     }
 
+    /// A key of the user's preferences.
+    pub fn user_attr(mut self, name: &str, value: impl Into<Datum>) -> Self {
+        self.subject.user.insert(name.into(), value.into());
+        self
+    }
+
+    /// A feature-store feature of the user.
+    pub fn user_stat(mut self, name: &str, value: impl Into<Datum>) -> Self {
+        self.subject.user_stats.insert(name.into(), value.into());
+        self
+    }
+
+    /// The context as the built-in rules read it: `country`, `device`,
+    /// `hour_of_day`, `is_weekend`, the clock, and `extra` keys.
     pub fn context(
         mut self,
         country: Option<&str>,
@@ -148,73 +228,48 @@ impl RequestBuilder {
         now_ms: i64,
         extra: &[(&str, &str)],
     ) -> Self {
-        let country = self.intern_opt(country);
-        let device = self.intern_opt(device);
-        let mut keys = Vec::new();
-        let mut values = Vec::new();
-        for (k, v) in extra {
-            keys.push(self.intern(k));
-            values.push(self.intern(v));
+        if let Some(c) = country {
+            self = self.context_value("country", c);
         }
-        self.request.context = Context {
-            country,
-            device,
-            hour_of_day: hour_of_day.map_or(-1, i32::from),
-            is_weekend,
-            now_ms,
-            extra_keys: keys,
-            extra_values: values,
-        };
+        if let Some(d) = device {
+            self = self.context_value("device", d);
+        }
+        if let Some(h) = hour_of_day {
+            self = self.context_value("hour_of_day", i64::from(h));
+        }
+        self = self.context_value("is_weekend", is_weekend);
+        for (k, v) in extra {
+            self = self.context_value(k, *v);
+        }
+        self.now_ms(now_ms)
+    }
+
+    /// One context key.
+    pub fn context_value(mut self, name: &str, value: impl Into<Datum>) -> Self {
+        self.subject.context.insert(name.into(), value.into());
         self
     }
 
+    /// The request's clock (what [`Request::now_ms`] returns), unix ms.
     pub fn now_ms(mut self, now_ms: i64) -> Self {
-        self.request.context.now_ms = now_ms;
+        self.subject.now_ms = now_ms;
         self
     }
 
+    /// Ids the caller asks not to be shown.
+    pub fn exclude(mut self, ids: &[i64]) -> Self {
+        self.subject.exclude_ids.extend_from_slice(ids);
+        self
+    }
+
+    /// Appends a candidate (candidates keep the order they are added in).
     pub fn item(mut self, item: Item) -> Self {
-        let category = self.intern_opt(item.category.as_deref());
-        let tags: Vec<u32> = item.tags.iter().map(|t| self.intern(t)).collect();
-        let origin = self.intern_opt(item.origin_country.as_deref());
-        let allowed: Vec<u32> = item
-            .allowed_countries
-            .iter()
-            .map(|c| self.intern(c))
-            .collect();
-        let blocked: Vec<u32> = item
-            .blocked_countries
-            .iter()
-            .map(|c| self.intern(c))
-            .collect();
-        let c: &mut Candidates = &mut self.request.candidates;
-        c.ids.push(item.id);
-        c.scores.push(item.score);
-        c.categories.push(category);
-        c.tags.extend(tags);
-        c.tag_offsets.push(c.tags.len() as u32);
-        c.created_at_ms.push(item.created_at_ms);
-        c.in_stock.push(match item.in_stock {
-            Some(false) => 0,
-            Some(true) => 1,
-            None => 2,
-        });
-        c.promo_end_ms.push(match item.promo_end_ms {
-            None => i64::MIN,
-            Some(None) => i64::MAX,
-            Some(Some(end)) => end,
-        });
-        c.min_age.push(item.min_age);
-        c.origin_country.push(origin);
-        c.allowed_countries.extend(allowed);
-        c.allowed_offsets.push(c.allowed_countries.len() as u32);
-        c.blocked_countries.extend(blocked);
-        c.blocked_offsets.push(c.blocked_countries.len() as u32);
+        self.subject.items.push(item);
         self
     }
 
-    pub fn build(mut self) -> Request {
-        self.request.symbols = self.symbols;
-        self.request
+    /// The finished [`Subject`], for [`crate::testing::run`] and friends.
+    pub fn build(self) -> Subject {
+        self.subject
     }
 }

@@ -193,3 +193,18 @@ fn every_rule_has_the_seeds_name_kind_and_priority() {
         ]
     );
 }
+
+#[test]
+fn excluded_ids_are_dropped_and_own_items_on_request() {
+    let req = RequestBuilder::new()
+        .user_id(7)
+        .exclude(&[3, 1])
+        .item(Item::new(1, 1.0))
+        .item(Item::new(2, 0.9).attr("created_by", 7_i64))
+        .item(Item::new(3, 0.8))
+        .item(Item::new(4, 0.7).attr("created_by", "8"))
+        .build();
+    assert_eq!(run::<FilterExcluded>(&req, &[]).unwrap().ids(), vec![2, 4]);
+    let own = run::<FilterExcluded>(&req, &[("exclude_own_items", 1.0)]).unwrap();
+    assert_eq!(own.ids(), vec![4]);
+}

@@ -1,9 +1,7 @@
 //! `boost_local_items`: multiplies the score of items made in the user's
-//! country (the item's `origin_country` feature) by `factor` (1.5).
+//! country (the item's `origin_country` attribute) by `factor` (1.5).
 
-use recengine_rules_sdk::{
-    Config, Kind, Metadata, NONE, Outcome, Param, Request, Rule, export_rule,
-};
+use recengine_rules_sdk::{Kind, Metadata, Outcome, Param, Params, Request, Rule, export_rule, input};
 
 pub struct BoostLocalItems;
 
@@ -15,7 +13,9 @@ impl Rule for BoostLocalItems {
             55,
             "Boosts items whose origin_country is the user's country",
         )
-        .param(Param::new(
+        .input(input::item_text("origin_country"))
+        .input(input::user_text("country"))
+        .param(Param::number(
             "factor",
             "Multiplier for local items",
             1.5,
@@ -24,18 +24,18 @@ impl Rule for BoostLocalItems {
         ))
     }
 
-    fn apply(req: &Request, config: &Config) -> Result<Outcome, String> {
-        let factor = config.get("factor");
+    fn apply(req: &Request, params: &Params) -> Result<Outcome, String> {
+        let factor = params.number("factor");
         // The user's own country (not the request's: "local" is about them).
-        let home = req.user.country;
-        let c = &req.candidates;
-        let scores = (0..c.len())
-            .map(|i| {
-                let local = home != NONE && c.origin_country[i] == home;
-                c.scores[i] * if local { factor } else { 1.0 }
-            })
-            .collect();
-        Ok(Outcome::Rescored(scores))
+        let Some(home) = req.user().text("country") else {
+            return Ok(Outcome::rescore(req, |c| c.score()));
+        };
+        Ok(Outcome::rescore(req, |c| {
+            let local = c
+                .text("origin_country")
+                .is_some_and(|origin| origin.eq_ignore_ascii_case(home));
+            c.score() * if local { factor } else { 1.0 }
+        }))
     }
 }
 

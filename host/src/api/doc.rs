@@ -69,6 +69,7 @@ pub enum RuleKind {
     Filter,
     Boost,
     Rerank,
+    Promote,
 }
 
 // The path parameters, declared once. The handlers take them as

@@ -69,14 +69,24 @@ fn yes() -> bool {
     true
 }
 
+/// Most ids a request may exclude.
+pub const MAX_EXCLUDE_IDS: usize = 200;
+
 /// The checks shared by the GET query and the POST body.
 fn check(
     top_n: usize,
     algorithm: &str,
     rule_types: &[String],
     context: &RuleContext,
+    exclude_ids: &[i64],
 ) -> Result<(), String> {
     context.validate()?;
+    if exclude_ids.len() > MAX_EXCLUDE_IDS {
+        return Err(format!(
+            "exclude_ids has {} ids; at most {MAX_EXCLUDE_IDS} are allowed",
+            exclude_ids.len()
+        ));
+    }
     if !(1..=100).contains(&top_n) {
         return Err("top_n must be between 1 and 100".into());
     }
@@ -99,8 +109,9 @@ pub fn parse_kinds(names: &[String]) -> Result<Option<Vec<Kind>>, String> {
             "filter" => Ok(Kind::Filter),
             "boost" => Ok(Kind::Boost),
             "rerank" => Ok(Kind::Rerank),
+            "promote" => Ok(Kind::Promote),
             other => Err(format!(
-                "unknown rule type {other:?} (filter, boost, rerank)"
+                "unknown rule type {other:?} (filter, boost, rerank, promote)"
             )),
         })
         .collect::<Result<Vec<_>, _>>()
@@ -143,9 +154,34 @@ pub struct RecommendationParams {
     /// Comma-separated rule kinds to run (default all).
     #[param(inline, value_type = Option<Vec<RuleKind>>, style = Form, explode = false)]
     pub rule_types: Option<String>,
+    /// Comma-separated item ids not to show (at most 200): the rules see
+    /// them and the built-in `filter_excluded` removes them.
+    #[param(value_type = Option<Vec<i64>>, style = Form, explode = false)]
+    pub exclude_ids: Option<String>,
 }
 
 impl RecommendationParams {
+    fn exclude_ids(&self) -> Result<Vec<i64>, String> {
+        let Some(text) = self.exclude_ids.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let parts: Vec<&str> = text.split(',').filter(|p| !p.trim().is_empty()).collect();
+        if parts.len() > MAX_EXCLUDE_IDS {
+            return Err(format!(
+                "exclude_ids has {} ids; at most {MAX_EXCLUDE_IDS} are allowed",
+                parts.len()
+            ));
+        }
+        parts
+            .into_iter()
+            .map(|p| {
+                p.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("exclude_ids: {:?} is not an item id", p.trim()))
+            })
+            .collect()
+    }
+
     fn kinds(&self) -> Vec<String> {
         self.rule_types
             .as_deref()
@@ -168,7 +204,14 @@ impl Validate for RecommendationParams {
             is_weekend: self.is_weekend,
             extra: BTreeMap::new(),
         };
-        check(self.top_n, &self.algorithm, &self.kinds(), &context)
+        let exclude_ids = self.exclude_ids()?;
+        check(
+            self.top_n,
+            &self.algorithm,
+            &self.kinds(),
+            &context,
+            &exclude_ids,
+        )
     }
 }
 
@@ -198,13 +241,24 @@ pub struct RecommendationRequest {
     #[serde(default)]
     #[schema(inline, value_type = Vec<RuleKind>)]
     pub rule_types: Vec<String>,
+    /// Item ids not to show (at most 200): the rules see them and the
+    /// built-in `filter_excluded` removes them.
+    #[serde(default)]
+    #[schema(max_items = 200)]
+    pub exclude_ids: Vec<i64>,
 }
 
 impl Validate for RecommendationRequest {
     fn validate(&self) -> Result<(), String> {
         let empty = RuleContext::default();
         let context = self.context.as_ref().unwrap_or(&empty);
-        check(self.top_n, &self.algorithm, &self.rule_types, context)
+        check(
+            self.top_n,
+            &self.algorithm,
+            &self.rule_types,
+            context,
+            &self.exclude_ids,
+        )
     }
 }
 
@@ -218,6 +272,9 @@ pub async fn for_user(
     ApiQuery(p): ApiQuery<RecommendationParams>,
 ) -> AppResult<Json<RecommendationResponse>> {
     let kinds = parse_kinds(&p.kinds()).map_err(crate::error::AppError::Validation)?;
+    let exclude_ids = p
+        .exclude_ids()
+        .map_err(crate::error::AppError::Validation)?;
     let recommendations = &state.recommendations;
     let query = RecommendationQuery {
         user_id,
@@ -232,6 +289,7 @@ pub async fn for_user(
             is_weekend: p.is_weekend,
             extra: BTreeMap::new(),
         },
+        exclude_ids,
         explain: p.explain,
         rule_kinds: kinds,
     };
@@ -254,6 +312,7 @@ pub async fn for_user_post(
         algorithm_name: body.algorithm,
         exclude_interacted: body.exclude_interacted,
         context: body.context.unwrap_or_default(),
+        exclude_ids: body.exclude_ids,
         explain: body.explain,
         rule_kinds: kinds,
     };

@@ -19,7 +19,10 @@ use crate::{
     error::{AppError, AppResult},
     rules::{
         admin::{self, RuleChange, RuleView},
-        input::{RuleContext, RuleUser, build_request},
+        input::{
+            RuleContext, Subject, context_data,
+            gather::{datum_from_json, item_attribute},
+        },
         pipeline::RuleTrace,
     },
     store::items::Item,
@@ -121,6 +124,11 @@ pub struct DryRunUser {
     pub favorite_tags: Vec<String>,
     #[serde(default)]
     pub purchased: Vec<i64>,
+    /// Any other preference keys, as on a user (`plan`, ...): what rules
+    /// declaring user inputs read.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub preferences: Value,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -140,6 +148,11 @@ pub struct DryRunCandidate {
     #[serde(default)]
     pub features: Value,
     pub created_at: Option<DateTime<Utc>>,
+    /// Feature-store statistics by name (`avg_rating`,
+    /// `total_interactions`, ...), for rules that declare them.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub stats: Value,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -156,6 +169,11 @@ pub struct DryRunRequest {
     #[serde(default)]
     #[schema(inline, value_type = Vec<RuleKind>)]
     pub rule_types: Vec<String>,
+    /// Item ids the request excludes (at most 200), as on a
+    /// recommendation.
+    #[serde(default)]
+    #[schema(max_items = 200)]
+    pub exclude_ids: Vec<i64>,
 }
 
 /// Most candidates a dry run accepts.
@@ -165,6 +183,13 @@ impl Validate for DryRunRequest {
     fn validate(&self) -> Result<(), String> {
         // The same bounds as on a recommendation's context.
         self.context.validate()?;
+        if self.exclude_ids.len() > super::recommendations::MAX_EXCLUDE_IDS {
+            return Err(format!(
+                "exclude_ids has {} ids; at most {} are allowed",
+                self.exclude_ids.len(),
+                super::recommendations::MAX_EXCLUDE_IDS
+            ));
+        }
         if self.candidates.len() > MAX_DRY_RUN_CANDIDATES {
             return Err(format!("at most {MAX_DRY_RUN_CANDIDATES} candidates"));
         }
@@ -211,19 +236,71 @@ pub async fn dry_run(
 ) -> AppResult<Json<DryRunResponse>> {
     let kinds = parse_kinds(&body.rule_types).map_err(AppError::Validation)?;
     let now = Utc::now();
-    let user = RuleUser {
-        id: body.user.id,
-        age: body.user.age,
-        country: body.user.country.map(|c| c.to_ascii_uppercase()),
-        favorite_categories: body.user.favorite_categories,
-        favorite_tags: body.user.favorite_tags,
-        purchased: body.user.purchased,
+    let subject = dry_run_subject(body, now);
+    let set = state.rule_runner.rule_set();
+    let out = state.rule_runner.run(set, subject, kinds, None).await?;
+    Ok(Json(DryRunResponse {
+        results: out
+            .list
+            .ids
+            .iter()
+            .zip(&out.list.scores)
+            .enumerate()
+            .map(|(i, (&item_id, &score))| DryRunResult {
+                item_id,
+                score,
+                rank: i + 1,
+            })
+            .collect(),
+        blocked_by: out.blocked_by,
+        rule_set_version: out.rule_set_version,
+        trace: out.trace,
+    }))
+}
+
+/// A dry run's body as what rules read: the user's fields and preferences,
+/// each candidate's fields, features and statistics, the context. (Promote
+/// rules' placements are not looked up: the trace shows what they asked.)
+fn dry_run_subject(body: DryRunRequest, now: DateTime<Utc>) -> Subject {
+    use recengine_rules_sdk::{builder::Item as RuleItem, wire::Datum};
+    let mut subject = Subject {
+        user_id: body.user.id,
+        now_ms: now.timestamp_millis(),
+        context: context_data(&body.context, now),
+        exclude_ids: body.exclude_ids,
+        ..Subject::default()
     };
-    let items: Vec<_> = body
+    let user = body.user;
+    if let Value::Object(prefs) = &user.preferences {
+        for (k, v) in prefs {
+            if let Some(d) = datum_from_json(v) {
+                subject.user.insert(k.clone(), d);
+            }
+        }
+    }
+    if let Some(age) = user.age {
+        subject
+            .user
+            .insert("age".into(), Datum::Number(f64::from(age)));
+    }
+    if let Some(country) = user.country {
+        subject.user.insert("country".into(), Datum::Text(country));
+    }
+    subject.user.insert(
+        "favorite_categories".into(),
+        Datum::Strings(user.favorite_categories),
+    );
+    subject
+        .user
+        .insert("favorite_tags".into(), Datum::Strings(user.favorite_tags));
+    subject
+        .user_stats
+        .insert("purchased".into(), Datum::Ids(user.purchased));
+    subject.items = body
         .candidates
         .into_iter()
         .map(|c| {
-            let item = Item {
+            let stored = Item {
                 id: c.item_id,
                 title: String::new(),
                 description: String::new(),
@@ -238,26 +315,28 @@ pub async fn dry_run(
                 created_at: c.created_at.unwrap_or(now),
                 updated_at: now,
             };
-            crate::rules::input::rule_item(&item, c.score)
+            let mut item = RuleItem::new(c.item_id, c.score);
+            for name in ["category", "tags", "created_at"] {
+                if let Some(d) = item_attribute(&stored, name) {
+                    item.attributes.insert(name.into(), d);
+                }
+            }
+            if let Value::Object(features) = &stored.features {
+                for (k, v) in features {
+                    if let Some(d) = datum_from_json(v) {
+                        item.attributes.entry(k.clone()).or_insert(d);
+                    }
+                }
+            }
+            if let Value::Object(stats) = &c.stats {
+                for (k, v) in stats {
+                    if let Some(d) = datum_from_json(v) {
+                        item.stats.insert(k.clone(), d);
+                    }
+                }
+            }
+            item
         })
         .collect();
-    let request = build_request(&user, &body.context, now, items);
-    let out = state.rule_runner.run(request, kinds, None).await?;
-    Ok(Json(DryRunResponse {
-        results: out
-            .candidates
-            .ids
-            .iter()
-            .zip(&out.candidates.scores)
-            .enumerate()
-            .map(|(i, (&item_id, &score))| DryRunResult {
-                item_id,
-                score,
-                rank: i + 1,
-            })
-            .collect(),
-        blocked_by: out.blocked_by,
-        rule_set_version: out.rule_set_version,
-        trace: out.trace,
-    }))
+    subject
 }

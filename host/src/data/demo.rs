@@ -68,6 +68,20 @@ const CATEGORIES: &[(&str, &[&str])] = &[
         &["organic", "vegan", "snacks", "coffee", "local"],
     ),
 ];
+const BRANDS: &[&str] = &[
+    "Acme",
+    "Zenith",
+    "Nordvik",
+    "Solano",
+    "Kestrel",
+    "Orbis",
+    "Lumen",
+    "Tamura",
+    "Brightway",
+    "Calder",
+    "Verdant",
+    "Halcyon",
+];
 const ADJECTIVES: &[&str] = &[
     "Classic",
     "Modern",
@@ -143,6 +157,9 @@ pub async fn next_steps(db: &Db, addr: SocketAddr) -> anyhow::Result<String> {
 
 async fn seed(db: &Db) -> anyhow::Result<()> {
     let mut rng = SplitMix64::new(SEED);
+    // The merchandising attributes (brand, margin, premium, plan) draw from
+    // their own stream, so the rest of the catalogue is what it always was.
+    let mut merch = SplitMix64::new(SEED ^ 0x4D45_5243);
     let now = Utc::now();
     let ms = |d: chrono::DateTime<Utc>| d.timestamp_millis();
 
@@ -189,6 +206,10 @@ async fn seed(db: &Db) -> anyhow::Result<()> {
         } else if rng.chance(0.06) {
             features["blocked_countries"] = json!(["DE", "FR"]);
         }
+        // What the example bundle's rules read (examples/merchandising).
+        features["brand"] = json!(merch.pick(BRANDS));
+        features["margin"] = json!((merch.next_f64() * 55.0 + 5.0).round() / 100.0);
+        features["premium"] = json!(merch.chance(0.10));
         let adjective = rng.pick(ADJECTIVES);
         let noun = rng.pick(DEVICE_NAMES);
         items.push(ItemRecord {
@@ -233,6 +254,7 @@ async fn seed(db: &Db) -> anyhow::Result<()> {
                 "country": rng.pick(COUNTRIES),
                 "favorite_categories": [CATEGORIES[fav_a].0, CATEGORIES[fav_b].0],
                 "favorite_tags": [tag],
+                "plan": if merch.chance(0.2) { "premium" } else { "basic" },
             }),
             created_at: ms(now - Duration::days(30 + rng.below(300) as i64)),
         });

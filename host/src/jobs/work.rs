@@ -115,6 +115,7 @@ async fn generate_batch(state: &AppState, run_id: i64) -> anyhow::Result<Value> 
             algorithm_name: "hybrid".into(),
             exclude_interacted: true,
             context: Default::default(),
+            exclude_ids: Vec::new(),
             explain: false,
             rule_kinds: None,
         };

@@ -17,6 +17,13 @@ pub struct Recommendation {
     /// rules' boosts.
     pub score: f64,
     pub rank: usize,
+    /// Placed by a promote rule (sponsored or campaign content a client
+    /// may label as such), rather than ranked by the models.
+    #[serde(default)]
+    pub promoted: bool,
+    /// The promote rule that placed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

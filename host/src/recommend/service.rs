@@ -25,7 +25,10 @@ use crate::{
     error::{AppError, AppResult},
     features::{FeatureStore, ItemFeatures},
     rules::{
-        input::{RuleContext, RuleUser, build_request, rule_item},
+        input::{
+            InputPlan, RuleContext, Subject,
+            gather::{Sources, candidate_items, gather},
+        },
         runner::{Runner, Served},
     },
     telemetry::metrics::Metrics,
@@ -47,6 +50,9 @@ pub struct RecommendationQuery {
     pub algorithm_name: String,
     pub exclude_interacted: bool,
     pub context: RuleContext,
+    /// Item ids the caller does not want shown (the rules see them; the
+    /// built-in `filter_excluded` removes them).
+    pub exclude_ids: Vec<i64>,
     pub explain: bool,
     /// Only these rule kinds run (`None`: all).
     pub rule_kinds: Option<Vec<Kind>>,
@@ -63,13 +69,14 @@ impl RecommendationQuery {
             _ => format!("{}@{}", now.hour(), now.weekday()),
         };
         format!(
-            "{}|{:?}|{}|{}|{}|{:?}|{clock}",
+            "{}|{:?}|{}|{}|{}|{:?}|{:?}|{clock}",
             self.algorithm_name,
             self.algorithm,
             self.top_n,
             self.exclude_interacted,
             serde_json::to_string(&self.context).unwrap_or_default(),
             self.rule_kinds,
+            self.exclude_ids,
         )
     }
 }
@@ -147,11 +154,12 @@ impl Recommendations {
             .await?
             .ok_or_else(|| AppError::not_found("User"))?;
         let snapshot = self.recommender.snapshot();
+        let profile = user.profile();
         let ModelCandidates { scored, fallback } = model_candidates(
             &snapshot,
             q.algorithm,
             user.user_id,
-            &user.profile(),
+            &profile,
             q.top_n,
             q.exclude_interacted,
         );
@@ -162,43 +170,66 @@ impl Recommendations {
             .filter_map(|&(j, s)| items.get(&snapshot.item_id(j)).map(|f| (f, s)))
             .collect();
 
-        let (ranked, trace, blocked_by, rules_applied) = match &self.rules {
+        let (ranked, trace, blocked_by, rules_applied, promoted, extra_items) = match &self.rules {
             Some(runner) => {
-                let rule_user = RuleUser::from_preferences(
-                    user.user_id,
-                    &user.preferences,
-                    user.purchased_item_ids.clone(),
-                );
-                let request = build_request(
-                    &rule_user,
-                    &q.context,
+                let set = runner.rule_set();
+                let plan = runner.plan(&set);
+                let similarity = content_similarity(&snapshot, &plan, &profile);
+                let sources = |candidates| Sources {
+                    user: &user,
+                    context: &q.context,
                     now,
-                    candidates.iter().map(|(f, s)| rule_item(&f.item, *s)),
-                );
+                    candidates,
+                    exclude_ids: &q.exclude_ids,
+                    content_similarity: &*similarity,
+                };
+                let subject = gather(&self.features, &plan, sources(&candidates)).await?;
+                // The promoted items' subject: this one's user and context.
+                let mut found = Subject {
+                    items: Vec::new(),
+                    ..subject.clone()
+                };
                 let served = Served {
                     user_id: user.user_id,
                     top_n: q.top_n,
                 };
-                let out = runner
-                    .run(request, q.rule_kinds.clone(), Some(served))
+                let mut out = runner
+                    .run(set.clone(), subject, q.rule_kinds.clone(), Some(served))
                     .await?;
-                let ranked: Vec<(i64, f64)> = out
-                    .candidates
-                    .ids
-                    .iter()
-                    .copied()
-                    .zip(out.candidates.scores.iter().copied())
-                    .collect();
-                (ranked, Some(out.trace), out.blocked_by, true)
+                // Promoted items come from anywhere in the catalogue: look
+                // up those that exist, then vet and place them.
+                let mut extra = HashMap::new();
+                if !out.promotions.is_empty() {
+                    let ids: Vec<i64> = out.promotion_ids();
+                    extra = self.features.items_batch(&ids).await?;
+                    let looked_up: Vec<(&ItemFeatures, f64)> = ids
+                        .iter()
+                        .filter_map(|id| extra.get(id))
+                        .map(|f| (f, 0.0))
+                        .collect();
+                    found.items = candidate_items(&plan, &looked_up, Some(&user), &*similarity);
+                    out = runner.place(set, out, found).await?;
+                }
+                let ranked: Vec<(i64, f64)> = out.list.pairs().collect();
+                let promoted: HashMap<i64, String> = out.promoted.into_iter().collect();
+                (
+                    ranked,
+                    Some(out.trace),
+                    out.blocked_by,
+                    true,
+                    promoted,
+                    extra,
+                )
             }
             None => {
                 let ranked = candidates.iter().map(|(f, s)| (f.item_id, *s)).collect();
-                (ranked, None, None, false)
+                (ranked, None, None, false, HashMap::new(), HashMap::new())
             }
         };
 
-        let by_id: HashMap<i64, &ItemFeatures> =
+        let mut by_id: HashMap<i64, &ItemFeatures> =
             candidates.iter().map(|(f, _)| (f.item_id, *f)).collect();
+        by_id.extend(extra_items.iter().map(|(id, f)| (*id, f)));
         let recommendations = ranked
             .into_iter()
             .filter_map(|(id, score)| by_id.get(&id).map(|f| (&f.item, score)))
@@ -211,6 +242,8 @@ impl Recommendations {
                 category: item.category.clone(),
                 score,
                 rank: rank + 1,
+                promoted: promoted.contains_key(&item.id),
+                promoted_by: promoted.get(&item.id).cloned(),
             })
             .collect();
         let response = RecommendationResponse {
@@ -237,6 +270,21 @@ impl Recommendations {
             self.cache.put(&user_key, &field, response.clone()).await;
         }
         Ok(response)
+    }
+}
+
+/// The content model's similarity to the user's profile, computed only when
+/// a rule declares `user-item content_similarity` (it scores the whole
+/// catalogue).
+fn content_similarity<'a>(
+    snapshot: &'a Snapshot,
+    plan: &InputPlan,
+    profile: &[(i64, f32)],
+) -> Box<dyn Fn(i64) -> f64 + Send + Sync + 'a> {
+    if plan.wants(recengine_rules_sdk::Scope::UserItem, "content_similarity") {
+        Box::new(snapshot.content_similarity(profile))
+    } else {
+        Box::new(|_| 0.0)
     }
 }
 

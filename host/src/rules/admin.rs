@@ -5,12 +5,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use recengine_rules_sdk::{Metadata, ParamValue};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
+    engine::Contract,
     pipeline::RuleKind,
-    registry::{ActiveRule, FailurePolicy, RuleRegistry, RuleSource, validate_config},
+    registry::{
+        ActiveRule, FailurePolicy, RuleRegistry, RuleSource, param_from_json, param_to_json,
+        validate_config,
+    },
 };
 use crate::{
     error::{AppError, AppResult},
@@ -21,9 +26,26 @@ use crate::{
 pub struct ParamView {
     pub name: String,
     pub description: String,
-    pub default: f64,
-    pub min: f64,
-    pub max: f64,
+    /// `number`, `flag`, `text` or `strings`.
+    #[serde(rename = "type")]
+    pub value_type: &'static str,
+    #[schema(value_type = Object)]
+    pub default: serde_json::Value,
+    /// Numbers only.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Text and strings: the values accepted (empty: any).
+    pub allowed: Vec<String>,
+}
+
+/// One input a rule reads.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InputView {
+    /// `item`, `item-stat`, `user`, `user-stat`, `user-item` or `context`.
+    pub scope: &'static str,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub value_type: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,8 +67,13 @@ pub struct RuleView {
     pub enabled: bool,
     pub description: String,
     /// Current parameter values by name.
-    pub config: BTreeMap<String, f64>,
+    #[schema(value_type = Object)]
+    pub config: BTreeMap<String, serde_json::Value>,
     pub params: Vec<ParamView>,
+    /// The rule contract the component speaks: `0.1` or `0.2`.
+    pub contract: Contract,
+    /// What it reads (for a 0.1 rule, its contract's fixed columns).
+    pub inputs: Vec<InputView>,
     pub failure_policy: FailurePolicy,
     /// `builtin`, `rules_dir`, or the bundle it came from
     /// (`bundle:<name>@<revision>`).
@@ -65,8 +92,11 @@ pub struct RuleChange {
     #[schema(minimum = -10_000, maximum = 10_000)]
     pub priority: Option<i32>,
     pub enabled: Option<bool>,
-    /// Parameters to change, by name; others keep their values.
-    pub config: Option<HashMap<String, f64>>,
+    /// Parameters to change, by name (numbers, booleans, strings or lists
+    /// of strings, as each parameter's type says); others keep their
+    /// values.
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<HashMap<String, serde_json::Value>>,
     pub failure_policy: Option<FailurePolicy>,
 }
 
@@ -87,17 +117,32 @@ pub fn view(registry: &RuleRegistry, rule: &ActiveRule) -> RuleView {
             .params
             .iter()
             .zip(&rule.config)
-            .map(|(p, v)| (p.name.clone(), *v))
+            .map(|(p, v)| (p.name.clone(), param_to_json(v)))
             .collect(),
         params: m
             .params
             .iter()
-            .map(|p| ParamView {
-                name: p.name.clone(),
-                description: p.description.clone(),
-                default: p.default_value,
-                min: p.min,
-                max: p.max,
+            .map(|p| {
+                let number = matches!(p.default_value, ParamValue::Number(_));
+                ParamView {
+                    name: p.name.clone(),
+                    description: p.description.clone(),
+                    value_type: p.default_value.type_name(),
+                    default: param_to_json(&p.default_value),
+                    min: number.then_some(p.min),
+                    max: number.then_some(p.max),
+                    allowed: p.allowed.clone(),
+                }
+            })
+            .collect(),
+        contract: rule.compiled.contract,
+        inputs: m
+            .inputs
+            .iter()
+            .map(|i| InputView {
+                scope: i.scope.as_str(),
+                name: i.name.clone(),
+                value_type: i.value_type.as_str(),
             })
             .collect(),
         failure_policy: rule.policy,
@@ -143,7 +188,8 @@ fn setting_of(rule: &ActiveRule, removed: bool) -> rule_settings::RuleSetting {
         name: rule.name().to_string(),
         priority: i64::from(rule.priority),
         enabled: i64::from(rule.enabled),
-        config: serde_json::to_string(&rule.config).unwrap_or_else(|_| "[]".into()),
+        config: serde_json::to_string(&rule.config.iter().map(param_to_json).collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into()),
         failure_policy: policy_name(rule.policy).into(),
         removed: i64::from(removed),
     }
@@ -161,7 +207,7 @@ pub async fn change(
             .find(|r| r.name() == name)
             .ok_or_else(|| AppError::NotFound(format!("Rule {name} not found")))?;
         if let Some(config) = &change.config {
-            rule.config = validate_config(&rule.compiled.metadata, &rule.config, config)
+            rule.config = validate_config(&rule.compiled.metadata, &rule.config, config.iter())
                 .map_err(AppError::Validation)?;
         }
         if let Some(p) = change.priority {
@@ -254,11 +300,26 @@ pub async fn apply_persisted(registry: &RuleRegistry, db: &Db) -> anyhow::Result
             } else {
                 FailurePolicy::FailOpen
             };
-            match serde_json::from_str::<Vec<f64>>(&s.config) {
-                Ok(c) if c.len() == rule.compiled.metadata.params.len() => rule.config = c,
-                _ => tracing::warn!(rule = %s.name, "stored config does not fit the rule; using its defaults"),
+            match stored_config(&rule.compiled.metadata, &s.config) {
+                Some(c) => rule.config = c,
+                None => tracing::warn!(rule = %s.name, "stored config does not fit the rule; using its defaults"),
             }
         }
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// Stored parameter values (a JSON list in the metadata's order; numbers
+/// only, as 0.1-era settings wrote them, still read), if they all fit.
+fn stored_config(metadata: &Metadata, text: &str) -> Option<Vec<ParamValue>> {
+    let values: Vec<serde_json::Value> = serde_json::from_str(text).ok()?;
+    if values.len() != metadata.params.len() {
+        return None;
+    }
+    metadata
+        .params
+        .iter()
+        .zip(&values)
+        .map(|(p, v)| param_from_json(p, v).ok())
+        .collect()
 }

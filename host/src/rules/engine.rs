@@ -33,7 +33,10 @@ use wasmtime_wasi::{
     p2::pipe::{MemoryOutputPipe, SinkOutputStream},
 };
 
-use super::bindings::{Rule, RulePre, recengine::rules::types as wit};
+use super::{
+    bindings::{v0_1, v0_2},
+    input::catalogue,
+};
 
 /// The deadline of a rule's `metadata` call at load.
 const LOAD_DEADLINE: Duration = Duration::from_secs(1);
@@ -129,11 +132,67 @@ impl WasiView for RuleState {
     }
 }
 
+/// The rule contract a component was built against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub enum Contract {
+    /// `recengine:rules@0.1.0`: fixed columns, numeric parameters.
+    #[serde(rename = "0.1")]
+    V0_1,
+    /// `recengine:rules@0.2.0`: declared inputs, typed parameters, promote.
+    #[serde(rename = "0.2")]
+    V0_2,
+}
+
+impl Contract {
+    /// The SDK major.minor a rule of this contract reports.
+    fn sdk_major_minor(self) -> &'static str {
+        match self {
+            Contract::V0_1 => "0.1",
+            Contract::V0_2 => "0.2",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.sdk_major_minor()
+    }
+}
+
+/// A linked component, by contract.
+enum Pre {
+    V0_1(v0_1::RulePre<RuleState>),
+    V0_2(v0_2::RulePre<RuleState>),
+}
+
+/// One call's request, in the contract of the rule it is for.
+pub enum Call {
+    V0_1(Box<v0_1::recengine::rules::types::Request>),
+    V0_2(v0_2::recengine::rules::types::Request),
+}
+
+impl Call {
+    fn candidates(&self) -> usize {
+        match self {
+            Call::V0_1(r) => r.candidates.ids.len(),
+            Call::V0_2(r) => r.ids.len(),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        match self {
+            Call::V0_1(r) => r.context.now_ms,
+            Call::V0_2(r) => r.now_ms,
+        }
+    }
+}
+
 /// A compiled, linked component and what it says about itself.
 pub struct CompiledRule {
     pub digest: String,
+    /// In the current SDK's terms whatever the contract (a 0.1 rule's
+    /// inputs are its fixed columns; its parameters are numbers).
     pub metadata: sdk::Metadata,
-    pre: RulePre<RuleState>,
+    pub contract: Contract,
+    pre: Pre,
 }
 
 impl fmt::Debug for CompiledRule {
@@ -141,6 +200,7 @@ impl fmt::Debug for CompiledRule {
         f.debug_struct("CompiledRule")
             .field("name", &self.metadata.name)
             .field("digest", &self.digest)
+            .field("contract", &self.contract)
             .finish()
     }
 }
@@ -198,20 +258,37 @@ impl RuleEngine {
                 "the component imports something the host does not provide",
             )
         })?;
-        let pre = RulePre::new(instance_pre).map_err(|e| {
-            wasm_error(
-                e,
-                "the component does not implement the recengine:rules/rule world",
-            )
-        })?;
+        // The newest contract first; a component exports one world's
+        // functions, so at most one matches.
+        let pre = match v0_2::RulePre::new(instance_pre.clone()) {
+            Ok(pre) => Pre::V0_2(pre),
+            Err(newest) => match v0_1::RulePre::new(instance_pre) {
+                Ok(pre) => Pre::V0_1(pre),
+                Err(_) => {
+                    return Err(wasm_error(
+                        newest,
+                        "the component implements neither recengine:rules/rule@0.2.0 nor @0.1.0",
+                    ));
+                }
+            },
+        };
+        let contract = match pre {
+            Pre::V0_1(_) => Contract::V0_1,
+            Pre::V0_2(_) => Contract::V0_2,
+        };
         let metadata = self
             .read_metadata(&pre)
             .map_err(|f| anyhow::anyhow!("reading its metadata failed: {f}"))?;
-        check_sdk_version(&metadata.sdk_version)?;
+        check_sdk_version(&metadata.sdk_version, contract)?;
         check_params(&metadata)?;
+        if contract == Contract::V0_2 {
+            catalogue::check_inputs(&metadata)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", metadata.name))?;
+        }
         let compiled = Arc::new(CompiledRule {
             digest: digest.clone(),
             metadata,
+            contract,
             pre,
         });
         let mut cache = self.cache.lock().expect("not poisoned");
@@ -258,68 +335,97 @@ impl RuleEngine {
         (store, stderr)
     }
 
-    fn instantiate(
-        &self,
-        pre: &RulePre<RuleState>,
-        now_ms: i64,
-        limits: &Limits,
-    ) -> Result<(Store<RuleState>, Rule, MemoryOutputPipe), Failure> {
-        let (mut store, stderr) = self.store(now_ms, limits);
-        let rule = pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(&e, &stderr, true))?;
-        Ok((store, rule, stderr))
-    }
-
     /// At load, off the request path: a busy machine must not turn a slow
     /// first call into a refused rule (or a service that cannot start), so
     /// the deadline is at least `LOAD_DEADLINE`; a rule that loops in
     /// `metadata` is still stopped.
-    fn read_metadata(&self, pre: &RulePre<RuleState>) -> Result<sdk::Metadata, Failure> {
+    fn read_metadata(&self, pre: &Pre) -> Result<sdk::Metadata, Failure> {
         let limits = Limits {
             deadline: self.limits.deadline.max(LOAD_DEADLINE),
             ..self.limits
         };
-        let (mut store, rule, stderr) = self.instantiate(pre, 0, &limits)?;
-        let m = rule
-            .call_metadata(&mut store)
-            .map_err(|e| classify(&e, &stderr, false))?;
-        Ok(metadata_from_wit(m))
+        let (mut store, stderr) = self.store(0, &limits);
+        let failed = |e: wasmtime::Error, instantiating| classify(&e, &stderr, instantiating);
+        match pre {
+            Pre::V0_2(pre) => {
+                let rule = pre.instantiate(&mut store).map_err(|e| failed(e, true))?;
+                let m = rule
+                    .call_metadata(&mut store)
+                    .map_err(|e| failed(e, false))?;
+                Ok(metadata_from_v0_2(m))
+            }
+            Pre::V0_1(pre) => {
+                let rule = pre.instantiate(&mut store).map_err(|e| failed(e, true))?;
+                let m = rule
+                    .call_metadata(&mut store)
+                    .map_err(|e| failed(e, false))?;
+                Ok(metadata_from_v0_1(m))
+            }
+        }
     }
 
-    /// Calls the rule's `apply` in a fresh instance, under the engine's
-    /// limits.
-    pub fn apply(
-        &self,
-        rule: &CompiledRule,
-        request: &wit::Request,
-    ) -> Result<sdk::Outcome, Failure> {
-        self.apply_within(rule, request, &self.limits)
-    }
-
-    /// `apply` under tighter limits (a bundle may set them per rule; they
-    /// never exceed the engine's).
+    /// Calls the rule's `apply` in a fresh instance, under `limits` (the
+    /// engine's, or tighter ones a bundle set for the rule).
     pub fn apply_within(
         &self,
         rule: &CompiledRule,
-        request: &wit::Request,
+        call: &Call,
         limits: &Limits,
     ) -> Result<sdk::Outcome, Failure> {
-        let n = request.candidates.ids.len();
+        let n = call.candidates();
         if n > limits.max_candidates {
             return Err(Failure::InputTooLarge(n));
         }
-        let (mut store, instance, stderr) =
-            self.instantiate(&rule.pre, request.context.now_ms, limits)?;
-        match instance.call_apply(&mut store, request) {
-            Ok(Ok(outcome)) => Ok(match outcome {
-                wit::Outcome::Dropped(v) => sdk::Outcome::Dropped(v),
-                wit::Outcome::Rescored(v) => sdk::Outcome::Rescored(v),
-                wit::Outcome::Reordered(v) => sdk::Outcome::Reordered(v),
-            }),
+        let (mut store, stderr) = self.store(call.now_ms(), limits);
+        let failed = |e: wasmtime::Error, instantiating| classify(&e, &stderr, instantiating);
+        let answer = match (&rule.pre, call) {
+            (Pre::V0_2(pre), Call::V0_2(request)) => {
+                let instance = pre.instantiate(&mut store).map_err(|e| failed(e, true))?;
+                instance
+                    .call_apply(&mut store, request)
+                    .map(|r| r.map(outcome_from_v0_2))
+            }
+            (Pre::V0_1(pre), Call::V0_1(request)) => {
+                let instance = pre.instantiate(&mut store).map_err(|e| failed(e, true))?;
+                instance
+                    .call_apply(&mut store, request)
+                    .map(|r| r.map(outcome_from_v0_1))
+            }
+            _ => {
+                return Err(Failure::Instantiate(format!(
+                    "a request of another contract than the rule's {}",
+                    rule.contract.as_str()
+                )));
+            }
+        };
+        match answer {
+            Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(message)) => Err(Failure::RuleError(truncate(message, 500))),
-            Err(e) => Err(classify(&e, &stderr, false)),
+            Err(e) => Err(failed(e, false)),
         }
+    }
+}
+
+fn outcome_from_v0_2(o: v0_2::recengine::rules::types::Outcome) -> sdk::Outcome {
+    use v0_2::recengine::rules::types::Outcome as W;
+    match o {
+        W::Dropped(v) => sdk::Outcome::Dropped(v),
+        W::Rescored(v) => sdk::Outcome::Rescored(v),
+        W::Reordered(v) => sdk::Outcome::Reordered(v),
+        W::Promoted(v) => sdk::Outcome::Promoted(
+            v.into_iter()
+                .map(|p| sdk::Placement::at(p.item_id, p.position))
+                .collect(),
+        ),
+    }
+}
+
+fn outcome_from_v0_1(o: v0_1::recengine::rules::types::Outcome) -> sdk::Outcome {
+    use v0_1::recengine::rules::types::Outcome as W;
+    match o {
+        W::Dropped(v) => sdk::Outcome::Dropped(v),
+        W::Rescored(v) => sdk::Outcome::Rescored(v),
+        W::Reordered(v) => sdk::Outcome::Reordered(v),
     }
 }
 
@@ -382,19 +488,21 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The SDK major.minor this host speaks; a rule built with another is
+/// The SDK major.minor a rule of `contract` must report; another is
 /// refused with a message naming both.
-fn check_sdk_version(version: &str) -> anyhow::Result<()> {
-    let ours = sdk::SDK_VERSION;
+fn check_sdk_version(version: &str, contract: Contract) -> anyhow::Result<()> {
+    let ours = contract.sdk_major_minor();
     let major_minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
-    if major_minor(version) != major_minor(ours) {
+    if major_minor(version) != ours {
         anyhow::bail!(
-            "the rule was built with rules-sdk {version}; this host needs {}.x — rebuild it against the current SDK",
-            major_minor(ours)
+            "the rule was built with rules-sdk {version}; this host needs {ours}.x for contract {ours} — rebuild it against the current SDK",
         );
     }
     Ok(())
 }
+
+/// Most parameters one rule may declare.
+const MAX_PARAMS: usize = 32;
 
 fn check_params(m: &sdk::Metadata) -> anyhow::Result<()> {
     if m.name.is_empty()
@@ -409,21 +517,39 @@ fn check_params(m: &sdk::Metadata) -> anyhow::Result<()> {
             m.name
         );
     }
-    for p in &m.params {
-        if !(p.default_value.is_finite() && (p.min..=p.max).contains(&p.default_value)) {
-            anyhow::bail!("parameter {:?}: default outside min..=max", p.name);
+    if m.params.len() > MAX_PARAMS {
+        anyhow::bail!(
+            "{} parameters; at most {MAX_PARAMS} are allowed",
+            m.params.len()
+        );
+    }
+    for (i, p) in m.params.iter().enumerate() {
+        if m.params[..i].iter().any(|q| q.name == p.name) {
+            anyhow::bail!("parameter {:?} is declared twice", p.name);
         }
+        if let sdk::ParamValue::Number(_) = p.default_value
+            && !(p.min.is_finite() && p.max.is_finite() && p.min <= p.max)
+        {
+            anyhow::bail!(
+                "parameter {:?}: min and max must be finite, min <= max",
+                p.name
+            );
+        }
+        p.check(&p.default_value)
+            .map_err(|e| anyhow::anyhow!("parameter {:?}: its default is refused: {e}", p.name))?;
     }
     Ok(())
 }
 
-fn metadata_from_wit(m: wit::RuleMetadata) -> sdk::Metadata {
+fn metadata_from_v0_2(m: v0_2::recengine::rules::types::RuleMetadata) -> sdk::Metadata {
+    use v0_2::recengine::rules::types as w;
     sdk::Metadata {
         name: m.name,
         kind: match m.kind {
-            wit::RuleKind::Filter => sdk::Kind::Filter,
-            wit::RuleKind::Boost => sdk::Kind::Boost,
-            wit::RuleKind::Rerank => sdk::Kind::Rerank,
+            w::RuleKind::Filter => sdk::Kind::Filter,
+            w::RuleKind::Boost => sdk::Kind::Boost,
+            w::RuleKind::Rerank => sdk::Kind::Rerank,
+            w::RuleKind::Promote => sdk::Kind::Promote,
         },
         default_priority: m.default_priority,
         description: m.description,
@@ -433,11 +559,64 @@ fn metadata_from_wit(m: wit::RuleMetadata) -> sdk::Metadata {
             .map(|p| sdk::Param {
                 name: p.name,
                 description: p.description,
-                default_value: p.default_value,
+                default_value: match p.default_value {
+                    w::ParamValue::Number(n) => sdk::ParamValue::Number(n),
+                    w::ParamValue::Flag(b) => sdk::ParamValue::Flag(b),
+                    w::ParamValue::Text(s) => sdk::ParamValue::Text(s),
+                    w::ParamValue::Strings(v) => sdk::ParamValue::Strings(v),
+                },
                 min: p.min,
                 max: p.max,
+                allowed: p.allowed,
             })
             .collect(),
+        inputs: m
+            .inputs
+            .into_iter()
+            .map(|i| sdk::Input {
+                scope: match i.scope {
+                    w::Scope::Item => sdk::Scope::Item,
+                    w::Scope::ItemStat => sdk::Scope::ItemStat,
+                    w::Scope::User => sdk::Scope::User,
+                    w::Scope::UserStat => sdk::Scope::UserStat,
+                    w::Scope::UserItem => sdk::Scope::UserItem,
+                    w::Scope::Context => sdk::Scope::Context,
+                },
+                name: i.name,
+                value_type: match i.value_type {
+                    w::ValueType::Number => sdk::ValueType::Number,
+                    w::ValueType::Flag => sdk::ValueType::Flag,
+                    w::ValueType::Text => sdk::ValueType::Text,
+                    w::ValueType::Strings => sdk::ValueType::Strings,
+                    w::ValueType::Ids => sdk::ValueType::Ids,
+                    w::ValueType::Timestamp => sdk::ValueType::Timestamp,
+                },
+            })
+            .collect(),
+        sdk_version: m.sdk_version,
+        fail_closed: m.fail_closed,
+    }
+}
+
+/// A 0.1 rule in today's terms: numeric parameters, and its fixed columns
+/// as its inputs.
+fn metadata_from_v0_1(m: v0_1::recengine::rules::types::RuleMetadata) -> sdk::Metadata {
+    use v0_1::recengine::rules::types as w;
+    sdk::Metadata {
+        name: m.name,
+        kind: match m.kind {
+            w::RuleKind::Filter => sdk::Kind::Filter,
+            w::RuleKind::Boost => sdk::Kind::Boost,
+            w::RuleKind::Rerank => sdk::Kind::Rerank,
+        },
+        default_priority: m.default_priority,
+        description: m.description,
+        params: m
+            .params
+            .into_iter()
+            .map(|p| sdk::Param::number(&p.name, &p.description, p.default_value, p.min, p.max))
+            .collect(),
+        inputs: catalogue::legacy_inputs(),
         sdk_version: m.sdk_version,
         fail_closed: m.fail_closed,
     }
@@ -528,8 +707,12 @@ mod tests {
 
     #[test]
     fn sdk_versions_must_share_major_and_minor() {
-        assert!(check_sdk_version(sdk::SDK_VERSION).is_ok());
-        let err = check_sdk_version("9.9.0").unwrap_err().to_string();
+        assert!(check_sdk_version(sdk::SDK_VERSION, Contract::V0_2).is_ok());
+        assert!(check_sdk_version("0.1.3", Contract::V0_1).is_ok());
+        assert!(check_sdk_version("0.1.3", Contract::V0_2).is_err());
+        let err = check_sdk_version("9.9.0", Contract::V0_2)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("rules-sdk 9.9.0"), "{err}");
         assert!(err.contains("rebuild"), "{err}");
     }

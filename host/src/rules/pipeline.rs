@@ -1,19 +1,31 @@
 //! Runs a rule set over one candidate list: by priority, each rule once
-//! with the whole list, each outcome checked against the rule kind's
-//! contract, each failure contained by the rule's policy, everything
-//! recorded in a trace.
+//! with the whole list and only the inputs it declared, each outcome
+//! checked against the rule kind's contract, each failure contained by the
+//! rule's policy, everything recorded in a trace. Promote rules run last
+//! (they see the final list); what they ask for is vetted and placed by
+//! [`place_promotions`] once the service has looked the items up.
 
-use std::{sync::atomic::Ordering, time::Instant};
+use std::{collections::HashSet, sync::atomic::Ordering, time::Instant};
 
-use recengine_rules_sdk::{self as sdk, Kind, contract};
+use recengine_rules_sdk::{self as sdk, Kind, Placement, contract};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    engine::Failure,
-    input::to_wit,
-    registry::{FailurePolicy, RuleRegistry, RuleSet},
+    engine::{Call, Contract, Failure},
+    input::{Subject, encode::Encoded, legacy::Legacy},
+    registry::{ActiveRule, FailurePolicy, RuleRegistry, RuleSet},
 };
+
+pub use sdk::contract::List;
+
+/// Most items one promote rule may place in one response.
+pub const MAX_PROMOTED_PER_RULE: usize = 5;
+/// Most promoted items one response may hold, all rules together.
+pub const MAX_PROMOTED_PER_REQUEST: usize = 10;
+/// Filters every promoted item passes besides the fail-closed (safety)
+/// ones, unless its rule's bundle opts out of them by name.
+pub const PROMOTION_FILTERS: &[&str] = &["filter_out_of_stock", "filter_excluded"];
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Boost {
@@ -29,6 +41,35 @@ pub struct Move {
     pub to: usize,
 }
 
+/// What became of one item a promote rule asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PromotionStatus {
+    /// In the list, at `position`.
+    Placed,
+    /// No such item, or it was deleted.
+    UnknownItem,
+    /// A filter it must pass removed it (`filter` names it).
+    Filtered,
+    /// Past the rule's or the request's cap.
+    Capped,
+    /// Another promotion placed the same item first.
+    Duplicate,
+}
+
+/// Where a promoted item went, and why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PromotedTrace {
+    pub item_id: i64,
+    /// The position the rule asked for (1 is the top).
+    pub requested_position: u32,
+    /// Where it landed (1 is the top), when placed.
+    pub position: Option<usize>,
+    pub status: PromotionStatus,
+    /// The filter that removed it.
+    pub filter: Option<String>,
+}
+
 /// A rule's kind as the API names it (the SDK's [`Kind`], which the SDK
 /// keeps free of serialization).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -37,6 +78,7 @@ pub enum RuleKind {
     Filter,
     Boost,
     Rerank,
+    Promote,
 }
 
 impl From<Kind> for RuleKind {
@@ -45,6 +87,7 @@ impl From<Kind> for RuleKind {
             Kind::Filter => RuleKind::Filter,
             Kind::Boost => RuleKind::Boost,
             Kind::Rerank => RuleKind::Rerank,
+            Kind::Promote => RuleKind::Promote,
         }
     }
 }
@@ -69,10 +112,14 @@ pub struct RuleTrace {
     pub status: TraceStatus,
     /// What the rule does (its metadata's description): the "why".
     pub reason: String,
+    /// What it read: `scope.name` for each declared input.
+    pub inputs: Vec<String>,
     pub duration_ms: f64,
     pub dropped: Vec<i64>,
     pub boosted: Vec<Boost>,
     pub moved: Vec<Move>,
+    /// For a promote rule: each item it asked for and what became of it.
+    pub promoted: Vec<PromotedTrace>,
     /// For a failure: its cause (`timeout`, `out_of_memory`, `trap`,
     /// `rule_error`, `contract`, ...), the message, and the policy applied.
     pub error: Option<String>,
@@ -80,72 +127,152 @@ pub struct RuleTrace {
     pub policy: Option<FailurePolicy>,
 }
 
+/// An item a promote rule asked for, before it is vetted and placed.
+#[derive(Debug, Clone)]
+pub struct Promotion {
+    pub rule: String,
+    pub placement: Placement,
+    /// Where the rule's entry is in the trace.
+    trace: usize,
+}
+
 pub struct PipelineOutput {
-    pub candidates: sdk::Candidates,
+    /// The candidates left, in order, with their scores.
+    pub list: List,
     pub trace: Vec<RuleTrace>,
     /// A fail-closed rule failed: the list was emptied rather than shown
     /// unvetted. Names the rule.
     pub blocked_by: Option<String>,
     pub rule_set_version: u64,
+    /// What promote rules asked for, capped per rule, in the order the
+    /// rules ran; [`place_promotions`] turns them into positions.
+    pub promotions: Vec<Promotion>,
+    /// Placed promoted items: (item id, rule).
+    pub promoted: Vec<(i64, String)>,
 }
 
-/// Runs `set` over `request`. `kinds`: only rules of these kinds run
-/// (`None`: all).
+impl PipelineOutput {
+    /// The distinct ids promote rules asked for, in order.
+    pub fn promotion_ids(&self) -> Vec<i64> {
+        let mut seen = HashSet::new();
+        self.promotions
+            .iter()
+            .map(|p| p.placement.item_id)
+            .filter(|id| seen.insert(*id))
+            .collect()
+    }
+}
+
+/// A subject encoded once for a rule set: the union of the 0.2 rules'
+/// inputs, and 0.1's fixed layout when a 0.1 rule is enabled.
+pub struct Encoding {
+    encoded: Encoded,
+    legacy: Option<Legacy>,
+}
+
+impl Encoding {
+    pub fn new(set: &RuleSet, subject: &Subject) -> Self {
+        Self {
+            encoded: Encoded::new(subject, &set.plan),
+            legacy: set.has_legacy.then(|| Legacy::new(subject)),
+        }
+    }
+
+    /// The request `rule` receives for the candidates of `list`.
+    fn call(&self, rule: &ActiveRule, slots: &[usize], list: &List) -> Call {
+        match rule.compiled.contract {
+            Contract::V0_2 => Call::V0_2(self.encoded.request(slots, list, &rule.config)),
+            Contract::V0_1 => {
+                let config = rule
+                    .config
+                    .iter()
+                    .map(|v| match v {
+                        sdk::ParamValue::Number(n) => *n,
+                        sdk::ParamValue::Flag(b) => f64::from(u8::from(*b)),
+                        _ => 0.0,
+                    })
+                    .collect();
+                let legacy = self
+                    .legacy
+                    .as_ref()
+                    .expect("a set with a 0.1 rule encodes the 0.1 layout");
+                Call::V0_1(Box::new(legacy.request(list, config)))
+            }
+        }
+    }
+}
+
+fn new_entry(rule: &ActiveRule) -> RuleTrace {
+    let meta = &rule.compiled.metadata;
+    RuleTrace {
+        rule: meta.name.clone(),
+        kind: meta.kind.into(),
+        priority: rule.priority,
+        status: TraceStatus::Skipped,
+        reason: meta.description.clone(),
+        inputs: meta
+            .inputs
+            .iter()
+            .map(|i| format!("{}.{}", i.scope.as_str(), i.name))
+            .collect(),
+        duration_ms: 0.0,
+        dropped: Vec::new(),
+        boosted: Vec::new(),
+        moved: Vec::new(),
+        promoted: Vec::new(),
+        error: None,
+        cause: None,
+        policy: None,
+    }
+}
+
+/// Runs `set` over `subject`'s items (in their order, with their scores).
+/// `kinds`: only rules of these kinds run (`None`: all). Per-rule counters
+/// are kept under `counter_prefix` + name (shadow evaluation counts apart
+/// from live traffic).
 pub fn run(
     registry: &RuleRegistry,
     set: &RuleSet,
-    request: sdk::Request,
-    kinds: Option<&[Kind]>,
-) -> PipelineOutput {
-    run_counted(registry, set, request, kinds, "")
-}
-
-/// `run`, with the per-rule counters kept under `counter_prefix` + name
-/// (shadow evaluation counts apart from live traffic).
-pub fn run_counted(
-    registry: &RuleRegistry,
-    set: &RuleSet,
-    request: sdk::Request,
+    subject: &Subject,
     kinds: Option<&[Kind]>,
     counter_prefix: &str,
 ) -> PipelineOutput {
-    let engine = &registry.engine;
-    let mut request = request;
-    let mut trace = Vec::with_capacity(set.rules.len());
+    let encoding = Encoding::new(set, subject);
+    let mut list = List::new(
+        subject.items.iter().map(|i| i.id).collect(),
+        subject.items.iter().map(|i| i.score).collect(),
+    );
+    let mut trace: Vec<RuleTrace> = set.rules.iter().map(new_entry).collect();
     let mut blocked_by = None;
-    for rule in &set.rules {
+    let mut promotions = Vec::new();
+    // Promote rules last, in priority order among themselves: they see
+    // the list every other rule made.
+    let order = (0..set.rules.len())
+        .filter(|&i| set.rules[i].compiled.metadata.kind != Kind::Promote)
+        .chain(
+            (0..set.rules.len()).filter(|&i| set.rules[i].compiled.metadata.kind == Kind::Promote),
+        );
+    for index in order.collect::<Vec<_>>() {
+        let rule = &set.rules[index];
         let meta = &rule.compiled.metadata;
-        let mut entry = RuleTrace {
-            rule: meta.name.clone(),
-            kind: meta.kind.into(),
-            priority: rule.priority,
-            status: TraceStatus::Skipped,
-            reason: meta.description.clone(),
-            duration_ms: 0.0,
-            dropped: Vec::new(),
-            boosted: Vec::new(),
-            moved: Vec::new(),
-            error: None,
-            cause: None,
-            policy: None,
-        };
+        let entry = &mut trace[index];
         let wanted = kinds.is_none_or(|k| k.contains(&meta.kind));
-        if !rule.enabled || !wanted || blocked_by.is_some() || request.candidates.is_empty() {
-            trace.push(entry);
+        if !rule.enabled || !wanted || blocked_by.is_some() || list.is_empty() {
             continue;
         }
         let counters = registry.counters(&format!("{counter_prefix}{}", meta.name));
         let started = Instant::now();
-        let result = engine
+        let result = registry
+            .engine
             .apply_within(
                 &rule.compiled,
-                &to_wit(&request, &rule.config),
+                &encoding.call(rule, &set.slots[index], &list),
                 &rule.limits,
             )
             .and_then(|outcome| {
-                let mut candidates = request.candidates.clone();
-                contract::apply(meta.kind, &mut candidates, outcome)
-                    .map(|effect| (candidates, effect))
+                let mut next = list.clone();
+                contract::apply(meta.kind, &mut next, outcome)
+                    .map(|effect| (next, effect))
                     .map_err(|v| Failure::Contract(v.to_string()))
             });
         let elapsed = started.elapsed();
@@ -155,7 +282,7 @@ pub fn run_counted(
             .total_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         match result {
-            Ok((candidates, effect)) => {
+            Ok((next, effect)) => {
                 entry.status = TraceStatus::Applied;
                 counters
                     .dropped
@@ -181,7 +308,24 @@ pub fn run_counted(
                     .into_iter()
                     .map(|(item_id, from, to)| Move { item_id, from, to })
                     .collect();
-                request.candidates = candidates;
+                for (n, placement) in effect.promoted.into_iter().enumerate() {
+                    if n < MAX_PROMOTED_PER_RULE {
+                        promotions.push(Promotion {
+                            rule: meta.name.clone(),
+                            placement,
+                            trace: index,
+                        });
+                    } else {
+                        entry.promoted.push(PromotedTrace {
+                            item_id: placement.item_id,
+                            requested_position: placement.position,
+                            position: None,
+                            status: PromotionStatus::Capped,
+                            filter: None,
+                        });
+                    }
+                }
+                list = next;
             }
             Err(failure) => {
                 counters.failure(failure.cause());
@@ -197,18 +341,218 @@ pub fn run_counted(
                 entry.cause = Some(failure.cause());
                 entry.policy = Some(rule.policy);
                 if rule.policy == FailurePolicy::FailClosed {
-                    entry.dropped = request.candidates.ids.clone();
-                    request.candidates.reorder(&[]);
+                    entry.dropped = list.ids.clone();
+                    list.reorder(&[]);
+                    promotions.clear();
                     blocked_by = Some(meta.name.clone());
                 }
             }
         }
-        trace.push(entry);
     }
     PipelineOutput {
-        candidates: request.candidates,
+        list,
         trace,
         blocked_by,
         rule_set_version: set.version,
+        promotions,
+        promoted: Vec::new(),
     }
+}
+
+/// The filters a promoted item must pass: every enabled filter whose
+/// policy is fail-closed (the safety filters, never skippable), and
+/// [`PROMOTION_FILTERS`] unless the promoting rule opted out.
+fn vetting_filters(set: &RuleSet) -> Vec<usize> {
+    (0..set.rules.len())
+        .filter(|&i| {
+            let rule = &set.rules[i];
+            rule.enabled
+                && rule.compiled.metadata.kind == Kind::Filter
+                && (rule.policy == FailurePolicy::FailClosed
+                    || PROMOTION_FILTERS.contains(&rule.name()))
+        })
+        .collect()
+}
+
+/// Vets and places `out.promotions`. `found` holds the promoted items that
+/// exist and are active (score unused), with the inputs of `set`'s plan.
+/// Each item passes the vetting filters (a filter that fails removes every
+/// promoted item: nothing unvetted is shown), then is placed at its
+/// position, moving rather than duplicating an organic entry, within the
+/// per-request cap.
+pub fn place_promotions(
+    registry: &RuleRegistry,
+    set: &RuleSet,
+    out: &mut PipelineOutput,
+    found: &Subject,
+    counter_prefix: &str,
+) {
+    let promotions = std::mem::take(&mut out.promotions);
+    if promotions.is_empty() || out.blocked_by.is_some() {
+        return;
+    }
+    let known: HashSet<i64> = found.items.iter().map(|i| i.id).collect();
+    // Which filter removed which item: each vetting filter sees every
+    // found item once.
+    let encoding = Encoding::new(set, found);
+    let mut removed_by: Vec<(i64, String, bool)> = Vec::new();
+    let all = List::new(
+        found.items.iter().map(|i| i.id).collect(),
+        found.items.iter().map(|_| 0.0).collect(),
+    );
+    for index in vetting_filters(set) {
+        if all.is_empty() {
+            break;
+        }
+        let rule = &set.rules[index];
+        let safety = rule.policy == FailurePolicy::FailClosed;
+        let outcome = registry
+            .engine
+            .apply_within(
+                &rule.compiled,
+                &encoding.call(rule, &set.slots[index], &all),
+                &rule.limits,
+            )
+            .and_then(|outcome| {
+                let mut left = all.clone();
+                contract::apply(Kind::Filter, &mut left, outcome)
+                    .map_err(|v| Failure::Contract(v.to_string()))
+            });
+        match outcome {
+            Ok(effect) => {
+                for id in effect.dropped {
+                    removed_by.push((id, rule.name().to_string(), safety));
+                }
+            }
+            Err(failure) => {
+                registry
+                    .counters(&format!("{counter_prefix}{}", rule.name()))
+                    .failure(failure.cause());
+                tracing::warn!(rule = %rule.name(), error = %failure, "a filter failed while vetting promoted items; none is shown");
+                for &id in &all.ids {
+                    removed_by.push((id, rule.name().to_string(), true));
+                }
+            }
+        }
+    }
+    let mut placements: Vec<(Placement, String)> = Vec::new();
+    let mut seen = HashSet::new();
+    for p in promotions {
+        let rule = &set.rules[p.trace];
+        let id = p.placement.item_id;
+        let filter = removed_by
+            .iter()
+            .find(|(item, name, safety)| {
+                *item == id && (*safety || !rule.promote_skips.contains(name))
+            })
+            .map(|(_, name, _)| name.clone());
+        let status = if !known.contains(&id) {
+            PromotionStatus::UnknownItem
+        } else if filter.is_some() {
+            PromotionStatus::Filtered
+        } else if !seen.insert(id) {
+            PromotionStatus::Duplicate
+        } else if placements.len() >= MAX_PROMOTED_PER_REQUEST {
+            PromotionStatus::Capped
+        } else {
+            placements.push((p.placement, p.rule.clone()));
+            PromotionStatus::Placed
+        };
+        out.trace[p.trace].promoted.push(PromotedTrace {
+            item_id: id,
+            requested_position: p.placement.position,
+            position: None,
+            status,
+            filter,
+        });
+    }
+    if placements.is_empty() {
+        return;
+    }
+    let asked: Vec<Placement> = placements.iter().map(|(p, _)| *p).collect();
+    let (ids, landed) = contract::place(&out.list.ids, &asked);
+    // A promoted item takes the score of the entry it displaced, so the
+    // list's scores still read top to bottom.
+    let organic: std::collections::HashMap<i64, f64> = out.list.pairs().collect();
+    let promoted_ids: HashSet<i64> = asked.iter().map(|p| p.item_id).collect();
+    let mut organic_scores = out
+        .list
+        .ids
+        .iter()
+        .filter(|id| !promoted_ids.contains(id))
+        .map(|id| organic[id]);
+    let mut scores = Vec::with_capacity(ids.len());
+    let mut last = out.list.scores.first().copied().unwrap_or(0.0);
+    for id in &ids {
+        if promoted_ids.contains(id) {
+            scores.push(last);
+        } else {
+            last = organic_scores.next().unwrap_or(last);
+            scores.push(last);
+        }
+    }
+    out.list = List {
+        rows: vec![usize::MAX; ids.len()],
+        ids,
+        scores,
+    };
+    for ((placement, rule), position) in placements.into_iter().zip(landed) {
+        registry
+            .counters(&format!("{counter_prefix}{rule}"))
+            .promoted
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(index) = set.rules.iter().position(|r| r.name() == rule)
+            && let Some(t) = out.trace[index]
+                .promoted
+                .iter_mut()
+                .find(|t| t.item_id == placement.item_id && t.status == PromotionStatus::Placed)
+        {
+            t.position = Some(position);
+        }
+        out.promoted.push((placement.item_id, rule));
+    }
+}
+
+/// Calls one rule alone on `subject` (all its items, in order): what a
+/// bundle's check and the agreement tests run.
+pub fn call_alone(
+    registry: &RuleRegistry,
+    rule: &ActiveRule,
+    subject: &Subject,
+) -> Result<sdk::Outcome, Failure> {
+    let mut rule = rule.clone();
+    rule.enabled = true;
+    let set = RuleSet::new(vec![rule], 0);
+    let rule = &set.rules[0];
+    let encoding = Encoding::new(&set, subject);
+    let list = List::new(
+        subject.items.iter().map(|i| i.id).collect(),
+        subject.items.iter().map(|i| i.score).collect(),
+    );
+    registry.engine.apply_within(
+        &rule.compiled,
+        &encoding.call(rule, &set.slots[0], &list),
+        &rule.limits,
+    )
+}
+
+/// Runs one rule alone on `subject` and applies its outcome: a bundle's
+/// check of each rule before it goes live.
+pub fn try_rule(
+    registry: &RuleRegistry,
+    rule: &ActiveRule,
+    subject: &Subject,
+) -> Result<contract::Effect, String> {
+    let outcome =
+        call_alone(registry, rule, subject).map_err(|f| format!("the dry run failed: {f}"))?;
+    let mut list = List::new(
+        subject.items.iter().map(|i| i.id).collect(),
+        subject.items.iter().map(|i| i.score).collect(),
+    );
+    contract::apply(rule.compiled.metadata.kind, &mut list, outcome).map_err(|v| {
+        format!(
+            "the dry run broke the {} contract: {v}",
+            rule.compiled.metadata.kind.as_str()
+        )
+    })
 }

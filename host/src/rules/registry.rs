@@ -17,7 +17,10 @@ use recengine_rules_sdk as sdk;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::engine::{CompiledRule, Limits, RuleEngine};
+use super::{
+    engine::{CompiledRule, Contract, Limits, RuleEngine},
+    input::InputPlan,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -92,11 +95,14 @@ pub struct ActiveRule {
     pub priority: i32,
     pub enabled: bool,
     /// Parameter values, in the order of the metadata's params.
-    pub config: Vec<f64>,
+    pub config: Vec<sdk::ParamValue>,
     pub policy: FailurePolicy,
     pub source: RuleSource,
     /// What each call may use (the engine's, or tighter from a bundle).
     pub limits: Limits,
+    /// For a promote rule: the non-safety filters its items need not pass
+    /// (a bundle manifest's `promote_skip_filters`).
+    pub promote_skips: Vec<String>,
 }
 
 impl ActiveRule {
@@ -113,7 +119,7 @@ impl ActiveRule {
         Self {
             priority: m.default_priority,
             enabled: true,
-            config: m.default_config(),
+            config: m.default_params(),
             policy: if m.fail_closed {
                 FailurePolicy::FailClosed
             } else {
@@ -121,6 +127,7 @@ impl ActiveRule {
             },
             source: source.into(),
             limits,
+            promote_skips: Vec::new(),
             compiled,
         }
     }
@@ -132,6 +139,42 @@ pub struct RuleSet {
     pub rules: Vec<ActiveRule>,
     /// Bumped by every change, so a trace can say which set it ran.
     pub version: u64,
+    /// What the enabled rules read, together: gathered once per request.
+    pub plan: InputPlan,
+    /// Per rule (same order as `rules`): its inputs' slots in `plan`.
+    pub slots: Vec<Vec<usize>>,
+    /// Whether a rule built against contract 0.1 is enabled (its request
+    /// is laid out apart).
+    pub has_legacy: bool,
+}
+
+impl RuleSet {
+    /// Orders `rules` (higher priority first; equal priorities keep their
+    /// order) and plans their inputs.
+    pub fn new(mut rules: Vec<ActiveRule>, version: u64) -> Self {
+        rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
+        let mut plan = InputPlan::default();
+        let slots = rules
+            .iter()
+            .map(|r| {
+                if r.enabled {
+                    plan.add(&r.compiled.metadata.inputs)
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        let has_legacy = rules
+            .iter()
+            .any(|r| r.enabled && r.compiled.contract == Contract::V0_1);
+        Self {
+            rules,
+            version,
+            plan,
+            slots,
+            has_legacy,
+        }
+    }
 }
 
 /// Counters per rule, kept across rule-set versions.
@@ -143,6 +186,8 @@ pub struct RuleCounters {
     pub dropped: AtomicU64,
     pub boosted: AtomicU64,
     pub moved: AtomicU64,
+    /// Promoted items that were placed in a list.
+    pub promoted: AtomicU64,
 }
 
 impl RuleCounters {
@@ -213,6 +258,12 @@ impl RuleRegistry {
             .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
             .collect();
         paths.sort();
+        let refused = || {
+            crate::telemetry::metrics::METRICS
+                .rule_refusals
+                .with_label_values(&["rules_dir"])
+                .inc()
+        };
         let mut loaded = Vec::new();
         for path in paths {
             let result = std::fs::read(&path)
@@ -222,6 +273,7 @@ impl RuleRegistry {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(file = %path.display(), error = %format!("{e:#}"), "rule component refused");
+                    refused();
                     continue;
                 }
             };
@@ -243,7 +295,8 @@ impl RuleRegistry {
                     loaded.push(name);
                 }
                 Err(()) => {
-                    tracing::error!(rule = %name, file = %path.display(), "a rule with this name is already active; file skipped")
+                    tracing::error!(rule = %name, file = %path.display(), "a rule with this name is already active; file skipped");
+                    refused();
                 }
             }
         }
@@ -261,11 +314,9 @@ impl RuleRegistry {
         self.store(rules);
     }
 
-    fn store(&self, mut rules: Vec<ActiveRule>) {
-        // Higher priority first; equal priorities keep their order.
-        rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
+    fn store(&self, rules: Vec<ActiveRule>) {
         let version = self.current.load().version + 1;
-        self.current.store(Arc::new(RuleSet { rules, version }));
+        self.current.store(Arc::new(RuleSet::new(rules, version)));
     }
 
     /// Applies `change` to a copy of the current rules and swaps it in;
@@ -291,15 +342,76 @@ impl RuleRegistry {
     }
 }
 
-/// Checks values against the metadata's bounds; returns them in order,
-/// defaults filled in. Unknown names are refused.
-pub fn validate_config(
+/// A parameter value as JSON says it: a number, a boolean, a string or a
+/// list of strings, read as the parameter's type. A flag also takes 0 or 1
+/// (how 0.1 rules and earlier settings wrote it).
+pub fn param_from_json(
+    param: &sdk::Param,
+    value: &serde_json::Value,
+) -> Result<sdk::ParamValue, String> {
+    use serde_json::Value;
+    let name = &param.name;
+    let parsed = match (&param.default_value, value) {
+        (sdk::ParamValue::Number(_), Value::Number(n)) => n.as_f64().map(sdk::ParamValue::Number),
+        (sdk::ParamValue::Flag(_), Value::Bool(b)) => Some(sdk::ParamValue::Flag(*b)),
+        (sdk::ParamValue::Flag(_), Value::Number(n)) => match n.as_f64() {
+            Some(0.0) => Some(sdk::ParamValue::Flag(false)),
+            Some(1.0) => Some(sdk::ParamValue::Flag(true)),
+            _ => None,
+        },
+        (sdk::ParamValue::Text(_), Value::String(s)) => Some(sdk::ParamValue::Text(s.clone())),
+        (sdk::ParamValue::Strings(_), Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(sdk::ParamValue::Strings),
+        _ => None,
+    };
+    let value = parsed.ok_or_else(|| {
+        format!(
+            "{name} must be a {}",
+            match param.default_value {
+                sdk::ParamValue::Number(_) => "number",
+                sdk::ParamValue::Flag(_) => "boolean",
+                sdk::ParamValue::Text(_) => "string",
+                sdk::ParamValue::Strings(_) => "list of strings",
+            }
+        )
+    })?;
+    param.check(&value)?;
+    Ok(value)
+}
+
+/// A parameter value as JSON.
+pub fn param_to_json(value: &sdk::ParamValue) -> serde_json::Value {
+    match value {
+        sdk::ParamValue::Number(n) => serde_json::json!(n),
+        sdk::ParamValue::Flag(b) => serde_json::json!(b),
+        sdk::ParamValue::Text(s) => serde_json::json!(s),
+        sdk::ParamValue::Strings(v) => serde_json::json!(v),
+    }
+}
+
+/// Checks values against the metadata's types and bounds; returns them in
+/// order, the current ones (or defaults) filled in. Unknown names are
+/// refused.
+pub fn validate_config<'a>(
     metadata: &sdk::Metadata,
-    current: &[f64],
-    changes: &HashMap<String, f64>,
-) -> Result<Vec<f64>, String> {
-    let mut values = current.to_vec();
-    values.resize(metadata.params.len(), 0.0);
+    current: &[sdk::ParamValue],
+    changes: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>,
+) -> Result<Vec<sdk::ParamValue>, String> {
+    let mut values: Vec<sdk::ParamValue> = metadata
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            current
+                .get(i)
+                .filter(|v| p.check(v).is_ok())
+                .cloned()
+                .unwrap_or_else(|| p.default_value.clone())
+        })
+        .collect();
     for (name, value) in changes {
         let Some(i) = metadata.params.iter().position(|p| &p.name == name) else {
             let known: Vec<&str> = metadata.params.iter().map(|p| p.name.as_str()).collect();
@@ -313,14 +425,7 @@ pub fn validate_config(
                 }
             ));
         };
-        let p = &metadata.params[i];
-        if !value.is_finite() || *value < p.min || *value > p.max {
-            return Err(format!(
-                "{name} must be between {} and {}, got {value}",
-                p.min, p.max
-            ));
-        }
-        values[i] = *value;
+        values[i] = param_from_json(&metadata.params[i], value)?;
     }
     Ok(values)
 }
@@ -350,6 +455,60 @@ mod tests {
             })
             .unwrap(),
             "bundle:shop@1"
+        );
+    }
+}
+
+#[cfg(test)]
+mod param_tests {
+    use recengine_rules_sdk::{Kind, Metadata, Param, ParamValue};
+    use serde_json::json;
+
+    use super::validate_config;
+
+    #[test]
+    fn params_are_checked_by_type_bounds_and_allowed_values() {
+        let m = Metadata::new("r", Kind::Filter, 1, "")
+            .param(Param::number("factor", "", 1.0, 0.0, 10.0))
+            .param(Param::flag("strict", "", false))
+            .param(Param::text("mode", "", "soft").allowed(&["soft", "hard"]))
+            .param(Param::strings("brands", "", &[]));
+        let current = m.default_params();
+        let set =
+            |k: &str, v: serde_json::Value| validate_config(&m, &current, [(&k.to_string(), &v)]);
+        assert_eq!(
+            set("factor", json!(2.5)).unwrap()[0],
+            ParamValue::Number(2.5)
+        );
+        assert!(
+            set("factor", json!(11))
+                .unwrap_err()
+                .contains("between 0 and 10")
+        );
+        assert!(
+            set("factor", json!("2"))
+                .unwrap_err()
+                .contains("must be a number")
+        );
+        assert_eq!(set("strict", json!(1)).unwrap()[1], ParamValue::Flag(true));
+        assert_eq!(
+            set("strict", json!(true)).unwrap()[1],
+            ParamValue::Flag(true)
+        );
+        assert!(
+            set("mode", json!("wild"))
+                .unwrap_err()
+                .contains("one of soft, hard")
+        );
+        assert_eq!(
+            set("brands", json!(["acme", "zeta"])).unwrap()[3],
+            ParamValue::Strings(vec!["acme".into(), "zeta".into()])
+        );
+        assert!(set("brands", json!(["acme", 3])).is_err());
+        assert!(
+            set("nope", json!(1))
+                .unwrap_err()
+                .contains("has no parameter")
         );
     }
 }

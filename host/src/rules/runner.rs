@@ -1,18 +1,23 @@
-//! The one way a request goes through the rules: the active rule set, one
-//! snapshot of it for the whole request (a swap mid-request changes
-//! nothing), run on the blocking pool (rule calls are synchronous and
-//! bounded by their deadline, so a slow rule never stalls the async
-//! workers), and the bundle in shadow, if any, compared beside it off the
-//! response path.
+//! The one way a request goes through the rules: one snapshot of the rule
+//! set for the whole request (a swap mid-request changes nothing), run on
+//! the blocking pool (rule calls are synchronous and bounded by their
+//! deadline, so a slow rule never stalls the async workers), and the
+//! bundle in shadow, if any, compared beside it off the response path.
+//!
+//! A request's steps: [`Runner::rule_set`] (the snapshot), [`Runner::plan`]
+//! (what to gather for it), [`Runner::run`] on the gathered subject, and,
+//! when promote rules asked for items, [`Runner::place`] once the caller
+//! has looked them up.
 
 use std::sync::Arc;
 
-use recengine_rules_sdk::{self as sdk, Kind};
+use recengine_rules_sdk::Kind;
 
 use super::{
     bundle::BundleManager,
+    input::{InputPlan, Subject},
     pipeline::{self, PipelineOutput},
-    registry::RuleRegistry,
+    registry::{RuleRegistry, RuleSet},
 };
 use crate::error::{AppError, AppResult};
 
@@ -36,40 +41,52 @@ impl Runner {
         Self { registry, bundles }
     }
 
-    /// Runs `request` through the active rules (only `kinds`, when given).
-    /// With `served`, a bundle in shadow sees the same request; a dry run
-    /// passes `None` and leaves the shadow's report alone.
+    /// The rule set one request uses from start to end.
+    pub fn rule_set(&self) -> Arc<RuleSet> {
+        self.registry.snapshot()
+    }
+
+    /// What to gather for a request on `set`: its rules' inputs, and the
+    /// shadow bundle's, so the shadow sees what it declared too.
+    pub fn plan(&self, set: &RuleSet) -> InputPlan {
+        let mut plan = set.plan.clone();
+        if let Some(shadow) = self.bundles.shadow() {
+            for rule in shadow.rule_set(set).rules.iter().filter(|r| r.enabled) {
+                plan.add(&rule.compiled.metadata.inputs);
+            }
+        }
+        plan
+    }
+
+    /// Runs `subject` through `set` (only `kinds`, when given). With
+    /// `served`, a bundle in shadow sees the same subject; a dry run passes
+    /// `None` and leaves the shadow's report alone.
     pub async fn run(
         &self,
-        request: sdk::Request,
+        set: Arc<RuleSet>,
+        subject: Subject,
         kinds: Option<Vec<Kind>>,
         served: Option<Served>,
     ) -> AppResult<PipelineOutput> {
         let registry = self.registry.clone();
-        let set = registry.snapshot();
         // What the shadow needs is copied only when there is one.
         let shadow = served.and_then(|served| {
             self.bundles
                 .shadow()
-                .map(|shadow| (shadow, served, request.clone(), set.clone(), kinds.clone()))
+                .map(|shadow| (shadow, served, subject.clone(), set.clone(), kinds.clone()))
         });
+        let live = set.clone();
         let out = tokio::task::spawn_blocking(move || {
-            pipeline::run(&registry, &set, request, kinds.as_deref())
+            pipeline::run(&registry, &live, &subject, kinds.as_deref(), "")
         })
         .await
         .map_err(|e| AppError::Internal(e.into()))?;
-        if let Some((shadow, served, request, set, kinds)) = shadow {
-            let shown = out
-                .candidates
-                .ids
-                .iter()
-                .copied()
-                .take(served.top_n)
-                .collect();
+        if let Some((shadow, served, subject, set, kinds)) = shadow {
+            let shown = out.list.ids.iter().copied().take(served.top_n).collect();
             shadow.evaluate(
                 self.registry.clone(),
                 &set,
-                request,
+                subject,
                 kinds,
                 served.user_id,
                 shown,
@@ -77,5 +94,22 @@ impl Runner {
             );
         }
         Ok(out)
+    }
+
+    /// Vets and places what promote rules asked for; `found` holds the
+    /// promoted items that exist, gathered for [`Runner::plan`].
+    pub async fn place(
+        &self,
+        set: Arc<RuleSet>,
+        mut out: PipelineOutput,
+        found: Subject,
+    ) -> AppResult<PipelineOutput> {
+        let registry = self.registry.clone();
+        tokio::task::spawn_blocking(move || {
+            pipeline::place_promotions(&registry, &set, &mut out, &found, "");
+            out
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))
     }
 }

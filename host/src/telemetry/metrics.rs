@@ -41,6 +41,7 @@ pub struct Metrics {
     pub rule_failures: IntCounterVec,
     pub bundle_activations: IntCounterVec,
     pub bundle_failures: IntCounterVec,
+    pub rule_refusals: IntCounterVec,
     pub bundle_active: IntGaugeVec,
     pub shadow: prometheus::GaugeVec,
     pub db_connections: IntGaugeVec,
@@ -198,7 +199,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         rule_items: counter(
             &r,
             "rule_items_total",
-            "Items a rule dropped, boosted or moved",
+            "Items a rule dropped, boosted, moved or promoted (placed in a response)",
             &["rule", "effect"],
         ),
         rule_failures: counter(
@@ -218,6 +219,13 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "bundle_failures_total",
             "Refused bundles, by cause",
             &["bundle", "cause"],
+        ),
+        rule_refusals: counter(
+            &r,
+            "rule_components_refused_total",
+            "Components of the rules directory refused at load (not a component, \
+             an unknown or malformed input declaration, a taken name, ...)",
+            &["source"],
         ),
         bundle_active: gauge_vec(
             &r,
@@ -322,6 +330,7 @@ async fn collect(state: &AppState) {
             ("dropped", load(&c.dropped)),
             ("boosted", load(&c.boosted)),
             ("moved", load(&c.moved)),
+            ("promoted", load(&c.promoted)),
         ] {
             sync(&m.rule_items.with_label_values(&[name, effect]), value);
         }

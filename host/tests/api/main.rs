@@ -10,6 +10,7 @@ mod bad_input;
 mod bundles;
 mod catalogue;
 mod console;
+mod contract;
 mod fleet;
 mod import;
 mod jobs;

@@ -158,7 +158,7 @@ async fn bounds_and_enums_match_what_the_handlers_check() {
         recengine::recommend::algorithms::NAMES.to_vec()
     );
     let kinds = &parameter(&for_user, "rule_types", "query").unwrap()["schema"];
-    assert_eq!(enum_values(kinds), ["filter", "boost", "rerank"]);
+    assert_eq!(enum_values(kinds), ["filter", "boost", "rerank", "promote"]);
 
     let trending = operation(&doc, "/api/v1/recommendations/trending", "get");
     let window = &parameter(&trending, "time_window", "query").unwrap()["schema"];

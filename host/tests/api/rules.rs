@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use recengine::rules::{input::to_wit, registry::FailurePolicy};
+use recengine::rules::{pipeline, registry::FailurePolicy};
 use recengine_rules_sdk::testing::{Item, RequestBuilder};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -13,8 +13,9 @@ use crate::{
     helpers::{Backend, TestApp, expect_error, ids_of, temp_dir, wasm},
 };
 
-const BUILTIN_ORDER: [&str; 8] = [
+const BUILTIN_ORDER: [&str; 9] = [
     "filter_out_of_stock",
+    "filter_excluded",
     "filter_age_restricted",
     "filter_purchased",
     "filter_geo_restricted",
@@ -34,15 +35,24 @@ async fn builtin_rules_are_listed_in_priority_order(backend: Backend) {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, BUILTIN_ORDER);
-    let age = &list["rules"][1];
+    let age = &list["rules"][2];
     assert_eq!(age["kind"], "filter");
     assert_eq!(age["priority"], 95);
     assert_eq!(age["failure_policy"], "fail_closed");
-    assert_eq!(age["config"]["allow_unknown_age"], 1.0);
+    assert_eq!(age["config"]["allow_unknown_age"], true);
+    assert_eq!(age["params"][0]["type"], "flag");
     assert_eq!(age["source"], "builtin");
     assert_eq!(age["digest"].as_str().unwrap().len(), 64);
-    assert_eq!(list["rules"][7]["kind"], "rerank");
-    assert_eq!(list["rules"][7]["config"]["max_per_category"], 3.0);
+    assert_eq!(age["contract"], "0.2");
+    assert_eq!(
+        age["inputs"],
+        json!([
+            {"scope": "item", "name": "min_age", "type": "number"},
+            {"scope": "user", "name": "age", "type": "number"}
+        ])
+    );
+    assert_eq!(list["rules"][8]["kind"], "rerank");
+    assert_eq!(list["rules"][8]["config"]["max_per_category"], 3.0);
     // Users may not see or change rules.
     app.create_user("rita", json!({})).await;
     let token = app.login("rita@example.com", "a-long-password").await["access_token"]
@@ -148,16 +158,11 @@ async fn rule_catalogue(app: &TestApp) -> (i64, Value) {
             59.0,
         ),
     ] {
-        let res = app
-            .post(
-                "/api/v1/items/",
-                &json!({"title": title, "category": category, "tags": tags, "features": features,
-                        "popularity_score": popularity}),
-            )
+        let id = app
+            .add_item(json!({"title": title, "category": category, "tags": tags,
+                             "features": features, "popularity_score": popularity}))
             .await;
-        assert_eq!(res.status(), 201);
-        let item: Value = res.json().await.unwrap();
-        ids.insert(key.into(), item["id"].clone());
+        ids.insert(key.into(), json!(id));
     }
     let user = app
         .create_user(
@@ -174,12 +179,7 @@ async fn rule_catalogue(app: &TestApp) -> (i64, Value) {
         .await;
     assert_eq!(res.status(), 201);
     // The models learn the new catalogue.
-    assert_eq!(
-        app.post("/api/v1/models/retrain", &json!({}))
-            .await
-            .status(),
-        200
-    );
+    app.retrain().await;
     (uid, Value::Object(ids))
 }
 
@@ -440,7 +440,7 @@ async fn dry_run_applies_rules_without_storing(backend: Backend) {
         .collect();
     assert_eq!(ids, vec![2, 5], "books boosted above the FR-only item");
     assert!((out["results"][0]["score"].as_f64().unwrap() - 0.5 * 1.4 * 1.3).abs() < 1e-9);
-    assert_eq!(out["trace"].as_array().unwrap().len(), 8);
+    assert_eq!(out["trace"].as_array().unwrap().len(), 9);
     // Bad dry runs.
     expect_error(
         app.post(
@@ -648,7 +648,7 @@ async fn the_example_rule_runs_in_the_service() {
 #[tokio::test]
 async fn wasm_and_native_rules_agree() {
     use recengine_builtin_rules as b;
-    use recengine_rules_sdk::{Config, Rule};
+    use recengine_rules_sdk::{Params, Rule, testing::Subject};
 
     let app = TestApp::spawn(Backend::Sqlite).await;
     let now = 1_800_000_000_000_i64;
@@ -661,7 +661,8 @@ async fn wasm_and_native_rules_agree() {
             true,
             now,
             &[("ab", "x")],
-        );
+        )
+        .exclude(&[5, 10]);
     for i in 0..60_i64 {
         let mut item = Item::new(i, 1.0 - i as f64 / 100.0)
             .category(&format!("c{}", i % 3))
@@ -685,10 +686,10 @@ async fn wasm_and_native_rules_agree() {
         builder = builder.item(item);
     }
     let request = builder.build();
-    fn native<R: Rule>(req: &recengine_rules_sdk::Request) -> recengine_rules_sdk::Outcome {
+    fn native<R: Rule>(subject: &Subject) -> recengine_rules_sdk::Outcome {
         let meta = R::metadata();
-        let config = meta.default_config();
-        R::apply(req, &Config::new(&meta.params, &config)).unwrap()
+        let req = subject.request_for(&meta, meta.default_params());
+        R::apply(&req, &Params::of(&meta, &req)).unwrap()
     }
     let expected = [
         (
@@ -708,16 +709,12 @@ async fn wasm_and_native_rules_agree() {
         ("boost_promotional", native::<b::BoostPromotional>(&request)),
         ("boost_new_items", native::<b::BoostNewItems>(&request)),
         ("diversity", native::<b::Diversity>(&request)),
+        ("filter_excluded", native::<b::FilterExcluded>(&request)),
     ];
     let set = app.state.rules.snapshot();
     for (name, want) in expected {
         let rule = set.rules.iter().find(|r| r.name() == name).unwrap();
-        let got = app
-            .state
-            .rules
-            .engine
-            .apply(&rule.compiled, &to_wit(&request, &rule.config))
-            .unwrap();
+        let got = pipeline::call_alone(&app.state.rules, rule, &request).unwrap();
         assert_eq!(got, want, "{name}");
     }
 }
@@ -738,11 +735,11 @@ async fn components_in_the_rules_directory_load_at_start() {
         .collect();
     assert_eq!(
         names.len(),
-        9,
-        "eight built-ins and the example; the broken file is skipped"
+        10,
+        "nine built-ins and the example; the broken file is skipped"
     );
     // Priority 55 runs between boost_preferences (60) and boost_promotional (50).
-    assert_eq!(names[5], "boost_local_items");
-    assert_eq!(list["rules"][5]["source"], "rules_dir");
+    assert_eq!(names[6], "boost_local_items");
+    assert_eq!(list["rules"][6]["source"], "rules_dir");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -15,7 +15,11 @@ use recengine::data::demo::{self, DEMO_OPS_EMAIL, DEMO_PASSWORD};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, temp_dir, wasm::example_rule, workspace_root};
+use crate::helpers::{
+    Backend, TestApp, temp_dir,
+    wasm::{self, example_rule, merchandising},
+    workspace_root,
+};
 
 /// What `recengine serve --demo` serves: the demo data seeded into an empty
 /// database, models retrained, rate limits on as in the demo.
@@ -154,10 +158,21 @@ fn example_rule_file() -> PathBuf {
     path
 }
 
+/// The example bundle's components, built for wasm32-wasip2, in a folder
+/// the tour copies from.
+fn merchandising_dir() -> PathBuf {
+    let dir = temp_dir("tour-merchandising");
+    for name in wasm::MERCHANDISING_RULES {
+        std::fs::write(dir.join(format!("{name}.wasm")), merchandising(name)).unwrap();
+    }
+    dir
+}
+
 #[tokio::test]
 async fn the_walkthrough_tours_the_demo() {
     let app = spawn_demo().await;
     let rule = example_rule_file();
+    let merch = merchandising_dir();
     let output = bash(
         vec!["examples/api-walkthrough.sh".into()],
         workspace_root(),
@@ -165,10 +180,12 @@ async fn the_walkthrough_tours_the_demo() {
             ("BASE_URL", app.url("")),
             ("RECENGINE", env!("CARGO_BIN_EXE_recengine").into()),
             ("RULE_WASM", rule.display().to_string()),
+            ("MERCH_WASM", merch.display().to_string()),
         ],
     )
     .await;
     std::fs::remove_dir_all(rule.parent().unwrap()).ok();
+    std::fs::remove_dir_all(&merch).ok();
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     println!("{stdout}");
     assert!(output.status.success(), "{}", report(&output));
@@ -181,7 +198,7 @@ async fn the_walkthrough_tours_the_demo() {
                 .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
         })
         .collect();
-    assert_eq!(steps.len(), 14, "{stdout}");
+    assert_eq!(steps.len(), 15, "{stdout}");
     for (needle, step) in [
         ("GET /health", 0),
         ("Registered and signed in", 1),
@@ -195,8 +212,9 @@ async fn the_walkthrough_tours_the_demo() {
         ("filter_out_of_stock switched off", 9),
         ("Packed and signed", 10),
         ("rolled back", 11),
-        ("generate_batch_recommendations", 12),
-        ("\"detail\"", 13),
+        ("examples/merchandising", 12),
+        ("generate_batch_recommendations", 13),
+        ("\"detail\"", 14),
     ] {
         assert!(
             steps[step].contains(needle),

@@ -63,15 +63,24 @@ pub struct RuleEntry {
     /// Default: true.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Parameter values by name; the others keep the rule's defaults.
+    /// Parameter values by name (numbers, booleans, strings or lists of
+    /// strings, as each parameter's type says); the others keep the rule's
+    /// defaults.
     #[serde(default)]
-    pub config: BTreeMap<String, f64>,
+    #[schema(value_type = Object)]
+    pub config: BTreeMap<String, serde_json::Value>,
     /// Default: what the rule's metadata asks for.
     #[serde(default)]
     pub failure_policy: Option<FailurePolicy>,
     /// Default: the service's limits; may only be tighter.
     #[serde(default)]
     pub limits: RuleLimits,
+    /// A promote rule's items pass every safety (fail-closed) filter and,
+    /// by default, `filter_out_of_stock` and `filter_excluded`; this names
+    /// those of the latter the rule's items may skip. Safety filters cannot
+    /// be named.
+    #[serde(default)]
+    pub promote_skip_filters: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
@@ -282,9 +291,9 @@ pub fn check_manifest(m: &Manifest) -> Result<(), Refusal> {
             &MEMORY_MB_RANGE,
         )
         .map_err(Refusal::Limits)?;
-        if let Some((key, value)) = rule.config.iter().find(|(_, v)| !v.is_finite()) {
+        if rule.promote_skip_filters.len() > MAX_FILES {
             return Err(Refusal::Invalid(format!(
-                "rules[{i}].config.{key:?}: {value} is not a finite number"
+                "rules[{i}].promote_skip_filters: at most {MAX_FILES} names"
             )));
         }
     }

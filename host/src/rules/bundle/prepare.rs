@@ -4,15 +4,18 @@
 //! (compilation), so it runs on the blocking pool; nothing here changes
 //! the active rules or the database.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
-use recengine_rules_sdk::{self as sdk, builder::Item, contract};
+use recengine_rules_sdk::{
+    self as sdk,
+    testing::{Item, RequestBuilder},
+};
 
 use super::{BundleManager, Refusal, format, format::Bundle};
 use crate::rules::{
     engine::Limits,
-    input::{RuleContext, RuleUser, build_request, to_wit},
+    pipeline::{self, PROMOTION_FILTERS},
     registry::{ActiveRule, RuleRegistry, RuleSource, validate_config},
 };
 
@@ -49,9 +52,9 @@ impl BundleManager {
                     entry.component, m.name
                 )));
             }
-            let changes: HashMap<String, f64> = entry.config.clone().into_iter().collect();
-            let config = validate_config(m, &m.default_config(), &changes)
+            let config = validate_config(m, &m.default_params(), entry.config.iter())
                 .map_err(|e| Refusal::Invalid(format!("{}: {e}", m.name)))?;
+            check_promote_skips(m, &entry.promote_skip_filters)?;
             let limits = Limits {
                 deadline: entry
                     .limits
@@ -77,6 +80,7 @@ impl BundleManager {
             }
             let mut rule = ActiveRule::from_compiled(compiled.clone(), source.clone(), limits);
             rule.config = config;
+            rule.promote_skips = entry.promote_skip_filters.clone();
             rule.enabled = entry.enabled;
             if let Some(p) = entry.priority {
                 // Within PRIORITY_RANGE (checked on unpacking), so it fits.
@@ -113,43 +117,49 @@ impl BundleManager {
     }
 }
 
+/// Only a promote rule may skip filters, and only the non-safety ones the
+/// host names ([`PROMOTION_FILTERS`]).
+fn check_promote_skips(m: &sdk::Metadata, skips: &[String]) -> Result<(), Refusal> {
+    if skips.is_empty() {
+        return Ok(());
+    }
+    if m.kind != sdk::Kind::Promote {
+        return Err(Refusal::Invalid(format!(
+            "{}: promote_skip_filters is for promote rules only",
+            m.name
+        )));
+    }
+    if let Some(name) = skips
+        .iter()
+        .find(|s| !PROMOTION_FILTERS.contains(&s.as_str()))
+    {
+        return Err(Refusal::Invalid(format!(
+            "{}: promote_skip_filters may name only {} (safety filters always apply), not {name:?}",
+            m.name,
+            PROMOTION_FILTERS.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// Runs the rule on a sample request and checks its answer against its
 /// kind's contract: a component that traps, overruns or breaks the
 /// contract never reaches live traffic.
 fn dry_run(registry: &RuleRegistry, rule: &ActiveRule) -> Result<(), Refusal> {
-    let user = RuleUser {
-        id: 1,
-        age: Some(30),
-        country: Some("US".into()),
-        favorite_categories: vec!["books".into()],
-        favorite_tags: vec!["new".into()],
-        purchased: vec![3],
-    };
-    let now = Utc::now();
-    let items = (1..=20).map(|i| {
-        let mut item = Item::new(i, 1.0 - i as f64 * 0.04);
-        item.category = Some(["books", "toys", "garden"][i as usize % 3].to_string());
-        item.tags = vec!["new".into()];
-        item.in_stock = Some(i % 7 != 0);
-        item.created_at_ms = now.timestamp_millis() - i * 86_400_000;
-        item
-    });
-    let request = build_request(&user, &RuleContext::default(), now, items);
-    let outcome = registry
-        .engine
-        .apply_within(
-            &rule.compiled,
-            &to_wit(&request, &rule.config),
-            &rule.limits,
-        )
-        .map_err(|f| Refusal::DryRun(format!("{}: the dry run failed: {f}", rule.name())))?;
-    let mut candidates: sdk::Candidates = request.candidates.clone();
-    contract::apply(rule.compiled.metadata.kind, &mut candidates, outcome).map_err(|v| {
-        Refusal::DryRun(format!(
-            "{}: the dry run broke the {:?} contract: {v}",
-            rule.name(),
-            rule.compiled.metadata.kind
-        ))
-    })?;
-    Ok(())
+    let now = Utc::now().timestamp_millis();
+    let mut builder = RequestBuilder::new()
+        .user(1, Some(30), Some("US"), &["books"], &["new"], &[3])
+        .context(Some("US"), Some("web"), Some(12), false, now, &[]);
+    for i in 1..=20_i64 {
+        builder = builder.item(
+            Item::new(i, 1.0 - i as f64 * 0.04)
+                .category(["books", "toys", "garden"][i as usize % 3])
+                .tags(&["new"])
+                .in_stock(i % 7 != 0)
+                .created_at_ms(now - i * 86_400_000),
+        );
+    }
+    pipeline::try_rule(registry, rule, &builder.build())
+        .map(|_| ())
+        .map_err(|e| Refusal::DryRun(format!("{}: {e}", rule.name())))
 }

@@ -17,11 +17,12 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use recengine_rules_sdk::{self as sdk, Kind};
+use recengine_rules_sdk::Kind;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::rules::{
+    input::Subject,
     pipeline::{self, TraceStatus},
     registry::{ActiveRule, RuleRegistry, RuleSet},
 };
@@ -136,21 +137,18 @@ impl Shadow {
             .cloned()
             .collect();
         rules.extend(self.rules.iter().cloned());
-        rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
-        RuleSet {
-            rules,
-            version: live.version,
-        }
+        RuleSet::new(rules, live.version)
     }
 
     /// Runs the shadow pipeline on a copy of the request in the
-    /// background and compares its top `top_n` with what was served.
+    /// background and compares its top `top_n` with what was served (the
+    /// organic list: promotions are not compared).
     #[allow(clippy::too_many_arguments)]
     pub fn evaluate(
         self: &Arc<Self>,
         registry: Arc<RuleRegistry>,
         live_set: &RuleSet,
-        request: sdk::Request,
+        subject: Subject,
         kinds: Option<Vec<Kind>>,
         user_id: i64,
         served: Vec<i64>,
@@ -165,9 +163,9 @@ impl Shadow {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let out = pipeline::run_counted(&registry, &set, request, kinds.as_deref(), "shadow:");
+            let out = pipeline::run(&registry, &set, &subject, kinds.as_deref(), "shadow:");
             let latency = started.elapsed().as_secs_f64() * 1e3;
-            let shadow: Vec<i64> = out.candidates.ids.iter().copied().take(top_n).collect();
+            let shadow: Vec<i64> = out.list.ids.iter().copied().take(top_n).collect();
             let errors = out
                 .trace
                 .iter()

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{
     TestApp, temp_dir,
-    wasm::{example_rule, hostile},
+    wasm::{example_rule, hostile, merchandising},
 };
 
 /// A bundle built the way `rules pack` builds it: the example boost rule
@@ -31,6 +31,31 @@ pub fn bundle(revision: &str, factor: f64, with_filter: bool) -> Vec<u8> {
         }));
     }
     let manifest = json!({"name": "shop", "revision": revision, "rules": rules});
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    let archive = format::pack_dir(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    archive
+}
+
+/// The example bundle `examples/merchandising` as its manifest describes
+/// it, each rule's entry updated with the fields of `overrides[name]`
+/// (`config`, `enabled`, `promote_skip_filters`, ...) when given.
+pub fn merchandising_bundle(revision: &str, overrides: serde_json::Value) -> Vec<u8> {
+    let root = super::workspace_root().join("examples/merchandising");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("manifest.json")).unwrap()).unwrap();
+    manifest["revision"] = json!(revision);
+    let dir = temp_dir("bundles");
+    for rule in manifest["rules"].as_array_mut().unwrap() {
+        let name = rule["name"].as_str().unwrap().to_string();
+        let file = rule["component"].as_str().unwrap().to_string();
+        std::fs::write(dir.join(&file), merchandising(&name)).unwrap();
+        if let Some(fields) = overrides.get(&name).and_then(|o| o.as_object()) {
+            for (key, value) in fields {
+                rule[key] = value.clone();
+            }
+        }
+    }
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
     let archive = format::pack_dir(&dir).unwrap();
     std::fs::remove_dir_all(&dir).ok();

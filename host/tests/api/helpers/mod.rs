@@ -299,6 +299,23 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// Creates an item from a full body (`title`, `category`, `features`,
+    /// `popularity_score`, ...) and returns its id.
+    pub async fn add_item(&self, body: Value) -> i64 {
+        let res = self.post("/api/v1/items/", &body).await;
+        assert_eq!(res.status(), 201, "create item {body}");
+        let item: Value = res.json().await.unwrap();
+        item["id"].as_i64().unwrap()
+    }
+
+    /// Retrains the models now, so they know the catalogue as it is.
+    pub async fn retrain(&self) {
+        let res = self
+            .post("/api/v1/models/retrain", &serde_json::json!({}))
+            .await;
+        assert_eq!(res.status(), 200, "retrain");
+    }
+
     pub async fn interact(&self, user_id: i64, item_id: i64, kind: &str) -> reqwest::Response {
         self.post(
             "/api/v1/interactions/",

@@ -9,7 +9,7 @@ use std::{
 
 use recengine::{
     AppState,
-    rules::registry::{ActiveRule, FailurePolicy},
+    rules::registry::{ActiveRule, FailurePolicy, param_from_json},
 };
 
 use super::workspace_root;
@@ -49,8 +49,37 @@ pub fn example_rule() -> Vec<u8> {
     std::fs::read(dir.join("boost_local_items.wasm")).unwrap()
 }
 
+/// The rules of the example bundle `examples/merchandising`, as its
+/// manifest lists them.
+pub const MERCHANDISING_RULES: [&str; 8] = [
+    "within_budget",
+    "boost_high_margin",
+    "boost_bought_brands",
+    "demote_low_rated",
+    "premium_for_premium_users",
+    "brand_cap",
+    "campaign_pin",
+    "sponsored_slot",
+];
+
+/// A component of the example bundle `examples/merchandising`
+/// (`within_budget`, `campaign_pin`, ...).
+pub fn merchandising(name: &str) -> Vec<u8> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = built(&DIR, "examples/merchandising", "example-merchandising");
+    std::fs::read(dir.join(format!("{name}.wasm"))).unwrap()
+}
+
+/// A component built against contract 0.1 with plain wit-bindgen
+/// (`host/tests/fixtures/contract-0.1`): `legacy_boost_local`.
+pub fn legacy_rule() -> Vec<u8> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = built(&DIR, "host/tests/fixtures/contract-0.1", "contract-0.1");
+    std::fs::read(dir.join("legacy_boost_local.wasm")).unwrap()
+}
+
 /// Adds a component to the app's active rules with the given parameter
-/// values and policy.
+/// values (numbers; 0 or 1 for a flag) and policy.
 pub fn add_rule(state: &AppState, bytes: &[u8], config: Vec<f64>, policy: FailurePolicy) -> String {
     let compiled = state.rules.engine.load(bytes).expect("component loads");
     let name = compiled.metadata.name.clone();
@@ -62,7 +91,13 @@ pub fn add_rule(state: &AppState, bytes: &[u8], config: Vec<f64>, policy: Failur
                 "test",
                 state.rules.engine.limits(),
             );
-            rule.config = config;
+            rule.config = compiled
+                .metadata
+                .params
+                .iter()
+                .zip(&config)
+                .map(|(p, v)| param_from_json(p, &serde_json::json!(v)).expect("a valid value"))
+                .collect();
             rule.policy = policy;
             rules.retain(|r| r.name() != name);
             rules.push(rule);

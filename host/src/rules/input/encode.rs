@@ -1,0 +1,181 @@
+//! A request's subject encoded once for the whole rule set (one symbol
+//! table, one column per declared per-candidate input, one value per
+//! per-request input), then cut per rule: its own inputs, in its order, for
+//! the candidates still in the list.
+
+use recengine_rules_sdk::{
+    Input, ParamValue, Scope,
+    contract::List,
+    wire::{Column, Datum, Interner, Symbols, Value},
+};
+
+use super::{InputPlan, Subject};
+use crate::rules::bindings::v0_2::recengine::rules::types as wit;
+
+/// The union of the active rules' inputs, encoded.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    symbols: Symbols,
+    /// By plan slot: a column for per-candidate inputs.
+    columns: Vec<Option<Column>>,
+    /// By plan slot: a value for per-request inputs.
+    values: Vec<Value>,
+    user_id: i64,
+    now_ms: i64,
+    exclude_ids: Vec<i64>,
+}
+
+/// Where an input's value for one item lives in a subject.
+fn item_datum<'a>(
+    item: &'a recengine_rules_sdk::builder::Item,
+    input: &Input,
+) -> Option<&'a Datum> {
+    match input.scope {
+        Scope::ItemStat => item.stats.get(&input.name),
+        Scope::UserItem => item.user_item.get(&input.name),
+        _ => item.attributes.get(&input.name),
+    }
+}
+
+fn request_datum<'a>(subject: &'a Subject, input: &Input) -> Option<&'a Datum> {
+    match input.scope {
+        Scope::User => subject.user.get(&input.name),
+        Scope::UserStat => subject.user_stats.get(&input.name),
+        _ => subject.context.get(&input.name),
+    }
+}
+
+impl Encoded {
+    pub fn new(subject: &Subject, plan: &InputPlan) -> Self {
+        let mut interner = Interner::new();
+        let mut columns = Vec::with_capacity(plan.inputs().len());
+        let mut values = Vec::with_capacity(plan.inputs().len());
+        for input in plan.inputs() {
+            if input.scope.per_candidate() {
+                let cells = subject.items.iter().map(|item| item_datum(item, input));
+                columns.push(Some(interner.column(input.value_type, cells)));
+                values.push(Value::Absent);
+            } else {
+                columns.push(None);
+                values.push(interner.value(input.value_type, request_datum(subject, input)));
+            }
+        }
+        let mut exclude_ids = subject.exclude_ids.clone();
+        exclude_ids.sort_unstable();
+        exclude_ids.dedup();
+        Self {
+            symbols: interner.finish(),
+            columns,
+            values,
+            user_id: subject.user_id,
+            now_ms: subject.now_ms,
+            exclude_ids,
+        }
+    }
+
+    /// The request one rule receives: the inputs at `slots` (its declared
+    /// ones, in its order) for the candidates of `list`.
+    pub fn request(&self, slots: &[usize], list: &List, params: &[ParamValue]) -> wit::Request {
+        let identity = list.rows.iter().enumerate().all(|(i, &r)| i == r)
+            && self
+                .columns
+                .iter()
+                .flatten()
+                .next()
+                .is_none_or(|c| c.len() == list.len());
+        let mut columns = Vec::new();
+        let mut values = Vec::new();
+        for &slot in slots {
+            match &self.columns[slot] {
+                Some(column) if identity => columns.push(column_to_wit(column.clone())),
+                Some(column) => columns.push(column_to_wit(column.pick(&list.rows))),
+                None => values.push(value_to_wit(&self.values[slot])),
+            }
+        }
+        wit::Request {
+            symbol_text: self.symbols.text.clone(),
+            symbol_ends: self.symbols.ends.clone(),
+            user_id: self.user_id,
+            now_ms: self.now_ms,
+            ids: list.ids.clone(),
+            scores: list.scores.clone(),
+            columns,
+            values,
+            params: params.iter().map(param_to_wit).collect(),
+            exclude_ids: self.exclude_ids.clone(),
+        }
+    }
+}
+
+fn column_to_wit(column: Column) -> wit::Column {
+    match column {
+        Column::Numbers(v) => wit::Column::Numbers(v),
+        Column::Flags(v) => wit::Column::Flags(v),
+        Column::Texts(v) => wit::Column::Texts(v),
+        Column::Strings { offsets, symbols } => {
+            wit::Column::Strings(wit::StringLists { offsets, symbols })
+        }
+    }
+}
+
+fn value_to_wit(value: &Value) -> wit::Value {
+    match value {
+        Value::Absent => wit::Value::Absent,
+        Value::Number(n) => wit::Value::Number(*n),
+        Value::Flag(b) => wit::Value::Flag(*b),
+        Value::Text(s) => wit::Value::Text(*s),
+        Value::Strings(v) => wit::Value::Strings(v.clone()),
+        Value::Ids(v) => wit::Value::Ids(v.clone()),
+    }
+}
+
+fn param_to_wit(value: &ParamValue) -> wit::ParamValue {
+    match value {
+        ParamValue::Number(n) => wit::ParamValue::Number(*n),
+        ParamValue::Flag(b) => wit::ParamValue::Flag(*b),
+        ParamValue::Text(s) => wit::ParamValue::Text(s.clone()),
+        ParamValue::Strings(v) => wit::ParamValue::Strings(v.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use recengine_rules_sdk::{
+        input,
+        testing::{Item, RequestBuilder},
+    };
+
+    use super::*;
+
+    #[test]
+    fn each_rule_gets_its_own_inputs_for_the_rows_left() {
+        let subject = RequestBuilder::new()
+            .user_attr("plan", "gold")
+            .context_value("budget", "40")
+            .item(Item::new(1, 0.9).attr("price", 50.0).attr("brand", "acme"))
+            .item(Item::new(2, 0.8).attr("brand", "zeta"))
+            .item(Item::new(3, 0.7).attr("price", 10.0))
+            .build();
+        let mut plan = InputPlan::default();
+        let a = plan.add(&[input::item_number("price"), input::context_number("budget")]);
+        let b = plan.add(&[input::item_text("brand"), input::item_number("price")]);
+        assert_eq!(b[1], a[0], "a shared input is encoded once");
+        let encoded = Encoded::new(&subject, &plan);
+        let mut list = List::new(vec![1, 2, 3], vec![0.9, 0.8, 0.7]);
+        list.reorder(&[2, 0]);
+        let req = encoded.request(&b, &list, &[]);
+        assert_eq!(req.ids, vec![3, 1]);
+        assert_eq!(req.columns.len(), 2);
+        assert!(req.values.is_empty());
+        let wit::Column::Texts(brands) = &req.columns[0] else {
+            panic!("brand is text")
+        };
+        assert_eq!(brands[0], u32::MAX, "item 3 has no brand: absent");
+        let wit::Column::Numbers(prices) = &req.columns[1] else {
+            panic!("price is a number")
+        };
+        assert_eq!(prices, &vec![10.0, 50.0]);
+        let req = encoded.request(&a, &list, &[]);
+        assert!(matches!(req.values[..], [wit::Value::Number(40.0)]));
+    }
+}
