@@ -48,8 +48,8 @@ enum Command {
         #[arg(long)]
         tune: bool,
     },
-    /// Rule bundles: pack, keys, sign, verify (upload with the API or by
-    /// dropping the file in RULES_DIR).
+    /// Rules and bundles: scaffold a rule, test a bundle, pack, keys, sign,
+    /// verify (upload with the API or by dropping the file in RULES_DIR).
     Rules {
         #[command(subcommand)]
         action: RulesAction,
@@ -63,6 +63,53 @@ enum Command {
 
 #[derive(Subcommand)]
 enum RulesAction {
+    /// Create a rule project: its crate (a native test included), a bundle
+    /// manifest and a README with the commands.
+    New {
+        /// The rule's name: a-z, 0-9 and _.
+        name: String,
+        #[arg(long, value_enum, default_value = "filter")]
+        kind: KindArg,
+        /// The rule's language. Rust is the one this version supports.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// Default: ./<name with - for _>.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The SDK as a path dependency (default: this checkout's rules-sdk,
+        /// when it exists).
+        #[arg(long, conflicts_with = "sdk_git")]
+        sdk_path: Option<PathBuf>,
+        /// The SDK as a git dependency (URL of a recengine repository).
+        #[arg(long)]
+        sdk_git: Option<String>,
+    },
+    /// Check a bundle (a .tar.gz, or a folder with manifest.json) as an
+    /// upload would, then run it with the built-in rules over sample or given
+    /// candidates and print each rule's trace. Exits 1 when the bundle is
+    /// refused, a rule fails or the list is blocked.
+    Test {
+        bundle: PathBuf,
+        /// A user as the dry run takes it: {"id", "age", "country",
+        /// "favorite_categories", "favorite_tags", "purchased",
+        /// "preferences"}.
+        #[arg(long)]
+        user_file: Option<PathBuf>,
+        /// Candidates as the dry run takes them: [{"item_id", "score",
+        /// "category", "tags", "features", "stats", "created_at"}, ...].
+        #[arg(long)]
+        items_file: Option<PathBuf>,
+        /// The request context: {"country", "device", "hour_of_day",
+        /// "is_weekend", "extra"}.
+        #[arg(long)]
+        context_file: Option<PathBuf>,
+        /// Run the bundle's rules alone.
+        #[arg(long)]
+        without_builtins: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Pack DIR (manifest.json and the components it names) into a bundle.
     Pack {
         dir: PathBuf,
@@ -92,6 +139,26 @@ enum RulesAction {
         #[arg(long)]
         keys: Option<String>,
     },
+}
+
+/// A rule kind on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KindArg {
+    Filter,
+    Boost,
+    Rerank,
+    Promote,
+}
+
+impl From<KindArg> for recengine_rules_sdk::Kind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Filter => Self::Filter,
+            KindArg::Boost => Self::Boost,
+            KindArg::Rerank => Self::Rerank,
+            KindArg::Promote => Self::Promote,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -125,7 +192,9 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     telemetry::logging::init(settings.log_level, settings.log_format);
-    if settings.secret_key == recengine::config::DEV_SECRET_KEY {
+    // Only the commands that sign or check tokens use the key.
+    let uses_key = matches!(cli.command, Command::Serve { .. } | Command::Users { .. });
+    if uses_key && settings.secret_key == recengine::config::DEV_SECRET_KEY {
         tracing::warn!(
             "SECRET_KEY is not set: using the development default (refused in production)"
         );
@@ -184,7 +253,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Eval { data, tune } => {
             recengine::recommend::eval::run(&data, &settings, tune)?;
         }
-        Command::Rules { action } => rules_command(action, &settings)?,
+        Command::Rules { action } => {
+            // Rule calls block (the sandbox's WASI runs its own executor):
+            // off the async workers, as in the service.
+            let passed =
+                tokio::task::spawn_blocking(move || rules_command(action, &settings)).await??;
+            if !passed {
+                std::process::exit(1);
+            }
+        }
         Command::Users {
             action: UserAction::CreateAdmin { email, username },
         } => {
@@ -203,10 +280,94 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rules_command(action: RulesAction, settings: &Settings) -> anyhow::Result<()> {
-    use recengine::rules::bundle::{format, signing};
+/// Runs a `rules` action; `false` when a check it ran did not pass.
+fn rules_command(action: RulesAction, settings: &Settings) -> anyhow::Result<bool> {
+    use recengine::rules::{
+        author::{check, scaffold},
+        bundle::{format, signing},
+    };
     let fail = anyhow::Error::msg;
     match action {
+        RulesAction::New {
+            name,
+            kind,
+            lang,
+            dir,
+            sdk_path,
+            sdk_git,
+        } => {
+            if lang != "rust" {
+                anyhow::bail!(
+                    "--lang {lang}: this version scaffolds Rust rules only (rule components in \
+                     other languages load all the same; see the rule-author guide)"
+                );
+            }
+            let sdk = match (sdk_path, sdk_git) {
+                (Some(path), _) => scaffold::SdkSource::Path(std::path::absolute(path)?),
+                (None, Some(url)) => scaffold::SdkSource::Git(url),
+                (None, None) => {
+                    let checkout =
+                        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules-sdk"));
+                    let checkout = checkout.canonicalize().map_err(|_| {
+                        anyhow::anyhow!(
+                            "where is the SDK? pass --sdk-path <recengine checkout>/rules-sdk or --sdk-git <repository URL>"
+                        )
+                    })?;
+                    scaffold::SdkSource::Path(checkout)
+                }
+            };
+            let dir = dir.unwrap_or_else(|| PathBuf::from(name.replace('_', "-")));
+            let files = scaffold::scaffold(&name, kind.into(), &dir, &sdk).map_err(fail)?;
+            println!("created {} ({} files)", dir.display(), files.len());
+            println!(
+                "next: cd {} && cargo test --lib --target $(rustc -vV | sed -n 's/^host: //p') && cargo build --release && recengine rules test .",
+                dir.display()
+            );
+        }
+        RulesAction::Test {
+            bundle,
+            user_file,
+            items_file,
+            context_file,
+            without_builtins,
+            json,
+        } => {
+            let archive = if bundle.is_dir() {
+                format::pack_dir(&bundle).map_err(fail)?
+            } else {
+                std::fs::read(&bundle).with_context(|| bundle.display().to_string())?
+            };
+            fn read<T: serde::de::DeserializeOwned>(
+                path: Option<PathBuf>,
+            ) -> anyhow::Result<Option<T>> {
+                path.map(|p| {
+                    let text = std::fs::read(&p).with_context(|| p.display().to_string())?;
+                    serde_json::from_slice(&text).with_context(|| p.display().to_string())
+                })
+                .transpose()
+            }
+            let input = check::CheckInput {
+                user: read(user_file)?,
+                items: read(items_file)?,
+                context: read(context_file)?.unwrap_or_default(),
+                exclude_ids: Vec::new(),
+                without_builtins,
+            };
+            match check::check_bundle(&archive, input, chrono::Utc::now()) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print!("{}", report.text());
+                    }
+                    return Ok(report.passed());
+                }
+                Err(refusal) => {
+                    println!("REFUSED: {refusal}");
+                    return Ok(false);
+                }
+            }
+        }
         RulesAction::Pack { dir, out } => {
             let archive = format::pack_dir(&dir).map_err(fail)?;
             let bundle = format::unpack(&archive, usize::MAX)?;
@@ -266,7 +427,7 @@ fn rules_command(action: RulesAction, settings: &Settings) -> anyhow::Result<()>
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.

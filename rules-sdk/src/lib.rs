@@ -172,7 +172,7 @@ pub trait Rule {
 #[doc(hidden)]
 pub mod wit {
     wit_bindgen::generate!({
-        path: "../wit/rules.wit",
+        path: "wit/rules.wit",
         world: "rule",
         pub_export_macro: true,
         default_bindings_module: "recengine_rules_sdk::wit",

@@ -451,6 +451,16 @@ pub mod input {
     pub fn context_number(name: &str) -> Input {
         Input::new(Scope::Context, name, ValueType::Number)
     }
+    /// A point in time from the user's preferences (unix ms, or an RFC 3339
+    /// or `YYYY-MM-DD` string).
+    pub fn user_timestamp(name: &str) -> Input {
+        Input::new(Scope::User, name, ValueType::Timestamp)
+    }
+    /// A point in time the page sends in `extra` (unix ms, or an RFC 3339
+    /// or `YYYY-MM-DD` string).
+    pub fn context_timestamp(name: &str) -> Input {
+        Input::new(Scope::Context, name, ValueType::Timestamp)
+    }
     /// `is_weekend`, or an `extra` key holding `true`/`false`.
     pub fn context_flag(name: &str) -> Input {
         Input::new(Scope::Context, name, ValueType::Flag)

@@ -294,6 +294,11 @@ impl<'a> Scoped<'a> {
         }
     }
 
+    /// A timestamp input, in unix ms.
+    pub fn timestamp(&self, name: &str) -> Option<i64> {
+        self.number(name).map(|n| n as i64)
+    }
+
     /// A flag input; `None` when absent.
     pub fn flag(&self, name: &str) -> Option<bool> {
         match self.req.value(self.scopes, name, &[ValueType::Flag]) {

@@ -285,11 +285,13 @@ impl Datum {
         }
     }
 
-    /// As a list of strings: a list, or one text as a list of one.
-    pub fn as_strings(&self) -> Option<Vec<&str>> {
+    /// As a list of strings: a list, one text as a list of one, or whole
+    /// numbers (ids) as their decimal text.
+    pub fn as_strings(&self) -> Option<Vec<std::borrow::Cow<'_, str>>> {
         match self {
-            Datum::Strings(v) => Some(v.iter().map(String::as_str).collect()),
-            Datum::Text(s) => Some(vec![s.as_str()]),
+            Datum::Strings(v) => Some(v.iter().map(|s| s.as_str().into()).collect()),
+            Datum::Text(s) => Some(vec![s.as_str().into()]),
+            Datum::Ids(v) => Some(v.iter().map(|id| id.to_string().into()).collect()),
             _ => None,
         }
     }
@@ -374,7 +376,7 @@ impl Interner {
                 Column::Strings { offsets, symbols } => {
                     if let Some(list) = datum.and_then(Datum::as_strings) {
                         for s in list {
-                            let id = self.intern(s);
+                            let id = self.intern(&s);
                             symbols.push(id);
                         }
                     }
@@ -397,7 +399,7 @@ impl Interner {
             ValueType::Text => d.as_text().map(|t| Value::Text(self.intern(&t))),
             ValueType::Strings => d
                 .as_strings()
-                .map(|list| Value::Strings(list.into_iter().map(|s| self.intern(s)).collect())),
+                .map(|list| Value::Strings(list.into_iter().map(|s| self.intern(&s)).collect())),
             ValueType::Ids => d.as_ids().map(Value::Ids),
         };
         value.unwrap_or(Value::Absent)

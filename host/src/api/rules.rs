@@ -1,9 +1,8 @@
 //! `/api/v1/rules`: the business rules, for ops and admins.
 
 use axum::{Json, extract::State, http::StatusCode};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -20,12 +19,11 @@ use crate::{
     rules::{
         admin::{self, RuleChange, RuleView},
         input::{
-            RuleContext, Subject, context_data,
-            gather::{datum_from_json, item_attribute},
+            RuleContext,
+            sample::{self, DryRunCandidate, DryRunUser},
         },
         pipeline::RuleTrace,
     },
-    store::items::Item,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -110,51 +108,6 @@ pub async fn remove_rule(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DryRunUser {
-    #[serde(default)]
-    pub id: i64,
-    #[schema(format = Int64, minimum = 0, maximum = 4_294_967_295_u64)]
-    pub age: Option<u32>,
-    pub country: Option<String>,
-    #[serde(default)]
-    pub favorite_categories: Vec<String>,
-    #[serde(default)]
-    pub favorite_tags: Vec<String>,
-    #[serde(default)]
-    pub purchased: Vec<i64>,
-    /// Any other preference keys, as on a user (`plan`, ...): what rules
-    /// declaring user inputs read.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub preferences: Value,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DryRunCandidate {
-    /// Unique among the candidates.
-    pub item_id: i64,
-    #[schema(minimum = 0)]
-    pub score: f64,
-    #[serde(default)]
-    pub category: String,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// As on items: in_stock, is_promotional, promo_end_date, min_age,
-    /// allowed_countries, blocked_countries, origin_country. Anything but
-    /// an object counts as `{}`.
-    #[serde(default)]
-    pub features: Value,
-    pub created_at: Option<DateTime<Utc>>,
-    /// Feature-store statistics by name (`avg_rating`,
-    /// `total_interactions`, ...), for rules that declare them.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub stats: Value,
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DryRunRequest {
@@ -214,6 +167,10 @@ pub struct DryRunResult {
     pub item_id: i64,
     pub score: f64,
     pub rank: usize,
+    /// The promote rule that placed it (promoted items come from the
+    /// candidates sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promoted_by: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -236,107 +193,38 @@ pub async fn dry_run(
 ) -> AppResult<Json<DryRunResponse>> {
     let kinds = parse_kinds(&body.rule_types).map_err(AppError::Validation)?;
     let now = Utc::now();
-    let subject = dry_run_subject(body, now);
+    let subject = sample::subject(
+        body.user,
+        &body.context,
+        body.candidates,
+        body.exclude_ids,
+        now,
+    );
     let set = state.rule_runner.rule_set();
-    let out = state.rule_runner.run(set, subject, kinds, None).await?;
+    let runner = &state.rule_runner;
+    let mut out = runner
+        .run(set.clone(), subject.clone(), kinds, None)
+        .await?;
+    if !out.promotions.is_empty() {
+        // The catalogue is what was sent: promoted ids among the candidates.
+        let found = sample::among(&subject, &out.promotion_ids());
+        out = runner.place(set, out, found, subject.items.len()).await?;
+    }
+    let promoted: std::collections::HashMap<i64, String> = out.promoted.iter().cloned().collect();
     Ok(Json(DryRunResponse {
         results: out
             .list
-            .ids
-            .iter()
-            .zip(&out.list.scores)
+            .pairs()
             .enumerate()
-            .map(|(i, (&item_id, &score))| DryRunResult {
+            .map(|(i, (item_id, score))| DryRunResult {
                 item_id,
                 score,
                 rank: i + 1,
+                promoted_by: promoted.get(&item_id).cloned(),
             })
             .collect(),
         blocked_by: out.blocked_by,
         rule_set_version: out.rule_set_version,
         trace: out.trace,
     }))
-}
-
-/// A dry run's body as what rules read: the user's fields and preferences,
-/// each candidate's fields, features and statistics, the context. (Promote
-/// rules' placements are not looked up: the trace shows what they asked.)
-fn dry_run_subject(body: DryRunRequest, now: DateTime<Utc>) -> Subject {
-    use recengine_rules_sdk::{builder::Item as RuleItem, wire::Datum};
-    let mut subject = Subject {
-        user_id: body.user.id,
-        now_ms: now.timestamp_millis(),
-        context: context_data(&body.context, now),
-        exclude_ids: body.exclude_ids,
-        ..Subject::default()
-    };
-    let user = body.user;
-    if let Value::Object(prefs) = &user.preferences {
-        for (k, v) in prefs {
-            if let Some(d) = datum_from_json(v) {
-                subject.user.insert(k.clone(), d);
-            }
-        }
-    }
-    if let Some(age) = user.age {
-        subject
-            .user
-            .insert("age".into(), Datum::Number(f64::from(age)));
-    }
-    if let Some(country) = user.country {
-        subject.user.insert("country".into(), Datum::Text(country));
-    }
-    subject.user.insert(
-        "favorite_categories".into(),
-        Datum::Strings(user.favorite_categories),
-    );
-    subject
-        .user
-        .insert("favorite_tags".into(), Datum::Strings(user.favorite_tags));
-    subject
-        .user_stats
-        .insert("purchased".into(), Datum::Ids(user.purchased));
-    subject.items = body
-        .candidates
-        .into_iter()
-        .map(|c| {
-            let stored = Item {
-                id: c.item_id,
-                title: String::new(),
-                description: String::new(),
-                category: c.category,
-                tags: c.tags,
-                features: if c.features.is_object() {
-                    c.features
-                } else {
-                    Value::Object(Default::default())
-                },
-                popularity_score: 0.0,
-                created_at: c.created_at.unwrap_or(now),
-                updated_at: now,
-            };
-            let mut item = RuleItem::new(c.item_id, c.score);
-            for name in ["category", "tags", "created_at"] {
-                if let Some(d) = item_attribute(&stored, name) {
-                    item.attributes.insert(name.into(), d);
-                }
-            }
-            if let Value::Object(features) = &stored.features {
-                for (k, v) in features {
-                    if let Some(d) = datum_from_json(v) {
-                        item.attributes.entry(k.clone()).or_insert(d);
-                    }
-                }
-            }
-            if let Value::Object(stats) = &c.stats {
-                for (k, v) in stats {
-                    if let Some(d) = datum_from_json(v) {
-                        item.stats.insert(k.clone(), d);
-                    }
-                }
-            }
-            item
-        })
-        .collect();
-    subject
 }

@@ -29,6 +29,7 @@ use crate::{
             InputPlan, RuleContext, Subject,
             gather::{Sources, candidate_items, gather},
         },
+        pipeline::rank_in_response,
         runner::{Runner, Served},
     },
     telemetry::metrics::Metrics,
@@ -208,7 +209,7 @@ impl Recommendations {
                         .map(|f| (f, 0.0))
                         .collect();
                     found.items = candidate_items(&plan, &looked_up, Some(&user), &*similarity);
-                    out = runner.place(set, out, found).await?;
+                    out = runner.place(set, out, found, q.top_n).await?;
                 }
                 let ranked: Vec<(i64, f64)> = out.list.pairs().collect();
                 let promoted: HashMap<i64, String> = out.promoted.into_iter().collect();
@@ -245,7 +246,15 @@ impl Recommendations {
                 promoted: promoted.contains_key(&item.id),
                 promoted_by: promoted.get(&item.id).cloned(),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let rule_trace = match trace {
+            Some(mut trace) if q.explain => {
+                let shown: Vec<i64> = recommendations.iter().map(|r| r.item_id).collect();
+                rank_in_response(&mut trace, &shown);
+                Some(trace)
+            }
+            _ => None,
+        };
         let response = RecommendationResponse {
             user_id: user.user_id,
             algorithm: q.algorithm_name.clone(),
@@ -256,7 +265,7 @@ impl Recommendations {
             fallback,
             model_version: snapshot.version,
             cached: false,
-            rule_trace: if q.explain { trace } else { None },
+            rule_trace,
         };
         self.metrics
             .recommendations

@@ -57,6 +57,8 @@ pub struct RuleStatsView {
     pub dropped: u64,
     pub boosted: u64,
     pub moved: u64,
+    /// Promoted items it placed in a response.
+    pub promoted: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -164,6 +166,7 @@ pub fn view(registry: &RuleRegistry, rule: &ActiveRule) -> RuleView {
             dropped: counters.dropped.load(std::sync::atomic::Ordering::Relaxed),
             boosted: counters.boosted.load(std::sync::atomic::Ordering::Relaxed),
             moved: counters.moved.load(std::sync::atomic::Ordering::Relaxed),
+            promoted: counters.promoted.load(std::sync::atomic::Ordering::Relaxed),
         },
     }
 }

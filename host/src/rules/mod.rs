@@ -19,10 +19,13 @@
 //!   shadow bundle beside them), used by recommendations and the dry run.
 //! - [`builtin`]: the built-in components embedded at build time.
 //! - [`admin`]: listing and changing rules at run time, persisted.
+//! - [`author`]: `rules new` (a rule project from a template) and `rules
+//!   test` (a bundle run in a throwaway engine), for rule authors.
 //! - [`bundle`]: signed archives of rules, activated as a whole across the
 //!   fleet, rolled back, or run in shadow.
 
 pub mod admin;
+pub mod author;
 pub mod builtin;
 pub mod bundle;
 pub mod engine;

@@ -32,13 +32,35 @@ pub struct Boost {
     pub item_id: i64,
     pub before: f64,
     pub after: f64,
+    /// Where the item is in the response (1 is the first), when shown.
+    pub response_rank: Option<usize>,
 }
 
+/// A move in the working list: the over-fetched candidates as the rules
+/// see them, before the response is cut to `top_n`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Move {
     pub item_id: i64,
+    /// Working-list position before this rule (0 is the first candidate).
     pub from: usize,
+    /// Working-list position after this rule.
     pub to: usize,
+    /// Where the item is in the response (1 is the first), when shown.
+    pub response_rank: Option<usize>,
+}
+
+/// Fills in each traced boost's and move's `response_rank` from the
+/// response's ids (best first).
+pub fn rank_in_response(trace: &mut [RuleTrace], response: &[i64]) {
+    let rank = |id: i64| response.iter().position(|&r| r == id).map(|p| p + 1);
+    for entry in trace {
+        for b in &mut entry.boosted {
+            b.response_rank = rank(b.item_id);
+        }
+        for m in &mut entry.moved {
+            m.response_rank = rank(m.item_id);
+        }
+    }
 }
 
 /// What became of one item a promote rule asked for.
@@ -53,6 +75,8 @@ pub enum PromotionStatus {
     Filtered,
     /// Past the rule's or the request's cap.
     Capped,
+    /// Asked for a position past the end of the response (`top_n`).
+    OutOfRange,
     /// Another promotion placed the same item first.
     Duplicate,
 }
@@ -301,12 +325,18 @@ pub fn run(
                         item_id,
                         before,
                         after,
+                        response_rank: None,
                     })
                     .collect();
                 entry.moved = effect
                     .moved
                     .into_iter()
-                    .map(|(item_id, from, to)| Move { item_id, from, to })
+                    .map(|(item_id, from, to)| Move {
+                        item_id,
+                        from,
+                        to,
+                        response_rank: None,
+                    })
                     .collect();
                 for (n, placement) in effect.promoted.into_iter().enumerate() {
                     if n < MAX_PROMOTED_PER_RULE {
@@ -374,8 +404,10 @@ fn vetting_filters(set: &RuleSet) -> Vec<usize> {
         .collect()
 }
 
-/// Vets and places `out.promotions`. `found` holds the promoted items that
-/// exist and are active (score unused), with the inputs of `set`'s plan.
+/// Vets and places `out.promotions` in the first `shown` positions (the
+/// response's length: a placement past it would not be seen). `found`
+/// holds the promoted items that exist (score unused), with the inputs of
+/// `set`'s plan.
 /// Each item passes the vetting filters (a filter that fails removes every
 /// promoted item: nothing unvetted is shown), then is placed at its
 /// position, moving rather than duplicating an organic entry, within the
@@ -385,6 +417,7 @@ pub fn place_promotions(
     set: &RuleSet,
     out: &mut PipelineOutput,
     found: &Subject,
+    shown: usize,
     counter_prefix: &str,
 ) {
     let promotions = std::mem::take(&mut out.promotions);
@@ -450,6 +483,8 @@ pub fn place_promotions(
             PromotionStatus::UnknownItem
         } else if filter.is_some() {
             PromotionStatus::Filtered
+        } else if p.placement.position as usize > shown {
+            PromotionStatus::OutOfRange
         } else if !seen.insert(id) {
             PromotionStatus::Duplicate
         } else if placements.len() >= MAX_PROMOTED_PER_REQUEST {
@@ -471,8 +506,8 @@ pub fn place_promotions(
     }
     let asked: Vec<Placement> = placements.iter().map(|(p, _)| *p).collect();
     let (ids, landed) = contract::place(&out.list.ids, &asked);
-    // A promoted item takes the score of the entry it displaced, so the
-    // list's scores still read top to bottom.
+    // A promoted item takes the score of the entry just above it (the top
+    // score at position 1), so the list's scores still read top to bottom.
     let organic: std::collections::HashMap<i64, f64> = out.list.pairs().collect();
     let promoted_ids: HashSet<i64> = asked.iter().map(|p| p.item_id).collect();
     let mut organic_scores = out

@@ -96,17 +96,19 @@ impl Runner {
         Ok(out)
     }
 
-    /// Vets and places what promote rules asked for; `found` holds the
-    /// promoted items that exist, gathered for [`Runner::plan`].
+    /// Vets and places what promote rules asked for within the first
+    /// `shown` positions; `found` holds the promoted items that exist,
+    /// gathered for [`Runner::plan`].
     pub async fn place(
         &self,
         set: Arc<RuleSet>,
         mut out: PipelineOutput,
         found: Subject,
+        shown: usize,
     ) -> AppResult<PipelineOutput> {
         let registry = self.registry.clone();
         tokio::task::spawn_blocking(move || {
-            pipeline::place_promotions(&registry, &set, &mut out, &found, "");
+            pipeline::place_promotions(&registry, &set, &mut out, &found, shown, "");
             out
         })
         .await

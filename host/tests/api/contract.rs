@@ -220,6 +220,20 @@ async fn the_example_rules_change_recommendations(backend: Backend) {
         boosted_ids(&after, "boost_bought_brands"),
         vec![shop.id("nordvik_2")]
     );
+    // The trace names the working-list positions and the response rank.
+    let rank = got
+        .iter()
+        .position(|&id| id == shop.id("nordvik_2"))
+        .unwrap()
+        + 1;
+    assert_eq!(
+        step(&after, "boost_bought_brands")["boosted"][0]["response_rank"],
+        rank
+    );
+    for m in step(&after, "brand_cap")["moved"].as_array().unwrap() {
+        let shown = got.iter().position(|&id| id == m["item_id"]).map(|p| p + 1);
+        assert_eq!(m["response_rank"], json!(shown), "{m}");
+    }
     // "Demote items rated under 3 by at least N people" (feature-store
     // statistics).
     assert_eq!(
@@ -465,6 +479,49 @@ async fn a_sponsored_slot_cannot_show_what_the_safety_filters_hide() {
     assert_eq!(res.status(), 201);
     let grown = recommend(&app, json!({"user_id": adult, "top_n": 10})).await;
     assert!(!ids_of(&grown).contains(&shop.id("campaign_gone")));
+    // A slot past the end of the response is not taken (and says so).
+    let res = upload(
+        &app,
+        bundle_of(
+            "2b",
+            &["sponsored_slot"],
+            json!({"sponsored_slot": {"item_id": shop.id("campaign"), "position": 8}}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let short = recommend(&app, json!({"user_id": adult, "top_n": 5, "explain": true})).await;
+    assert!(!ids_of(&short).contains(&shop.id("campaign")));
+    assert_eq!(
+        step(&short, "sponsored_slot")["promoted"][0]["status"],
+        "out_of_range"
+    );
+    // A dry run places promoted items found among its candidates.
+    let res = upload(
+        &app,
+        bundle_of(
+            "2c",
+            &["sponsored_slot"],
+            json!({"sponsored_slot": {"item_id": shop.id("campaign"), "position": 1}}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let res = app
+        .post(
+            "/api/v1/rules/dry-run",
+            &json!({"user": {"age": 30}, "candidates": [
+                {"item_id": 1, "score": 0.9},
+                {"item_id": 2, "score": 0.8},
+                {"item_id": shop.id("campaign"), "score": 0.1}
+            ]}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let dry: Value = res.json().await.unwrap();
+    assert_eq!(dry["results"][0]["item_id"], shop.id("campaign"), "{dry}");
+    assert_eq!(dry["results"][0]["promoted_by"], "sponsored_slot", "{dry}");
+    assert!(dry["results"][1].get("promoted_by").is_none(), "{dry}");
     // A bundle may not let a promote rule skip a safety filter.
     let detail = expect_error(
         upload(&app, skip_bundle("3", "filter_age_restricted")).await,

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod authoring;
 mod bad_input;
 mod bundles;
 mod catalogue;

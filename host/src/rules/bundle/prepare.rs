@@ -7,14 +7,12 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
-use recengine_rules_sdk::{
-    self as sdk,
-    testing::{Item, RequestBuilder},
-};
+use recengine_rules_sdk as sdk;
 
 use super::{BundleManager, Refusal, format, format::Bundle};
 use crate::rules::{
     engine::Limits,
+    input::sample::sample_subject,
     pipeline::{self, PROMOTION_FILTERS},
     registry::{ActiveRule, RuleRegistry, RuleSource, validate_config},
 };
@@ -31,73 +29,7 @@ impl BundleManager {
     pub fn prepare(&self, archive: &[u8]) -> Result<Prepared, Refusal> {
         let bundle = format::unpack(archive, self.max_bytes)?;
         let signed_by = self.keys.verify(&bundle)?;
-        let engine = &self.registry.engine;
-        let ceiling = engine.limits();
-        let source = RuleSource::Bundle {
-            name: bundle.manifest.name.clone(),
-            revision: bundle.manifest.revision.clone(),
-        };
-        let mut rules = Vec::new();
-        for entry in &bundle.manifest.rules {
-            let bytes = &bundle.files[&entry.component];
-            let compiled = engine
-                .load(bytes)
-                .map_err(|e| Refusal::Invalid(format!("{}: {e:#}", entry.component)))?;
-            let m = &compiled.metadata;
-            if let Some(expected) = &entry.name
-                && expected != &m.name
-            {
-                return Err(Refusal::Malformed(format!(
-                    "{}: the manifest says {expected:?} but the component is {:?}",
-                    entry.component, m.name
-                )));
-            }
-            let config = validate_config(m, &m.default_params(), entry.config.iter())
-                .map_err(|e| Refusal::Invalid(format!("{}: {e}", m.name)))?;
-            check_promote_skips(m, &entry.promote_skip_filters)?;
-            let limits = Limits {
-                deadline: entry
-                    .limits
-                    .deadline_ms
-                    .map_or(ceiling.deadline, Duration::from_millis),
-                // `check_manifest` bounded it to 256 MiB: no overflow.
-                memory_bytes: entry
-                    .limits
-                    .memory_mb
-                    .map_or(ceiling.memory_bytes, |mb| (mb as usize) << 20),
-                max_candidates: ceiling.max_candidates,
-            };
-            if limits.deadline > ceiling.deadline
-                || limits.memory_bytes > ceiling.memory_bytes
-                || limits.deadline.is_zero()
-            {
-                return Err(Refusal::Limits(format!(
-                    "{}: limits may only be tighter than the service's ({} ms, {} MiB)",
-                    m.name,
-                    ceiling.deadline.as_millis(),
-                    ceiling.memory_bytes >> 20
-                )));
-            }
-            let mut rule = ActiveRule::from_compiled(compiled.clone(), source.clone(), limits);
-            rule.config = config;
-            rule.promote_skips = entry.promote_skip_filters.clone();
-            rule.enabled = entry.enabled;
-            if let Some(p) = entry.priority {
-                // Within PRIORITY_RANGE (checked on unpacking), so it fits.
-                rule.priority = p as i32;
-            }
-            if let Some(p) = entry.failure_policy {
-                rule.policy = p;
-            }
-            dry_run(&self.registry, &rule)?;
-            if rules.iter().any(|r: &ActiveRule| r.name() == rule.name()) {
-                return Err(Refusal::Invalid(format!(
-                    "{} appears twice in the bundle",
-                    rule.name()
-                )));
-            }
-            rules.push(rule);
-        }
+        let rules = prepare_rules(&self.registry, &bundle)?;
         Ok(Prepared {
             bundle,
             rules,
@@ -115,6 +47,82 @@ impl BundleManager {
             .await
             .map_err(|e| Refusal::Invalid(format!("activation aborted: {e}")))?
     }
+}
+
+/// Compiles each of `bundle`'s components in `registry`'s engine, checks it
+/// against its manifest entry (name, typed config, promote skips) and the
+/// engine's limits, and tries it on a sample request: the rules the bundle
+/// would activate, or why it is refused. No service needed (`rules test`
+/// runs it in a throwaway engine).
+pub fn prepare_rules(registry: &RuleRegistry, bundle: &Bundle) -> Result<Vec<ActiveRule>, Refusal> {
+    let engine = &registry.engine;
+    let ceiling = engine.limits();
+    let source = RuleSource::Bundle {
+        name: bundle.manifest.name.clone(),
+        revision: bundle.manifest.revision.clone(),
+    };
+    let mut rules = Vec::new();
+    for entry in &bundle.manifest.rules {
+        let bytes = &bundle.files[&entry.component];
+        let compiled = engine
+            .load(bytes)
+            .map_err(|e| Refusal::Invalid(format!("{}: {e:#}", entry.component)))?;
+        let m = &compiled.metadata;
+        if let Some(expected) = &entry.name
+            && expected != &m.name
+        {
+            return Err(Refusal::Malformed(format!(
+                "{}: the manifest says {expected:?} but the component is {:?}",
+                entry.component, m.name
+            )));
+        }
+        let config = validate_config(m, &m.default_params(), entry.config.iter())
+            .map_err(|e| Refusal::Invalid(format!("{}: {e}", m.name)))?;
+        check_promote_skips(m, &entry.promote_skip_filters)?;
+        let limits = Limits {
+            deadline: entry
+                .limits
+                .deadline_ms
+                .map_or(ceiling.deadline, Duration::from_millis),
+            // `check_manifest` bounded it to 256 MiB: no overflow.
+            memory_bytes: entry
+                .limits
+                .memory_mb
+                .map_or(ceiling.memory_bytes, |mb| (mb as usize) << 20),
+            max_candidates: ceiling.max_candidates,
+        };
+        if limits.deadline > ceiling.deadline
+            || limits.memory_bytes > ceiling.memory_bytes
+            || limits.deadline.is_zero()
+        {
+            return Err(Refusal::Limits(format!(
+                "{}: limits may only be tighter than the service's ({} ms, {} MiB)",
+                m.name,
+                ceiling.deadline.as_millis(),
+                ceiling.memory_bytes >> 20
+            )));
+        }
+        let mut rule = ActiveRule::from_compiled(compiled.clone(), source.clone(), limits);
+        rule.config = config;
+        rule.promote_skips = entry.promote_skip_filters.clone();
+        rule.enabled = entry.enabled;
+        if let Some(p) = entry.priority {
+            // Within PRIORITY_RANGE (checked on unpacking), so it fits.
+            rule.priority = p as i32;
+        }
+        if let Some(p) = entry.failure_policy {
+            rule.policy = p;
+        }
+        dry_run(registry, &rule)?;
+        if rules.iter().any(|r: &ActiveRule| r.name() == rule.name()) {
+            return Err(Refusal::Invalid(format!(
+                "{} appears twice in the bundle",
+                rule.name()
+            )));
+        }
+        rules.push(rule);
+    }
+    Ok(rules)
 }
 
 /// Only a promote rule may skip filters, and only the non-safety ones the
@@ -146,20 +154,8 @@ fn check_promote_skips(m: &sdk::Metadata, skips: &[String]) -> Result<(), Refusa
 /// kind's contract: a component that traps, overruns or breaks the
 /// contract never reaches live traffic.
 fn dry_run(registry: &RuleRegistry, rule: &ActiveRule) -> Result<(), Refusal> {
-    let now = Utc::now().timestamp_millis();
-    let mut builder = RequestBuilder::new()
-        .user(1, Some(30), Some("US"), &["books"], &["new"], &[3])
-        .context(Some("US"), Some("web"), Some(12), false, now, &[]);
-    for i in 1..=20_i64 {
-        builder = builder.item(
-            Item::new(i, 1.0 - i as f64 * 0.04)
-                .category(["books", "toys", "garden"][i as usize % 3])
-                .tags(&["new"])
-                .in_stock(i % 7 != 0)
-                .created_at_ms(now - i * 86_400_000),
-        );
-    }
-    pipeline::try_rule(registry, rule, &builder.build())
+    let sample = sample_subject(Utc::now().timestamp_millis());
+    pipeline::try_rule(registry, rule, &sample)
         .map(|_| ())
         .map_err(|e| Refusal::DryRun(format!("{}: {e}", rule.name())))
 }

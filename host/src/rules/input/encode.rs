@@ -6,7 +6,7 @@
 use recengine_rules_sdk::{
     Input, ParamValue, Scope,
     contract::List,
-    wire::{Column, Datum, Interner, Symbols, Value},
+    wire::{Column, Datum, Interner, NONE, Symbols, Value},
 };
 
 use super::{InputPlan, Subject};
@@ -92,9 +92,12 @@ impl Encoded {
                 None => values.push(value_to_wit(&self.values[slot])),
             }
         }
+        // Each rule gets the strings of its own inputs only: nothing another
+        // rule declared (a user's preference, say) reaches it.
+        let (symbol_text, symbol_ends) = own_symbols(&self.symbols, &mut columns, &mut values);
         wit::Request {
-            symbol_text: self.symbols.text.clone(),
-            symbol_ends: self.symbols.ends.clone(),
+            symbol_text,
+            symbol_ends,
             user_id: self.user_id,
             now_ms: self.now_ms,
             ids: list.ids.clone(),
@@ -105,6 +108,45 @@ impl Encoded {
             exclude_ids: self.exclude_ids.clone(),
         }
     }
+}
+
+/// Renumbers the symbols `columns` and `values` use into a table of their
+/// own (in order of first use) and returns it.
+fn own_symbols(
+    symbols: &Symbols,
+    columns: &mut [wit::Column],
+    values: &mut [wit::Value],
+) -> (String, Vec<u32>) {
+    let mut renumbered = vec![NONE; symbols.len()];
+    let mut text = String::new();
+    let mut ends = Vec::new();
+    let mut own = |id: &mut u32| {
+        let Some(slot) = renumbered.get_mut(*id as usize) else {
+            *id = NONE;
+            return;
+        };
+        if *slot == NONE {
+            text.push_str(symbols.get(*id).unwrap_or(""));
+            ends.push(text.len() as u32);
+            *slot = (ends.len() - 1) as u32;
+        }
+        *id = *slot;
+    };
+    for column in columns {
+        match column {
+            wit::Column::Texts(ids) => ids.iter_mut().for_each(&mut own),
+            wit::Column::Strings(lists) => lists.symbols.iter_mut().for_each(&mut own),
+            wit::Column::Numbers(_) | wit::Column::Flags(_) => {}
+        }
+    }
+    for value in values {
+        match value {
+            wit::Value::Text(id) => own(id),
+            wit::Value::Strings(ids) => ids.iter_mut().for_each(&mut own),
+            _ => {}
+        }
+    }
+    (text, ends)
 }
 
 fn column_to_wit(column: Column) -> wit::Column {
@@ -175,7 +217,12 @@ mod tests {
             panic!("price is a number")
         };
         assert_eq!(prices, &vec![10.0, 50.0]);
+        // Only the brand strings are in that rule's table; the other rule,
+        // reading numbers alone, gets an empty one.
+        let req_b = encoded.request(&b, &list, &[]);
+        assert_eq!(req_b.symbol_text, "acme");
         let req = encoded.request(&a, &list, &[]);
         assert!(matches!(req.values[..], [wit::Value::Number(40.0)]));
+        assert!(req.symbol_text.is_empty() && req.symbol_ends.is_empty());
     }
 }

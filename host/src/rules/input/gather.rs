@@ -16,8 +16,8 @@ use crate::{
     store::items::Item as StoredItem,
 };
 
-/// Most of the user's items an aggregate (`purchased.brand`) reads: the
-/// most recent ones.
+/// Most of the user's items an aggregate (`purchased.brand`) reads (those
+/// with the highest ids: the feature store keeps them by id, not by time).
 pub const MAX_AGGREGATE_ITEMS: usize = 200;
 
 /// What one request's rules may read.
@@ -43,10 +43,16 @@ pub fn datum_from_json(value: &Value) -> Option<Datum> {
             if !items.is_empty() && items.iter().all(Value::is_i64) {
                 Some(Datum::Ids(items.iter().filter_map(Value::as_i64).collect()))
             } else {
+                // Numbers and booleans in a mixed list read as their text.
                 Some(Datum::Strings(
                     items
                         .iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .filter_map(|v| match v {
+                            Value::String(s) => Some(s.clone()),
+                            Value::Number(n) => Some(n.to_string()),
+                            Value::Bool(b) => Some(b.to_string()),
+                            _ => None,
+                        })
                         .collect(),
                 ))
             }

@@ -24,7 +24,7 @@ fn text(d: Option<&Datum>) -> Option<String> {
 
 fn strings(d: Option<&Datum>) -> Vec<String> {
     d.and_then(Datum::as_strings)
-        .map(|v| v.into_iter().map(str::to_owned).collect())
+        .map(|v| v.into_iter().map(|s| s.into_owned()).collect())
         .unwrap_or_default()
 }
 

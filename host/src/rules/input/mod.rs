@@ -8,11 +8,14 @@
 //! - [`encode`]: the subject encoded once (interned, columnar), and cut
 //!   per rule to its own inputs (`wit/rules.wit`).
 //! - [`legacy`]: the same for rules built against contract 0.1.
+//! - [`sample`]: hand-made users and candidates (dry runs, `rules test`,
+//!   the check a bundle's rules pass before they go live).
 
 pub mod catalogue;
 pub mod encode;
 pub mod gather;
 pub mod legacy;
+pub mod sample;
 
 use std::collections::{BTreeMap, HashMap};
 
