@@ -133,7 +133,9 @@ impl AppState {
             features::Confidence::from_settings(&settings),
         ));
         recommender.retrain(&db).await?;
-        let shared_caches = redis.clone().map(cache::Shared::new);
+        let shared_caches = redis
+            .clone()
+            .map(|pool| cache::Shared::new(pool, &db, &settings.database_url));
         let rec_cache = Arc::new(cache::Cache::new(
             "recommendations",
             settings.cache_ttl,

@@ -118,6 +118,19 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// The same user, context and exclusions over other items.
+    pub fn with_items(&self, items: Vec<Item>) -> Subject {
+        Subject {
+            user_id: self.user_id,
+            now_ms: self.now_ms,
+            items,
+            user: self.user.clone(),
+            user_stats: self.user_stats.clone(),
+            context: self.context.clone(),
+            exclude_ids: self.exclude_ids.clone(),
+        }
+    }
+
     /// The request rule `metadata` receives: its declared inputs, in its
     /// order, and `params` (in the metadata's order).
     pub fn request_for(&self, metadata: &Metadata, params: Vec<ParamValue>) -> Request {

@@ -6,16 +6,38 @@
 //! applies it to its own L1. A replica whose subscription drops cannot know
 //! what it missed, so it clears its L1s when it subscribes again; the L1
 //! TTL (`CACHE_L1_TTL`) bounds what it serves stale meanwhile.
+//!
+//! While Redis is down, replicas on PostgreSQL carry the same messages
+//! over `LISTEN`/`NOTIFY` instead ([`Bus::attach_database`]): invalidations
+//! still reach every replica, so their L1s may keep entries for the
+//! cache's whole TTL rather than recomputing every `CACHE_L1_TTL`
+//! ([`Bus::fallback_live`]).
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, OnceLock, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
 use futures_util::StreamExt as _;
 
-use crate::redis_pool::RedisPool;
+use crate::{
+    redis_pool::RedisPool,
+    store::{Db, Dialect, notify},
+};
+
+/// The PostgreSQL channel the messages take while Redis is down.
+const DATABASE_CHANNEL: &str = "recengine_cache_invalidations";
+
+/// The database side of the bus.
+struct Fallback {
+    db: Db,
+    /// The listener is connected: it hears every message sent from now.
+    live: Arc<AtomicBool>,
+}
 
 /// Applies an invalidation to one cache's L1: a group, or everything.
 pub type Listener = Arc<dyn Fn(Option<&str>) + Send + Sync>;
@@ -26,6 +48,7 @@ pub struct Bus {
     /// Messages this process sent come back to it; it skips them.
     origin: String,
     listeners: RwLock<HashMap<&'static str, Listener>>,
+    fallback: OnceLock<Fallback>,
 }
 
 /// How long the listener waits before subscribing again.
@@ -38,7 +61,70 @@ impl Bus {
             pool,
             origin: uuid::Uuid::new_v4().simple().to_string(),
             listeners: RwLock::default(),
+            fallback: OnceLock::new(),
         })
+    }
+
+    /// Carries messages over PostgreSQL while Redis is down (nothing on
+    /// SQLite: a single process has no one to tell). Every replica listens
+    /// all the time; a replica whose listener reconnects clears its L1s,
+    /// having possibly missed messages.
+    pub fn attach_database(self: &Arc<Self>, db: Db, database_url: String) {
+        if db.dialect != Dialect::Postgres {
+            return;
+        }
+        let live = Arc::new(AtomicBool::new(false));
+        if self
+            .fallback
+            .set(Fallback {
+                db,
+                live: live.clone(),
+            })
+            .is_err()
+        {
+            return;
+        }
+        let (on_connect, on_lost, handler) = (self.clone(), live.clone(), self.clone());
+        let mut connected_before = false;
+        notify::listen_with(
+            database_url,
+            DATABASE_CHANNEL,
+            move || {
+                if connected_before {
+                    on_connect.clear_all();
+                }
+                connected_before = true;
+                live.store(true, Ordering::Release);
+            },
+            move || on_lost.store(false, Ordering::Release),
+            move |payload| {
+                handler.apply(&payload);
+                async {}
+            },
+        );
+    }
+
+    /// Whether invalidations reach the other replicas without Redis: the
+    /// database channel is attached and listening.
+    pub fn fallback_live(&self) -> bool {
+        self.fallback
+            .get()
+            .is_some_and(|f| f.live.load(Ordering::Acquire))
+    }
+
+    /// Tells the other replicas over the database (Redis being down).
+    pub async fn publish_without_redis(&self, cache: &str, group: Option<&str>) {
+        let Some(fallback) = self.fallback.get() else {
+            return;
+        };
+        let message = self.message(cache, group);
+        if let Err(e) = notify::notify(&fallback.db.pool, DATABASE_CHANNEL, &message).await {
+            tracing::warn!(cache, error = %e, "cache invalidation not sent over the database");
+        }
+    }
+
+    fn message(&self, cache: &str, group: Option<&str>) -> String {
+        format!("{}\t{cache}\t{}", self.origin, group.unwrap_or("\u{0}"))
     }
 
     pub fn listen(&self, cache: &'static str, listener: Listener) {
@@ -48,11 +134,14 @@ impl Bus {
             .insert(cache, listener);
     }
 
-    /// Tells the other replicas; `None` is "everything in this cache".
+    /// Tells the other replicas; `None` is "everything in this cache". Over
+    /// the database when Redis does not take the message (an outage that
+    /// starts with this very command).
     pub async fn publish(&self, cache: &str, group: Option<&str>) {
-        let message = format!("{}\t{cache}\t{}", self.origin, group.unwrap_or("\u{0}"));
+        let message = self.message(cache, group);
         let channel = self.channel.clone();
-        self.pool
+        let sent = self
+            .pool
             .run("cache invalidation publish", |mut conn| async move {
                 redis::cmd("PUBLISH")
                     .arg(channel)
@@ -61,6 +150,9 @@ impl Bus {
                     .await
             })
             .await;
+        if sent.is_none() {
+            self.publish_without_redis(cache, group).await;
+        }
     }
 
     fn apply(&self, message: &str) {

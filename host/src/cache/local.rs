@@ -21,7 +21,9 @@ const ENTRY_OVERHEAD_BYTES: usize = 96;
 
 struct Field<T> {
     name: Box<str>,
-    written: Instant,
+    /// When it stops being served: its write plus the TTL it was written
+    /// with (at most the store's).
+    expires: Instant,
     bytes: usize,
     value: Arc<T>,
 }
@@ -45,6 +47,7 @@ impl<T> Group<T> {
 
 pub struct LocalStore<T> {
     groups: moka::sync::Cache<Arc<str>, Arc<Group<T>>>,
+    /// The longest any entry is kept.
     ttl: Duration,
     /// Fields moka dropped for age since the last `purge_expired`.
     expired: Arc<AtomicUsize>,
@@ -52,7 +55,7 @@ pub struct LocalStore<T> {
 
 impl<T: Send + Sync + 'static> LocalStore<T> {
     /// At most `max_bytes` of values (by their serialized size), each kept
-    /// at most `ttl`.
+    /// at most `ttl` (each write may ask for less).
     pub fn new(max_bytes: u64, ttl: Duration) -> Self {
         let ttl = ttl.max(Duration::from_millis(1));
         let expired = Arc::new(AtomicUsize::new(0));
@@ -80,25 +83,27 @@ impl<T: Send + Sync + 'static> LocalStore<T> {
                 g.fields
                     .iter()
                     .find(|f| &*f.name == *field)
-                    .filter(|f| f.written.elapsed() < self.ttl)
+                    .filter(|f| f.expires > Instant::now())
                     .map(|f| f.value.clone())
             })
             .collect()
     }
 
-    /// `bytes` is each value's serialized size: what it weighs.
-    pub fn put_many(&self, entries: Vec<(String, String, Arc<T>, usize)>) {
+    /// `bytes` is each value's serialized size: what it weighs. Each is
+    /// kept for `ttl`, at most the store's.
+    pub fn put_many(&self, entries: Vec<(String, String, Arc<T>, usize)>, ttl: Duration) {
         let now = Instant::now();
+        let expires = now + ttl.min(self.ttl);
         for (group, field, value, bytes) in entries {
             let key: Arc<str> = group.into();
             let mut fields: Vec<Field<T>> = match self.groups.get(&key) {
                 Some(old) => old
                     .fields
                     .iter()
-                    .filter(|f| *f.name != *field && f.written.elapsed() < self.ttl)
+                    .filter(|f| *f.name != *field && f.expires > now)
                     .map(|f| Field {
                         name: f.name.clone(),
-                        written: f.written,
+                        expires: f.expires,
                         bytes: f.bytes,
                         value: f.value.clone(),
                     })
@@ -110,7 +115,7 @@ impl<T: Send + Sync + 'static> LocalStore<T> {
             }
             fields.push(Field {
                 name: field.into(),
-                written: now,
+                expires,
                 bytes,
                 value,
             });
@@ -141,7 +146,7 @@ impl<T: Send + Sync + 'static> LocalStore<T> {
             .map(|(_, g)| {
                 g.fields
                     .iter()
-                    .filter(|f| f.written.elapsed() < self.ttl)
+                    .filter(|f| f.expires > Instant::now())
                     .count()
             })
             .sum()
@@ -159,7 +164,10 @@ mod tests {
     use super::*;
 
     fn put(store: &LocalStore<u32>, group: &str, field: &str, value: u32) {
-        store.put_many(vec![(group.into(), field.into(), Arc::new(value), 4)]);
+        store.put_many(
+            vec![(group.into(), field.into(), Arc::new(value), 4)],
+            Duration::MAX,
+        );
     }
 
     fn get(store: &LocalStore<u32>, keys: &[(&str, &str)]) -> Vec<Option<u32>> {
@@ -197,6 +205,21 @@ mod tests {
     }
 
     #[test]
+    fn a_write_may_ask_for_less_than_the_stores_ttl() {
+        let store = LocalStore::<u32>::new(1 << 20, Duration::from_secs(60));
+        store.put_many(
+            vec![("u1".into(), "a".into(), Arc::new(1), 4)],
+            Duration::from_millis(20),
+        );
+        put(&store, "u1", "b", 2);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(
+            get(&store, &[("u1", "a"), ("u1", "b")]),
+            vec![None, Some(2)]
+        );
+    }
+
+    #[test]
     fn a_group_keeps_its_newest_fields_only() {
         let store = LocalStore::<u32>::new(1 << 20, Duration::from_secs(60));
         for i in 0..(MAX_FIELDS_PER_GROUP as u32 + 5) {
@@ -214,7 +237,10 @@ mod tests {
         let budget = 64 * 1024;
         let store = LocalStore::<u32>::new(budget, Duration::from_secs(60));
         for i in 0..10_000 {
-            store.put_many(vec![(format!("user{i}"), "f".into(), Arc::new(i), 1000)]);
+            store.put_many(
+                vec![(format!("user{i}"), "f".into(), Arc::new(i), 1000)],
+                Duration::MAX,
+            );
         }
         assert!(
             store.weighted_bytes() <= budget,

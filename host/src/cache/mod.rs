@@ -16,10 +16,13 @@
 //! serves the stale entry for at most the L1 TTL.
 //!
 //! While Redis is unreachable (its circuit breaker is open, see
-//! [`crate::redis_pool`]) the L1 alone serves. When Redis comes back every
-//! cache's generation is bumped before it is read again, and each process
-//! drops its L1: an invalidation issued during the outage is never undone
-//! by an entry written before it.
+//! [`crate::redis_pool`]) the L1 alone serves. On PostgreSQL, invalidations
+//! then travel over the database ([`bus`]), so entries written during the
+//! outage live the cache's whole TTL; without that channel they live
+//! `CACHE_L1_TTL`, the most another replica's missed invalidation can be
+//! served stale. When Redis comes back every cache's generation is bumped
+//! before it is read again, and each process drops its L1: an invalidation
+//! issued during the outage is never undone by an entry written before it.
 
 pub mod bus;
 mod local;
@@ -71,10 +74,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Starts listening to the other replicas' invalidations.
-    pub fn new(pool: Arc<RedisPool>) -> Self {
+    /// Starts listening to the other replicas' invalidations (over Redis,
+    /// and over `db` when it is PostgreSQL, for when Redis is down).
+    pub fn new(pool: Arc<RedisPool>, db: &crate::store::Db, database_url: &str) -> Self {
         let bus = bus::Bus::new(pool.clone());
         bus.spawn_listener();
+        bus.attach_database(db.clone(), database_url.to_string());
         Self { pool, bus }
     }
 }
@@ -83,6 +88,9 @@ impl Shared {
 pub struct Cache<T> {
     pub name: &'static str,
     ttl: Duration,
+    /// How long the L1 keeps an entry while it cannot hear every
+    /// invalidation of the other replicas.
+    l1_ttl: Duration,
     /// The L1 (the only level without Redis).
     local: Arc<local::LocalStore<T>>,
     redis: Option<RedisShared>,
@@ -106,11 +114,11 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
         shared: Option<&Shared>,
         settings: &CacheSettings,
     ) -> Self {
-        let local_ttl = match shared {
+        let l1_ttl = match shared {
             Some(_) => ttl.min(settings.l1_ttl),
             None => ttl,
         };
-        let local = Arc::new(local::LocalStore::new(settings.max_bytes, local_ttl));
+        let local = Arc::new(local::LocalStore::new(settings.max_bytes, ttl));
         let redis = shared.map(|shared| {
             let l1 = local.clone();
             shared.bus.listen(
@@ -130,6 +138,7 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
         Self {
             name,
             ttl,
+            l1_ttl,
             local,
             redis,
             stats: Arc::default(),
@@ -210,7 +219,7 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
                     ));
                     found[i] = Some(value);
                 }
-                self.local.put_many(promoted);
+                self.local.put_many(promoted, self.l1_ttl);
             }
         }
         self.count(&found);
@@ -233,19 +242,35 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
                 Some((g, f, v, bytes))
             })
             .collect();
-        if let Some(shared) = self.shared() {
+        let l1_ttl = if let Some(shared) = self.shared() {
             let wire = encoded
                 .iter()
                 .map(|(g, f, _, bytes)| (g.as_str(), f.as_str(), bytes.as_slice()))
                 .collect::<Vec<_>>();
             shared.store.put_many(&wire, self.ttl).await;
-        }
+            self.l1_ttl
+        } else {
+            self.l1_ttl_alone()
+        };
         self.local.put_many(
             encoded
                 .into_iter()
                 .map(|(g, f, v, bytes)| (g, f, Arc::new(v), bytes.len()))
                 .collect(),
+            l1_ttl,
         );
+    }
+
+    /// How long the L1 keeps what it writes with Redis down: the whole TTL
+    /// when the other replicas' invalidations still arrive (over the
+    /// database), else `CACHE_L1_TTL`. Without Redis configured the L1 is
+    /// the only level and keeps the whole TTL.
+    fn l1_ttl_alone(&self) -> Duration {
+        match &self.redis {
+            None => self.ttl,
+            Some(redis) if redis.bus.fallback_live() => self.ttl,
+            Some(_) => self.l1_ttl,
+        }
     }
 
     /// Drops every entry of one group.
@@ -254,6 +279,11 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
         if let Some(shared) = self.shared() {
             shared.store.remove_group(group).await;
             shared.bus.publish(self.name, Some(group)).await;
+        } else if let Some(redis) = &self.redis {
+            redis
+                .bus
+                .publish_without_redis(self.name, Some(group))
+                .await;
         }
     }
 
@@ -263,6 +293,8 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
         if let Some(shared) = self.shared() {
             shared.store.bump_generation().await;
             shared.bus.publish(self.name, None).await;
+        } else if let Some(redis) = &self.redis {
+            redis.bus.publish_without_redis(self.name, None).await;
         }
     }
 

@@ -26,7 +26,7 @@ use crate::{
     features::{FeatureStore, ItemFeatures},
     rules::{
         input::{
-            InputPlan, RuleContext, Subject,
+            InputPlan, RuleContext,
             gather::{Sources, candidate_items, gather},
         },
         pipeline::rank_in_response,
@@ -186,10 +186,7 @@ impl Recommendations {
                 };
                 let subject = gather(&self.features, &plan, sources(&candidates)).await?;
                 // The promoted items' subject: this one's user and context.
-                let mut found = Subject {
-                    items: Vec::new(),
-                    ..subject.clone()
-                };
+                let found = set.has_promote.then(|| subject.with_items(Vec::new()));
                 let served = Served {
                     user_id: user.user_id,
                     top_n: q.top_n,
@@ -200,7 +197,9 @@ impl Recommendations {
                 // Promoted items come from anywhere in the catalogue: look
                 // up those that exist, then vet and place them.
                 let mut extra = HashMap::new();
-                if !out.promotions.is_empty() {
+                if let Some(mut found) = found
+                    && !out.promotions.is_empty()
+                {
                     let ids: Vec<i64> = out.promotion_ids();
                     extra = self.features.items_batch(&ids).await?;
                     let looked_up: Vec<(&ItemFeatures, f64)> = ids

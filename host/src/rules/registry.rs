@@ -146,6 +146,9 @@ pub struct RuleSet {
     /// Whether a rule built against contract 0.1 is enabled (its request
     /// is laid out apart).
     pub has_legacy: bool,
+    /// Whether a promote rule is enabled (its items are looked up after the
+    /// run).
+    pub has_promote: bool,
 }
 
 impl RuleSet {
@@ -167,12 +170,16 @@ impl RuleSet {
         let has_legacy = rules
             .iter()
             .any(|r| r.enabled && r.compiled.contract == Contract::V0_1);
+        let has_promote = rules
+            .iter()
+            .any(|r| r.enabled && r.compiled.metadata.kind == sdk::Kind::Promote);
         Self {
             rules,
             version,
             plan,
             slots,
             has_legacy,
+            has_promote,
         }
     }
 }

@@ -30,14 +30,33 @@ pub async fn notify<'e>(
 
 /// Calls `handler` with each payload sent on `channel`, one at a time, for
 /// as long as the process runs; a lost connection is logged and made again.
-pub fn listen<F, Fut>(database_url: String, channel: &'static str, mut handler: F)
+pub fn listen<F, Fut>(database_url: String, channel: &'static str, handler: F)
 where
     F: FnMut(String) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    listen_with(database_url, channel, || {}, || {}, handler);
+}
+
+/// [`listen`], telling the caller each time the listener is connected (and
+/// so hears what is sent from then on) and each time it loses the
+/// connection (and may miss notifications until the next `on_connect`).
+pub fn listen_with<F, Fut, C, L>(
+    database_url: String,
+    channel: &'static str,
+    mut on_connect: C,
+    mut on_lost: L,
+    mut handler: F,
+) where
+    F: FnMut(String) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+    C: FnMut() + Send + 'static,
+    L: FnMut() + Send + 'static,
+{
     tokio::spawn(async move {
         loop {
-            let Err(e) = relay(&database_url, channel, &mut handler).await;
+            let Err(e) = relay(&database_url, channel, &mut on_connect, &mut handler).await;
+            on_lost();
             tracing::warn!(channel, error = %e, "notifications lost; reconnecting");
             tokio::time::sleep(RECONNECT_AFTER).await;
         }
@@ -45,17 +64,20 @@ where
 }
 
 /// One connection's worth of [`listen`]: returns only when it breaks.
-async fn relay<F, Fut>(
+async fn relay<F, Fut, C>(
     database_url: &str,
     channel: &str,
+    on_connect: &mut C,
     handler: &mut F,
 ) -> Result<Infallible, sqlx::Error>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = ()>,
+    C: FnMut(),
 {
     let mut listener = PgListener::connect(database_url).await?;
     listener.listen(channel).await?;
+    on_connect();
     loop {
         let note = listener.recv().await?;
         handler(note.payload().to_string()).await;

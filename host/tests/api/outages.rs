@@ -172,6 +172,55 @@ async fn a_redis_outage_costs_little_and_loses_no_invalidation() {
     }
 }
 
+/// On PostgreSQL, a Redis outage need not cost recomputation: the
+/// replicas carry invalidations over the database instead, so each keeps
+/// what it caches during the outage for the cache's whole TTL (not
+/// `CACHE_L1_TTL`), and a purchase on one replica still clears the other's
+/// list at once.
+#[tokio::test]
+async fn without_redis_invalidations_travel_over_postgres() {
+    let relay = Relay::start("127.0.0.1:6379").await;
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4());
+    let database = fresh_database_url(Backend::Postgres).await;
+    let redis_url = format!("redis://{}/0", relay.addr);
+    let shared = |s: &mut recengine::config::Settings| {
+        s.redis_url = Some(redis_url.clone());
+        s.redis_key_prefix = prefix.clone();
+        s.database_url = database.clone();
+        s.redis.probe_interval = Duration::from_millis(100);
+        s.cache.l1_ttl = Duration::from_millis(300);
+    };
+    let a = TestApp::spawn_with(Backend::Postgres, shared).await;
+    let (user, _) = small_shop(&a).await;
+    let mut b = TestApp::spawn_without_admin(Backend::Postgres, shared).await;
+    b.admin_token = a.admin_token.clone();
+    let list = format!("/api/v1/recommendations/user/{user}?top_n=5");
+
+    relay.cut();
+    for app in [&a, &b] {
+        assert_eq!(app.get(&list).await.status(), 200);
+        eventually(Duration::from_secs(2), "health degraded", || async {
+            app.get_json("/health").await["status"] == "degraded"
+        })
+        .await;
+    }
+    // Cached during the outage, and still cached well past CACHE_L1_TTL.
+    let first = b.get_json(&list).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let later = b.get_json(&list).await;
+    assert_eq!(later["cached"], true, "kept past CACHE_L1_TTL: {first}");
+    let bought = ids_of(&later)[0];
+    // A purchase on A reaches B's cache over the database.
+    assert_eq!(a.interact(user, bought, "purchase").await.status(), 201);
+    eventually(
+        Duration::from_secs(2),
+        "B drops the list A invalidated",
+        || async { !ids_of(&b.get_json(&list).await).contains(&bought) },
+    )
+    .await;
+    relay.restore();
+}
+
 /// The database goes away: the first request that needs it waits at most
 /// the acquire timeout, the ones after it are refused at once (503 with a
 /// detail) while cached answers keep being served; it comes back by itself.

@@ -172,13 +172,12 @@ pub fn sample_subject(now_ms: i64) -> Subject {
 /// The items of `subject` with the given ids, for placing promotions when
 /// the catalogue is what was given (a dry run, `rules test`).
 pub fn among(subject: &Subject, ids: &[i64]) -> Subject {
-    Subject {
-        items: subject
+    subject.with_items(
+        subject
             .items
             .iter()
             .filter(|i| ids.contains(&i.id))
             .cloned()
             .collect(),
-        ..subject.clone()
-    }
+    )
 }
