@@ -113,7 +113,7 @@ notice "Before any interaction: popular items $(json "$cold" "$ids") (\"fallback
 
 explained=$(call 200 GET "/recommendations/user/$uid?top_n=5&explain=true" "$TOKEN")
 check "$explained" 'len(d["rule_trace"]) >= 8' "explain=true should trace every rule"
-notice "explain=true adds rule_trace, one entry per rule in the order they ran: $(json "$explained" '", ".join("%s %s (%d dropped, %d boosted, %d moved)" % (t["rule"], t["status"], len(t["dropped"]), len(t["boosted"]), len(t["moved"])) for t in d["rule_trace"])')."
+notice "explain=true adds rule_trace, one entry per rule in priority order (promote rules run after the others): $(json "$explained" '", ".join("%s %s (%d dropped, %d boosted, %d moved)" % (t["rule"], t["status"], len(t["dropped"]), len(t["boosted"]), len(t["moved"])) for t in d["rule_trace"])')."
 
 # top_n=100 makes every item a candidate, so the geo rule sees the whole
 # catalogue's country lists.

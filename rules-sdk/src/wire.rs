@@ -3,7 +3,10 @@
 //! read [`crate::Request`]); the host and the test harness build requests
 //! with [`Interner`] and [`Datum`], so both share one encoding.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
+};
 
 use crate::{ParamValue, ValueType};
 
@@ -325,7 +328,31 @@ impl Datum {
 #[derive(Debug, Default)]
 pub struct Interner {
     symbols: Symbols,
-    index: HashMap<String, u32>,
+    index: HashMap<String, u32, BuildHasherDefault<FxHasher>>,
+}
+
+/// The Fx hash (rustc's): a multiply and a rotate per word. Interning hashes
+/// every string of a request; the keys are the request's own data, held
+/// only for the request, so a keyed hash buys nothing here.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Interner {

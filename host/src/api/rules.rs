@@ -211,6 +211,8 @@ pub async fn dry_run(
         out = runner.place(set, out, found, subject.items.len()).await?;
     }
     let promoted: std::collections::HashMap<i64, String> = out.promoted.iter().cloned().collect();
+    let ranked = out.list.ids.clone();
+    crate::rules::pipeline::rank_in_response(&mut out.trace, &ranked);
     Ok(Json(DryRunResponse {
         results: out
             .list

@@ -70,11 +70,24 @@ async fn bash(args: Vec<String>, cwd: PathBuf, env: Vec<(&'static str, String)>)
             .current_dir(cwd)
             .envs(env)
             .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .output()
             .expect("bash runs")
     })
     .await
     .unwrap()
+}
+
+/// The numbered lines a walkthrough printed, one per step ("12. ...").
+fn numbered_steps(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .split_once(". ")
+                .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+        })
+        .collect()
 }
 
 fn report(output: &Output) -> String {
@@ -190,14 +203,7 @@ async fn the_walkthrough_tours_the_demo() {
     println!("{stdout}");
     assert!(output.status.success(), "{}", report(&output));
     // Every step said what to notice, in order.
-    let steps: Vec<&str> = stdout
-        .lines()
-        .filter(|l| {
-            l.trim_start()
-                .split_once(". ")
-                .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
-        })
-        .collect();
+    let steps = numbered_steps(&stdout);
     assert_eq!(steps.len(), 15, "{stdout}");
     for (needle, step) in [
         ("GET /health", 0),
@@ -257,6 +263,115 @@ async fn the_walkthrough_tours_the_demo() {
     .await;
     assert_eq!(runs[0]["status"], "SUCCESS");
     assert_eq!(runs[0]["requested_by"], DEMO_OPS_EMAIL);
+}
+
+/// The rule author's path, `examples/author-walkthrough.sh` (the commands
+/// of the guide's "From your laptop to production"): `rules new`, the
+/// native test, the component's build, `rules test`, keys, pack, sign,
+/// verify, the ops token, a shadow run and its report, promotion, the rule
+/// in the list and in a trace, a second revision, a rollback, deletion.
+/// The builds share the authoring test's target directories, so the SDK
+/// compiles once.
+#[tokio::test]
+async fn the_author_walkthrough_reaches_production() {
+    let app = spawn_demo().await;
+    let ops = ops_token(&app).await;
+    let names = |rules: &Value| -> Vec<String> {
+        rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let found = names(&get_as(&app, &ops, "/api/v1/rules/").await);
+    let started = std::time::Instant::now();
+    let output = bash(
+        vec!["examples/author-walkthrough.sh".into()],
+        workspace_root(),
+        vec![
+            ("BASE_URL", app.url("")),
+            ("RECENGINE", env!("CARGO_BIN_EXE_recengine").into()),
+            (
+                "CARGO_TARGET_DIR",
+                workspace_root()
+                    .join("target/scaffolded-wasm")
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "NATIVE_TARGET_DIR",
+                workspace_root()
+                    .join("target/scaffolded-native")
+                    .display()
+                    .to_string(),
+            ),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    println!("{stdout}(in {:.1} s)", started.elapsed().as_secs_f64());
+    assert!(output.status.success(), "{}", report(&output));
+    // Every step said what to notice, in order.
+    let steps = numbered_steps(&stdout);
+    assert_eq!(steps.len(), 14, "{stdout}");
+    for (needle, step) in [
+        ("recengine rules new boost_brands --kind boost", 0),
+        ("test result: ok. 1 passed", 1),
+        ("boost_brands.wasm", 2),
+        ("boost_brands boost 55 applied", 3),
+        ("result: [2 (2.080)", 3),
+        ("BUNDLE_PUBLIC_KEYS=ops:", 4),
+        ("valid, signed by ops", 5),
+        ("POST /api/v1/auth/login", 6),
+        ("runs in shadow", 7),
+        ("compared 8", 8),
+        ("shadow/promote", 9),
+        ("source bundle:boost-brands@", 9),
+        ("boost_brands applied", 10),
+        ("response_rank 1", 10),
+        ("factor 3.0", 11),
+        ("factor 2.0 again", 12),
+        ("DELETE /rules/bundles/boost-brands", 13),
+    ] {
+        assert!(
+            steps[step].contains(needle),
+            "step {}: {}",
+            step + 1,
+            steps[step]
+        );
+    }
+
+    // What it left behind, seen from the service's side: the rule set it
+    // found, no shadow, and the deleted bundle's two revisions and history.
+    assert_eq!(
+        names(&get_as(&app, &ops, "/api/v1/rules/").await),
+        found,
+        "the rule set as found"
+    );
+    let shadow = app
+        .request(Method::GET, "/api/v1/rules/bundles/shadow", Some(&ops))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shadow.status(), 404, "no bundle left in shadow");
+    let bundle = get_as(&app, &ops, "/api/v1/rules/bundles/boost-brands").await;
+    assert_eq!(bundle["active_revision"], Value::Null, "{bundle}");
+    assert_eq!(bundle["rules"], json!([]), "{bundle}");
+    assert_eq!(bundle["revisions"].as_array().unwrap().len(), 2, "{bundle}");
+    let history = get_as(&app, &ops, "/api/v1/rules/bundles/boost-brands/history").await;
+    let actions: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    // Newest first; the promotion is a rollback to the shadowed revision.
+    assert_eq!(
+        actions,
+        ["delete", "rollback", "activate", "rollback", "shadow"],
+        "{history}"
+    );
 }
 
 /// The fenced `sh` blocks of a Markdown text, in order.

@@ -154,20 +154,24 @@ pub fn check_bundle(
             .chain(rules)
             .collect(),
     );
-    let subject = match (input.user, input.items) {
-        (None, None) => {
-            let mut s = sample::sample_subject(now.timestamp_millis());
-            s.exclude_ids = input.exclude_ids;
-            s
-        }
-        (user, items) => sample::subject(
-            user.unwrap_or_default(),
-            &input.context,
-            items.unwrap_or_default(),
-            input.exclude_ids,
-            now,
-        ),
-    };
+    // The sample fills in what is not given: its user and items.
+    let sample = sample::sample_subject(now.timestamp_millis());
+    let user_given = input.user.is_some();
+    let mut subject = sample::subject(
+        input.user.unwrap_or_default(),
+        &input.context,
+        input.items.unwrap_or_default(),
+        input.exclude_ids,
+        now,
+    );
+    if subject.items.is_empty() {
+        subject.items = sample.items.clone();
+    }
+    if !user_given {
+        subject.user = sample.user;
+        subject.user_stats = sample.user_stats;
+        subject.user_id = sample.user_id;
+    }
     let set = registry.snapshot();
     let mut out = pipeline::run(&registry, &set, &subject, None, "");
     if !out.promotions.is_empty() {
@@ -176,6 +180,8 @@ pub fn check_bundle(
         let shown = subject.items.len();
         pipeline::place_promotions(&registry, &set, &mut out, &found, shown, "");
     }
+    let shown: Vec<i64> = out.list.ids.clone();
+    pipeline::rank_in_response(&mut out.trace, &shown);
     let mut failures: Vec<String> = out
         .trace
         .iter()
