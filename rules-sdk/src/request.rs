@@ -23,6 +23,10 @@ pub struct Request {
     wire: WireRequest,
     /// Per-candidate inputs (name, type), in column order.
     candidate_inputs: Vec<(String, ValueType)>,
+    /// Where the names a rule reads per candidate were last found, by the
+    /// address of the `&str` it passed (a literal, nearly always): one
+    /// comparison to confirm instead of a search per read.
+    recent: std::cell::RefCell<[(usize, usize); RECENT]>,
     /// Per-request inputs (scope, name, type), in value order.
     request_inputs: Vec<(Scope, String, ValueType)>,
 }
@@ -45,6 +49,7 @@ impl Request {
             wire,
             candidate_inputs,
             request_inputs,
+            recent: std::cell::RefCell::new([(0, 0); RECENT]),
         }
     }
 
@@ -145,8 +150,27 @@ impl Request {
         &self.wire.symbols
     }
 
+    /// The index of a per-candidate input: the one remembered for this
+    /// address when its name still matches, else a search (remembered).
+    fn candidate_index(&self, name: &str) -> Option<usize> {
+        let address = name.as_ptr() as usize;
+        let slot = (address >> 3) % RECENT;
+        let (seen, index) = self.recent.borrow()[slot];
+        if seen == address
+            && self
+                .candidate_inputs
+                .get(index)
+                .is_some_and(|(n, _)| n == name)
+        {
+            return Some(index);
+        }
+        let index = self.candidate_inputs.iter().position(|(n, _)| n == name)?;
+        self.recent.borrow_mut()[slot] = (address, index);
+        Some(index)
+    }
+
     fn column(&self, name: &str, want: &[ValueType]) -> &Column {
-        let Some(index) = self.candidate_inputs.iter().position(|(n, _)| n == name) else {
+        let Some(index) = self.candidate_index(name) else {
             panic!(
                 "input {name:?} is not declared in the rule's metadata: add it with \
                  .input(input::item_...({name:?})) (or item_stat / user_item_...)"
@@ -185,6 +209,9 @@ impl Request {
 }
 
 static ABSENT_COLUMN: Column = Column::Numbers(Vec::new());
+
+/// Names remembered per request (a rule reads a handful per candidate).
+const RECENT: usize = 16;
 
 const NUMBERS: &[ValueType] = &[ValueType::Number, ValueType::Timestamp];
 
