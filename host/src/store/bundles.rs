@@ -206,7 +206,8 @@ pub async fn revisions(db: &Db, name: &str) -> sqlx::Result<Vec<RevisionView>> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
     pub revision: String,
-    /// activate, rollback, delete or refused.
+    /// activate, rollback, shadow, delete or refused (promoting a shadow
+    /// is recorded as a rollback to its revision).
     pub action: String,
     pub error: Option<String>,
     pub actor: String,
