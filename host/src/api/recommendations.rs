@@ -175,9 +175,18 @@ impl RecommendationParams {
         parts
             .into_iter()
             .map(|p| {
-                p.trim()
-                    .parse::<i64>()
-                    .map_err(|_| format!("exclude_ids: {:?} is not an item id", p.trim()))
+                let p = p.trim();
+                // A whole number written with a fraction (`10.0`) is still
+                // that id, as JSON numbers go.
+                p.parse::<i64>()
+                    .ok()
+                    .or_else(|| {
+                        p.parse::<f64>()
+                            .ok()
+                            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                            .map(|f| f as i64)
+                    })
+                    .ok_or_else(|| format!("exclude_ids: {p:?} is not an item id"))
             })
             .collect()
     }

@@ -29,7 +29,7 @@ pub struct ParamView {
     /// `number`, `flag`, `text` or `strings`.
     #[serde(rename = "type")]
     pub value_type: &'static str,
-    #[schema(value_type = Object)]
+    /// A number, a boolean, a string or a list of strings, as `type` says.
     pub default: serde_json::Value,
     /// Numbers only.
     pub min: Option<f64>,

@@ -612,6 +612,15 @@ async fn exclude_ids_are_honoured_and_bounded(backend: Backend) {
         422,
     )
     .await;
+    // A whole number written with a fraction is that id.
+    let got = ids_of(
+        &app.get_json(&format!(
+            "/api/v1/recommendations/user/{}?top_n=20&exclude_ids={a}.0",
+            shop.shopper
+        ))
+        .await,
+    );
+    assert!(!got.contains(&a), "{got:?}");
     // A promoted item the request excludes is not placed either.
     let res = upload(
         &app,
@@ -745,6 +754,16 @@ async fn declared_but_missing_values_arrive_as_absent() {
         .await
         .unwrap();
     assert_eq!(out["results"].as_array().unwrap().len(), 4);
+    // Preferences and statistics are objects: anything else is a 422.
+    expect_error(
+        app.post(
+            "/api/v1/rules/dry-run",
+            &json!({"user": {"preferences": [1, 2]}, "candidates": []}),
+        )
+        .await,
+        422,
+    )
+    .await;
 }
 
 /// A declaration the host cannot serve is refused where it arrives: a

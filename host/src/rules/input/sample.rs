@@ -34,8 +34,7 @@ pub struct DryRunUser {
     /// Any other preference keys, as on a user (`plan`, ...): what rules
     /// declaring user inputs read.
     #[serde(default)]
-    #[schema(value_type = Object)]
-    pub preferences: Value,
+    pub preferences: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -58,8 +57,7 @@ pub struct DryRunCandidate {
     /// Feature-store statistics by name (`avg_rating`,
     /// `total_interactions`, ...), for rules that declare them.
     #[serde(default)]
-    #[schema(value_type = Object)]
-    pub stats: Value,
+    pub stats: serde_json::Map<String, Value>,
 }
 
 /// Hand-made data as what rules read: the user's fields and preferences,
@@ -78,11 +76,9 @@ pub fn subject(
         exclude_ids,
         ..Subject::default()
     };
-    if let Value::Object(prefs) = &user.preferences {
-        for (k, v) in prefs {
-            if let Some(d) = datum_from_json(v) {
-                subject.user.insert(k.clone(), d);
-            }
+    for (k, v) in &user.preferences {
+        if let Some(d) = datum_from_json(v) {
+            subject.user.insert(k.clone(), d);
         }
     }
     if let Some(age) = user.age {
@@ -137,11 +133,9 @@ pub fn subject(
                     }
                 }
             }
-            if let Value::Object(stats) = &c.stats {
-                for (k, v) in stats {
-                    if let Some(d) = datum_from_json(v) {
-                        item.stats.insert(k.clone(), d);
-                    }
+            for (k, v) in &c.stats {
+                if let Some(d) = datum_from_json(v) {
+                    item.stats.insert(k.clone(), d);
                 }
             }
             item
