@@ -9,7 +9,7 @@
 //! when promote rules asked for items, [`Runner::place`] once the caller
 //! has looked them up.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use recengine_rules_sdk::Kind;
 
@@ -46,16 +46,18 @@ impl Runner {
         self.registry.snapshot()
     }
 
-    /// What to gather for a request on `set`: its rules' inputs, and the
-    /// shadow bundle's, so the shadow sees what it declared too.
-    pub fn plan(&self, set: &RuleSet) -> InputPlan {
+    /// What to gather for a request on `set`: its rules' inputs (borrowed:
+    /// no copy on the request path), and the shadow bundle's when there is
+    /// one, so the shadow sees what it declared too.
+    pub fn plan<'a>(&self, set: &'a RuleSet) -> Cow<'a, InputPlan> {
+        let Some(shadow) = self.bundles.shadow() else {
+            return Cow::Borrowed(&set.plan);
+        };
         let mut plan = set.plan.clone();
-        if let Some(shadow) = self.bundles.shadow() {
-            for rule in shadow.rule_set(set).rules.iter().filter(|r| r.enabled) {
-                plan.add(&rule.compiled.metadata.inputs);
-            }
+        for rule in shadow.rule_set(set).rules.iter().filter(|r| r.enabled) {
+            plan.add(&rule.compiled.metadata.inputs);
         }
-        plan
+        Cow::Owned(plan)
     }
 
     /// Runs `subject` through `set` (only `kinds`, when given). With
