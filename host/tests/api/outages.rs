@@ -93,26 +93,41 @@ async fn small_shop(app: &TestApp) -> (i64, Vec<i64>) {
     (user, items)
 }
 
-/// Redis stops while two replicas serve: both keep answering from their
-/// own memory (cached answers included), `/health` says `degraded`, and a
-/// purchase recorded during the outage is never recommended once Redis is
-/// back, although Redis still holds lists cached before it.
-#[tokio::test]
-async fn a_redis_outage_costs_little_and_loses_no_invalidation() {
+/// Two replicas on one fresh database of `backend`, sharing the machine's
+/// Redis through a relay the test can cut (`l1_ttl`: their
+/// `CACHE_L1_TTL`, when given), with the small shop: the relay, both apps,
+/// the shopper and the items.
+async fn two_replicas(
+    backend: Backend,
+    l1_ttl: Option<Duration>,
+) -> (Relay, TestApp, TestApp, i64, Vec<i64>) {
     let relay = Relay::start("127.0.0.1:6379").await;
     let prefix = format!("test-{}:", uuid::Uuid::new_v4());
-    let database = fresh_database_url(Backend::Sqlite).await;
+    let database = fresh_database_url(backend).await;
     let redis_url = format!("redis://{}/0", relay.addr);
     let shared = |s: &mut recengine::config::Settings| {
         s.redis_url = Some(redis_url.clone());
         s.redis_key_prefix = prefix.clone();
         s.database_url = database.clone();
         s.redis.probe_interval = Duration::from_millis(100);
+        if let Some(ttl) = l1_ttl {
+            s.cache.l1_ttl = ttl;
+        }
     };
-    let a = TestApp::spawn_with(Backend::Sqlite, shared).await;
+    let a = TestApp::spawn_with(backend, shared).await;
     let (user, items) = small_shop(&a).await;
-    let mut b = TestApp::spawn_without_admin(Backend::Sqlite, shared).await;
+    let mut b = TestApp::spawn_without_admin(backend, shared).await;
     b.admin_token = a.admin_token.clone();
+    (relay, a, b, user, items)
+}
+
+/// Redis stops while two replicas serve: both keep answering from their
+/// own memory (cached answers included), `/health` says `degraded`, and a
+/// purchase recorded during the outage is never recommended once Redis is
+/// back, although Redis still holds lists cached before it.
+#[tokio::test]
+async fn a_redis_outage_costs_little_and_loses_no_invalidation() {
+    let (relay, a, b, user, items) = two_replicas(Backend::Sqlite, None).await;
     let list = format!("/api/v1/recommendations/user/{user}?top_n=5");
 
     // Both replicas have the list cached in Redis before the outage.
@@ -179,21 +194,8 @@ async fn a_redis_outage_costs_little_and_loses_no_invalidation() {
 /// list at once.
 #[tokio::test]
 async fn without_redis_invalidations_travel_over_postgres() {
-    let relay = Relay::start("127.0.0.1:6379").await;
-    let prefix = format!("test-{}:", uuid::Uuid::new_v4());
-    let database = fresh_database_url(Backend::Postgres).await;
-    let redis_url = format!("redis://{}/0", relay.addr);
-    let shared = |s: &mut recengine::config::Settings| {
-        s.redis_url = Some(redis_url.clone());
-        s.redis_key_prefix = prefix.clone();
-        s.database_url = database.clone();
-        s.redis.probe_interval = Duration::from_millis(100);
-        s.cache.l1_ttl = Duration::from_millis(300);
-    };
-    let a = TestApp::spawn_with(Backend::Postgres, shared).await;
-    let (user, _) = small_shop(&a).await;
-    let mut b = TestApp::spawn_without_admin(Backend::Postgres, shared).await;
-    b.admin_token = a.admin_token.clone();
+    let (relay, a, b, user, _) =
+        two_replicas(Backend::Postgres, Some(Duration::from_millis(300))).await;
     let list = format!("/api/v1/recommendations/user/{user}?top_n=5");
 
     relay.cut();
