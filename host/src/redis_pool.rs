@@ -33,6 +33,8 @@ pub struct RedisPool {
     open: AtomicBool,
     /// Times the breaker opened since start (for `/metrics` and tests).
     trips: AtomicU64,
+    /// Round trips made (as `redis_commands_total`, for this pool alone).
+    commands: AtomicU64,
     /// Keys incremented when Redis comes back, before the breaker closes.
     recovery_bumps: Mutex<Vec<String>>,
 }
@@ -47,6 +49,7 @@ impl RedisPool {
             conn: tokio::sync::Mutex::new(None),
             open: AtomicBool::new(false),
             trips: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
             recovery_bumps: Mutex::new(Vec::new()),
         })
     }
@@ -63,6 +66,11 @@ impl RedisPool {
     /// Whether Redis is in use right now (the breaker is closed).
     pub fn available(&self) -> bool {
         !self.open.load(Ordering::Acquire)
+    }
+
+    /// Round trips this pool made since start.
+    pub fn commands(&self) -> u64 {
+        self.commands.load(Ordering::Relaxed)
     }
 
     /// How many times Redis was found failing since start.
@@ -93,6 +101,11 @@ impl RedisPool {
             self.trip(what, "unreachable");
             return None;
         };
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::metrics::METRICS
+            .redis_commands
+            .with_label_values(&[what])
+            .inc();
         match tokio::time::timeout(self.settings.command_timeout, command(conn)).await {
             Ok(Ok(value)) => Some(value),
             Ok(Err(e)) if is_connection_error(&e) => {

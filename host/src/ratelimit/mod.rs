@@ -11,6 +11,7 @@
 //! Redis, and two algorithms would give two meanings to the same headers.
 
 pub mod gcra;
+pub mod lease;
 pub mod redis_store;
 
 use std::{
@@ -19,7 +20,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
@@ -44,6 +45,7 @@ pub struct RateLimiter {
     forwarded_for_hops: usize,
     local: LocalStore,
     redis: Option<Arc<RedisPool>>,
+    leases: lease::Leases,
     /// True while Redis is failing and the local store stands in.
     falling_back: AtomicBool,
 }
@@ -61,6 +63,7 @@ impl RateLimiter {
             forwarded_for_hops: settings.forwarded_for_hops,
             local: LocalStore::default(),
             redis,
+            leases: lease::Leases::default(),
             falling_back: AtomicBool::new(false),
         }
     }
@@ -72,13 +75,22 @@ impl RateLimiter {
 
     async fn check(&self, key: &str, spec: RateSpec) -> Decision {
         if let Some(redis) = &self.redis {
-            if let Some(decision) = redis_store::check(redis, key, spec).await {
+            let started = Instant::now();
+            if let Some(decision) = self.leases.take(key, spec, started) {
+                return decision;
+            }
+            let wanted = self.leases.wanted(key);
+            if let Some(outcome) = redis_store::reserve(redis, key, spec, wanted).await {
                 if self.falling_back.swap(false, Ordering::Relaxed) {
                     tracing::info!("Redis is back: rate limits are shared again");
                 }
-                return decision;
+                return match outcome {
+                    Ok(grant) => self.leases.keep(key, spec, grant, started),
+                    Err(refused) => refused,
+                };
             }
             if !self.falling_back.swap(true, Ordering::Relaxed) {
+                self.leases.clear();
                 tracing::warn!("Redis unavailable: rate limits fall back to in-process");
             }
         }

@@ -46,6 +46,7 @@ pub struct Metrics {
     pub shadow: prometheus::GaugeVec,
     pub db_connections: IntGaugeVec,
     pub redis_up: IntGauge,
+    pub redis_commands: IntCounterVec,
     pub job_runs: IntCounterVec,
     pub job_duration: HistogramVec,
     pub job_last_success: prometheus::GaugeVec,
@@ -244,6 +245,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &r,
             "redis_up",
             "1 when Redis answers (or is not configured), 0 when it does not",
+        ),
+        redis_commands: counter(
+            &r,
+            "redis_commands_total",
+            "Round trips to Redis (a command, pipeline or script each), by what they were for",
+            &["command"],
         ),
         registry: r,
     }

@@ -122,12 +122,13 @@ async fn forwarded_for_is_trusted_only_when_configured() {
     }
 }
 
-#[tokio::test]
-async fn replicas_sharing_redis_share_one_limit() {
+/// Two replicas sharing the machine's Redis (under a prefix of their own)
+/// with anonymous callers limited to `spec`.
+async fn replicas_sharing_redis(spec: RateSpec) -> (TestApp, TestApp) {
     let prefix = format!("recengine-test-{}:", uuid::Uuid::new_v4().simple());
     let configure = |s: &mut recengine::config::Settings| {
         s.rate_limit_enabled = true;
-        s.rate_limit_default = per(4, 60);
+        s.rate_limit_default = spec;
         s.redis_url = Some("redis://127.0.0.1:6379/0".into());
         s.redis_key_prefix = prefix.clone();
     };
@@ -135,6 +136,12 @@ async fn replicas_sharing_redis_share_one_limit() {
     let b = TestApp::spawn_with(Backend::Sqlite, configure).await;
     let health: Value = a.get("/health").await.json().await.unwrap();
     assert_eq!(health["redis"], "connected", "Redis must run for this test");
+    (a, b)
+}
+
+#[tokio::test]
+async fn replicas_sharing_redis_share_one_limit() {
+    let (a, b) = replicas_sharing_redis(per(4, 60)).await;
     let mut remaining = Vec::new();
     for app in [&a, &b, &a, &b] {
         let res = anon_get(app, "/api/v1/items/").await;
@@ -149,6 +156,38 @@ async fn replicas_sharing_redis_share_one_limit() {
     assert_eq!(anon_get(&a, "/api/v1/items/").await.status(), 429);
     assert_eq!(anon_get(&b, "/api/v1/items/").await.status(), 429);
     assert!(!a.state.limiter.is_falling_back());
+}
+
+#[tokio::test]
+async fn a_busy_client_costs_redis_a_round_trip_per_lease_not_per_request() {
+    let (a, b) = replicas_sharing_redis(per(60_000, 3_600_000)).await;
+    let pool = a.state.redis.clone().unwrap();
+    // Warm the route's own caches first: only the limiter is counted.
+    anon_get(&a, "/api/v1/items/").await;
+    let before = pool.commands();
+    let mut remaining = Vec::new();
+    for _ in 0..100 {
+        let res = anon_get(&a, "/api/v1/items/").await;
+        assert_eq!(res.status(), 200);
+        remaining.push(header(&res, "x-ratelimit-remaining"));
+    }
+    let round_trips = pool.commands() - before;
+    assert!(
+        round_trips <= 12,
+        "100 requests took {round_trips} Redis round trips; leases should need about 7"
+    );
+    // A slow refill (one unit a minute) so the count reads plainly: each
+    // answer reports the bucket as if its units had been reserved one by
+    // one, whatever the replica holds in its lease.
+    assert_eq!(remaining.first(), Some(&(60_000 - 2)));
+    assert_eq!(remaining.last(), Some(&(60_000 - 101)));
+    // The other replica draws on the same bucket: what A reserved is gone.
+    let res = anon_get(&b, "/api/v1/items/").await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        header(&res, "x-ratelimit-remaining") < 60_000 - 100,
+        "B sees A's use"
+    );
 }
 
 #[tokio::test]
