@@ -61,6 +61,11 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Largest candidate list handed to a rule.
     pub max_candidates: usize,
+    /// Calls may run in an instance an earlier call of the same rule used
+    /// (a bundle's `reuse_instances`, off by default): no instantiation
+    /// per call, but what the rule keeps in its globals carries from one
+    /// request (and user) to the next. See [`REUSE_CALLS`].
+    pub reuse_instances: bool,
 }
 
 impl Default for Limits {
@@ -69,8 +74,31 @@ impl Default for Limits {
             deadline: Duration::from_millis(25),
             memory_bytes: 32 << 20,
             max_candidates: 5_000,
+            reuse_instances: false,
         }
     }
+}
+
+/// A reused instance serves at most this many calls, then is replaced, so
+/// whatever a rule accumulates (a cache, a leak) is bounded.
+pub const REUSE_CALLS: u32 = 1000;
+/// Idle instances kept per rule for reuse (more run at once when needed;
+/// the surplus is dropped after its call).
+const REUSE_IDLE: usize = 8;
+
+/// An instance kept for the next call of its rule.
+struct Warm {
+    store: Store<RuleState>,
+    instance: WarmInstance,
+    clock: Arc<std::sync::atomic::AtomicI64>,
+    stderr: MemoryOutputPipe,
+    memory_bytes: usize,
+    calls: u32,
+}
+
+enum WarmInstance {
+    V0_1(v0_1::Rule),
+    V0_2(v0_2::Rule),
 }
 
 /// How much of a failing rule's stderr (its panic message) is kept.
@@ -250,6 +278,8 @@ pub struct CompiledRule {
     pub metadata: sdk::Metadata,
     pub contract: Contract,
     pre: Pre,
+    /// Instances kept for rules that opted into reuse.
+    warm: Mutex<Vec<Warm>>,
 }
 
 impl fmt::Debug for CompiledRule {
@@ -470,6 +500,7 @@ impl RuleEngine {
             metadata,
             contract,
             pre,
+            warm: Mutex::new(Vec::new()),
         });
         let mut cache = self.cache.lock().expect("not poisoned");
         cache.retain(|_, rule| rule.strong_count() > 0);
@@ -493,11 +524,28 @@ impl RuleEngine {
         now_ms: i64,
         limits: &Limits,
     ) -> (Store<RuleState>, MemoryOutputPipe) {
+        let (store, stderr, _) = self.store_with_clock(sizing, now_ms, limits);
+        (store, stderr)
+    }
+
+    /// A store whose wall clock reads the returned cell (so a reused
+    /// instance sees each request's "now").
+    fn store_with_clock(
+        &self,
+        sizing: Sizing,
+        now_ms: i64,
+        limits: &Limits,
+    ) -> (
+        Store<RuleState>,
+        MemoryOutputPipe,
+        Arc<std::sync::atomic::AtomicI64>,
+    ) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now_ms));
         let wasi = WasiCtx::builder()
             .stdout(SinkOutputStream)
             .stderr(stderr.clone())
-            .wall_clock(FixedClock(now_ms))
+            .wall_clock(FixedClock(clock.clone()))
             .build();
         let state = RuleState {
             wasi,
@@ -517,7 +565,7 @@ impl RuleEngine {
         let ticks = (limits.deadline.as_millis() as u64).max(1);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        (store, stderr)
+        (store, stderr, clock)
     }
 
     /// At load, off the request path: a busy machine must not turn a slow
@@ -561,6 +609,9 @@ impl RuleEngine {
         if n > limits.max_candidates {
             return Err(Failure::InputTooLarge(n));
         }
+        if limits.reuse_instances {
+            return self.apply_reusing(rule, call, limits);
+        }
         let (mut store, stderr) = self.store(rule.sizing, call.now_ms(), limits);
         let failed = |e: wasmtime::Error, instantiating| classify(&e, &stderr, instantiating);
         let answer = match (&rule.pre, call) {
@@ -588,6 +639,90 @@ impl RuleEngine {
             Ok(Err(message)) => Err(Failure::RuleError(truncate(message, 500))),
             Err(e) => Err(failed(e, false)),
         }
+    }
+}
+
+impl RuleEngine {
+    /// `apply_within` for a rule that opted into reuse: an idle instance of
+    /// the rule (made under the same memory cap) if there is one, a new one
+    /// otherwise; kept afterwards only if the call succeeded, so a trap, a
+    /// timeout or an error never leaves a broken instance behind.
+    fn apply_reusing(
+        &self,
+        rule: &CompiledRule,
+        call: &Call,
+        limits: &Limits,
+    ) -> Result<sdk::Outcome, Failure> {
+        let idle = {
+            let mut warm = rule.warm.lock().expect("not poisoned");
+            let at = warm
+                .iter()
+                .rposition(|w| w.memory_bytes == limits.memory_bytes);
+            at.map(|i| warm.swap_remove(i))
+        };
+        let mut warm = match idle {
+            Some(mut warm) => {
+                warm.clock.store(call.now_ms(), Ordering::Relaxed);
+                let ticks = (limits.deadline.as_millis() as u64).max(1);
+                warm.store.set_epoch_deadline(ticks);
+                warm
+            }
+            None => {
+                let (mut store, stderr, clock) =
+                    self.store_with_clock(rule.sizing, call.now_ms(), limits);
+                let failed = |e: wasmtime::Error| classify(&e, &stderr, true);
+                let instance = match &rule.pre {
+                    Pre::V0_2(pre) => {
+                        WarmInstance::V0_2(pre.instantiate(&mut store).map_err(failed)?)
+                    }
+                    Pre::V0_1(pre) => {
+                        WarmInstance::V0_1(pre.instantiate(&mut store).map_err(failed)?)
+                    }
+                };
+                Warm {
+                    store,
+                    instance,
+                    clock,
+                    stderr,
+                    memory_bytes: limits.memory_bytes,
+                    calls: 0,
+                }
+            }
+        };
+        // What the instance wrote to stderr before this call is not this
+        // call's message.
+        let stderr_before = warm.stderr.contents().len();
+        let answer = match (&warm.instance, call) {
+            (WarmInstance::V0_2(instance), Call::V0_2(request)) => instance
+                .call_apply(&mut warm.store, request)
+                .map(|r| r.map(outcome_from_v0_2)),
+            (WarmInstance::V0_1(instance), Call::V0_1(request)) => instance
+                .call_apply(&mut warm.store, request)
+                .map(|r| r.map(outcome_from_v0_1)),
+            _ => {
+                return Err(Failure::Instantiate(format!(
+                    "a request of another contract than the rule's {}",
+                    rule.contract.as_str()
+                )));
+            }
+        };
+        let result = match answer {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(message)) => Err(Failure::RuleError(truncate(message, 500))),
+            Err(e) => {
+                let text = warm.stderr.contents();
+                let own = text.get(stderr_before..).unwrap_or_default();
+                Err(classify_output(&e, own, false))
+            }
+        };
+        warm.calls += 1;
+        if result.is_ok() && warm.calls < REUSE_CALLS {
+            let mut idle = rule.warm.lock().expect("not poisoned");
+            if idle.len() < REUSE_IDLE {
+                idle.push(warm);
+            }
+        }
+        result
     }
 }
 
@@ -718,13 +853,16 @@ fn outcome_from_v0_1(o: v0_1::recengine::rules::types::Outcome) -> sdk::Outcome 
 
 /// Maps a wasmtime error to a failure cause.
 fn classify(err: &wasmtime::Error, stderr: &MemoryOutputPipe, instantiating: bool) -> Failure {
+    classify_output(err, &stderr.contents(), instantiating)
+}
+
+/// [`classify`], given what the call wrote to stderr.
+fn classify_output(err: &wasmtime::Error, stderr: &[u8], instantiating: bool) -> Failure {
     if let Some(trap) = err.downcast_ref::<Trap>() {
         return match trap {
             Trap::Interrupt => Failure::Timeout,
             Trap::UnreachableCodeReached => {
-                let text = String::from_utf8_lossy(&stderr.contents())
-                    .trim()
-                    .to_string();
+                let text = String::from_utf8_lossy(stderr).trim().to_string();
                 Failure::Trap(if text.is_empty() {
                     "panicked".into()
                 } else {
@@ -1016,14 +1154,15 @@ fn start_epoch_ticker(engines: Vec<Engine>) {
 
 /// The wall clock a rule sees: the request's "now", so every rule of one
 /// request agrees and a rule cannot use the clock to tell requests apart.
-struct FixedClock(i64);
+/// A cell rather than a value so that a reused instance sees each call's.
+struct FixedClock(Arc<std::sync::atomic::AtomicI64>);
 
 impl wasmtime_wasi::HostWallClock for FixedClock {
     fn resolution(&self) -> Duration {
         Duration::from_millis(1)
     }
     fn now(&self) -> Duration {
-        Duration::from_millis(self.0.max(0) as u64)
+        Duration::from_millis(self.0.load(Ordering::Relaxed).max(0) as u64)
     }
 }
 

@@ -26,6 +26,8 @@ pub enum Source {
     /// The JavaScript rule under another name, so that it can be active
     /// beside the Python one.
     JavaScriptNamed(&'static str),
+    /// A Python rule of the tests, `host/tests/fixtures/lang-rules/<name>`.
+    PythonFixture(&'static str),
 }
 
 fn root() -> PathBuf {
@@ -33,6 +35,9 @@ fn root() -> PathBuf {
 }
 
 fn example(source: Source) -> PathBuf {
+    if let Source::PythonFixture(name) = source {
+        return root().join("host/tests/fixtures/lang-rules").join(name);
+    }
     root().join(match source {
         Source::Python => "examples/python-margin-boost",
         _ => "examples/javascript-margin-boost",
@@ -41,7 +46,9 @@ fn example(source: Source) -> PathBuf {
 
 fn tool(source: Source) -> PathBuf {
     match source {
-        Source::Python => root().join(".tools/python/bin/componentize-py"),
+        Source::Python | Source::PythonFixture(_) => {
+            root().join(".tools/python/bin/componentize-py")
+        }
         _ => example(source).join("node_modules/.bin/componentize-js"),
     }
 }
@@ -75,7 +82,7 @@ fn args(source: Source, out: &Path) -> Vec<String> {
     let wit = root().join("wit/rules.wit").display().to_string();
     let out = out.display().to_string();
     let mut args: Vec<String> = match source {
-        Source::Python => vec![
+        Source::Python | Source::PythonFixture(_) => vec![
             "-d".into(),
             wit,
             "-w".into(),

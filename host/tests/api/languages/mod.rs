@@ -258,3 +258,53 @@ async fn an_import_the_host_does_not_provide_is_refused_by_name() {
     assert!(detail.contains("wasi:http/"), "{detail}");
     assert!(detail.contains("-d http"), "{detail}");
 }
+
+/// What carries across calls: nothing by default; with `reuse_instances`
+/// the rule's globals, until a call fails (its instance is dropped).
+#[tokio::test]
+async fn reused_instances_keep_globals_until_a_call_fails() {
+    use recengine::rules::{
+        engine::{Limits, RuleEngine},
+        pipeline::call_alone,
+        registry::{ActiveRule, RuleRegistry, RuleSource, param_from_json},
+    };
+    use recengine_rules_sdk::{
+        Outcome,
+        testing::{Item, RequestBuilder},
+    };
+
+    if !toolchains_ready("reused_instances_keep_globals_until_a_call_fails") {
+        return;
+    }
+    let counter = component(Source::PythonFixture("call-counter"));
+    let registry = RuleRegistry::new(RuleEngine::new(Limits::default()).unwrap());
+    let compiled = registry.engine.load(&counter).unwrap();
+    let subject = RequestBuilder::new()
+        .item(Item::new(1, 0.5))
+        .item(Item::new(2, 0.4))
+        .build();
+    // The score each of `calls` calls gives (an error: -1).
+    let run = |reuse: bool, fail_at: f64, calls: usize| -> Vec<f64> {
+        let mut rule = ActiveRule::from_compiled(
+            compiled.clone(),
+            RuleSource::Custom("test".into()),
+            Limits {
+                reuse_instances: reuse,
+                ..registry.engine.limits()
+            },
+        );
+        rule.config = vec![param_from_json(&compiled.metadata.params[0], &json!(fail_at)).unwrap()];
+        (0..calls)
+            .map(|_| match call_alone(&registry, &rule, &subject) {
+                Ok(Outcome::Rescored(scores)) => scores[0],
+                Ok(other) => panic!("{other:?}"),
+                Err(_) => -1.0,
+            })
+            .collect()
+    };
+    // Fresh instances: every call is its instance's first.
+    assert_eq!(run(false, 0.0, 4), vec![1.0; 4]);
+    // Reused: the module global counts on; the failed third call drops
+    // its instance, and the next call starts from a fresh one.
+    assert_eq!(run(true, 3.0, 5), vec![1.0, 2.0, -1.0, 1.0, 2.0]);
+}
