@@ -202,30 +202,41 @@ fn languages(c: &mut Criterion) {
         .iter()
         .map(|(lang, bytes)| (*lang, bytes.len(), registry_of(std::slice::from_ref(bytes))))
         .collect();
+    // Each rule with a fresh instance per call (the default), and with
+    // `reuse_instances` (a bundle's opt-in).
+    let variants = |registry: &RuleRegistry| {
+        let rule = registry.snapshot().rules[0].clone();
+        let mut reused = rule.clone();
+        reused.limits.reuse_instances = true;
+        [("", rule), ("_reused", reused)]
+    };
     let mut group = c.benchmark_group("languages");
     for (lang, size, registry) in &registries {
-        let set = registry.snapshot();
-        let rule = &set.rules[0];
         eprintln!(
             "{lang}: component {:.1} MB, {:?}",
             *size as f64 / 1e6,
-            rule.compiled.sizing
+            registry.snapshot().rules[0].compiled.sizing
         );
-        for n in [100, 1000] {
-            let req = request(n);
-            pipeline::call_alone(registry, rule, &req).unwrap();
-            group.bench_with_input(BenchmarkId::new(*lang, n), &req, |bench, req| {
-                bench.iter(|| pipeline::call_alone(registry, rule, req).unwrap())
-            });
+        for (suffix, rule) in variants(registry) {
+            for n in [100, 1000] {
+                let req = request(n);
+                pipeline::call_alone(registry, &rule, &req).unwrap();
+                let id = BenchmarkId::new(format!("{lang}{suffix}"), n);
+                group.bench_with_input(id, &req, |bench, req| {
+                    bench.iter(|| pipeline::call_alone(registry, &rule, req).unwrap())
+                });
+            }
         }
     }
     group.finish();
 
     const THREADS: usize = 8;
     const CALLS: usize = 200;
-    for (lang, _, registry) in &registries {
-        let set = registry.snapshot();
-        let rule = &set.rules[0];
+    for ((lang, _, registry), (suffix, rule)) in registries
+        .iter()
+        .flat_map(|r| variants(&r.2).map(|v| (r, v)))
+    {
+        let rule = &rule;
         let req = request(100);
         let started = Instant::now();
         let mut times: Vec<Duration> = std::thread::scope(|s| {
@@ -257,7 +268,7 @@ fn languages(c: &mut Criterion) {
             .filter(|t| **t >= Duration::from_millis(25))
             .count();
         println!(
-            "languages/{lang}/100 at {THREADS} concurrent: p50 {:?}, p99 {:?}, max {:?}, \
+            "languages/{lang}{suffix}/100 at {THREADS} concurrent: p50 {:?}, p99 {:?}, max {:?}, \
              {misses} of {} calls at or over 25 ms, {:.0} calls/s",
             at(0.5),
             at(0.99),

@@ -920,7 +920,7 @@ fn check_sdk_version(version: &str, contract: Contract) -> anyhow::Result<()> {
     let major_minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
     if major_minor(version) != ours {
         anyhow::bail!(
-            "the rule was built with rules-sdk {version}; this host needs {ours}.x for contract {ours} — rebuild it against the current SDK",
+            "the rule was built with rules-sdk {version}; this host needs {ours}.x for contract {ours} — rebuild it against the current SDK (a rule written without the Rust SDK, in Python or JavaScript say, reports sdk-version \"{ours}.0\" in its metadata)",
         );
     }
     Ok(())
@@ -1180,6 +1180,7 @@ mod tests {
             .to_string();
         assert!(err.contains("rules-sdk 9.9.0"), "{err}");
         assert!(err.contains("rebuild"), "{err}");
+        assert!(err.contains("sdk-version \"0.2.0\""), "{err}");
     }
 
     #[test]
