@@ -218,7 +218,15 @@ fn languages(c: &mut Criterion) {
             registry.snapshot().rules[0].compiled.sizing
         );
         for (suffix, rule) in variants(registry) {
-            for n in [100, 1000] {
+            // A reused JavaScript instance's heap grows over 1,000-candidate
+            // calls until one exceeds the memory cap: reuse is measured at
+            // 100 only.
+            let sizes: &[usize] = if suffix.is_empty() {
+                &[100, 1000]
+            } else {
+                &[100]
+            };
+            for &n in sizes {
                 let req = request(n);
                 pipeline::call_alone(registry, &rule, &req).unwrap();
                 let id = BenchmarkId::new(format!("{lang}{suffix}"), n);
