@@ -13,6 +13,9 @@ scripts/services.sh
 # run here rather than skip.
 scripts/browser-setup.sh
 export RECENGINE_BROWSER_TEST=required
+# The Python and JavaScript example rules (toolchains installed by
+# scripts/setup.sh) are built and loaded; their test must not skip here.
+export RECENGINE_LANG_TEST=required
 # The example rule is its own crate (built for Wasm); its unit tests run
 # natively.
 host_triple=$(rustc -vV | sed -n 's/^host: //p')

@@ -5,11 +5,20 @@
 //! boost declaring ten attributes beside one declaring none); and, when
 //! `RECENGINE_BENCH_V01_RULES` names a folder of the built-ins as contract
 //! 0.1 built them (`scripts/bench-contract.sh` builds them from git), the
-//! same pipeline on 0.1 and on 0.2 in one run.
+//! same pipeline on 0.1 and on 0.2 in one run; and one rule
+//! (`boost_high_margin`) written in Python, JavaScript and Rust, per call
+//! at 100 and 1,000 candidates, then at 8 concurrent callers (when the
+//! toolchains of `scripts/lang-toolchains.sh` are installed).
 //!
-//! `cargo bench -p recengine --bench rules`
+//! `cargo bench -p recengine --bench rules` (`-- languages` for the last
+//! part alone)
 
-use std::{path::PathBuf, process::Command, sync::Arc};
+use std::{
+    path::PathBuf,
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use recengine::rules::{
@@ -150,6 +159,134 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(target.join(format!("wasm32-wasip2/release/{name}.wasm"))).unwrap()
 }
 
+/// The Python and JavaScript example rules, built from source by the
+/// pinned toolchains (shared with the API tests).
+#[path = "../tests/api/languages/build.rs"]
+#[allow(dead_code)] // the bench builds only some of the sources
+mod lang_build;
+
+/// `examples/merchandising`'s `boost_high_margin` (Rust, SDK), built as the
+/// API tests build it.
+fn rust_margin_boost() -> Vec<u8> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = root.join("target/example-merchandising");
+    let status = Command::new(env!("CARGO"))
+        .current_dir(root.join("examples/merchandising"))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .expect("running cargo");
+    assert!(status.success(), "building examples/merchandising failed");
+    std::fs::read(target.join("wasm32-wasip2/release/boost_high_margin.wasm")).unwrap()
+}
+
+/// The same rule in three languages: per call (criterion), then `CALLS`
+/// calls from each of 8 threads at once, reported as percentiles and
+/// deadline misses (25 ms, the default).
+fn languages(c: &mut Criterion) {
+    if !lang_build::toolchains_ready("the languages bench") {
+        return;
+    }
+    let rules = [
+        ("python", lang_build::component(lang_build::Source::Python)),
+        (
+            "javascript",
+            lang_build::component(lang_build::Source::JavaScript),
+        ),
+        ("rust", rust_margin_boost()),
+    ];
+    // Compiled once (an interpreter takes seconds to compile).
+    let registries: Vec<_> = rules
+        .iter()
+        .map(|(lang, bytes)| (*lang, bytes.len(), registry_of(std::slice::from_ref(bytes))))
+        .collect();
+    // Each rule with a fresh instance per call (the default), and with
+    // `reuse_instances` (a bundle's opt-in).
+    let variants = |registry: &RuleRegistry| {
+        let rule = registry.snapshot().rules[0].clone();
+        let mut reused = rule.clone();
+        reused.limits.reuse_instances = true;
+        [("", rule), ("_reused", reused)]
+    };
+    let mut group = c.benchmark_group("languages");
+    for (lang, size, registry) in &registries {
+        eprintln!(
+            "{lang}: component {:.1} MB, {:?}",
+            *size as f64 / 1e6,
+            registry.snapshot().rules[0].compiled.sizing
+        );
+        for (suffix, rule) in variants(registry) {
+            // A reused JavaScript instance's heap grows over 1,000-candidate
+            // calls until one exceeds the memory cap: reuse is measured at
+            // 100 only.
+            let sizes: &[usize] = if suffix.is_empty() {
+                &[100, 1000]
+            } else {
+                &[100]
+            };
+            for &n in sizes {
+                let req = request(n);
+                pipeline::call_alone(registry, &rule, &req).unwrap();
+                let id = BenchmarkId::new(format!("{lang}{suffix}"), n);
+                group.bench_with_input(id, &req, |bench, req| {
+                    bench.iter(|| pipeline::call_alone(registry, &rule, req).unwrap())
+                });
+            }
+        }
+    }
+    group.finish();
+
+    const THREADS: usize = 8;
+    const CALLS: usize = 200;
+    for ((lang, _, registry), (suffix, rule)) in registries
+        .iter()
+        .flat_map(|r| variants(&r.2).map(|v| (r, v)))
+    {
+        let rule = &rule;
+        let req = request(100);
+        let started = Instant::now();
+        let mut times: Vec<Duration> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..CALLS)
+                            .map(|_| {
+                                let t = Instant::now();
+                                // A failure (a missed deadline) is counted
+                                // by its time below.
+                                let _ = pipeline::call_alone(registry, rule, &req);
+                                t.elapsed()
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        let wall = started.elapsed();
+        times.sort();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+        let misses = times
+            .iter()
+            .filter(|t| **t >= Duration::from_millis(25))
+            .count();
+        println!(
+            "languages/{lang}{suffix}/100 at {THREADS} concurrent: p50 {:?}, p99 {:?}, max {:?}, \
+             {misses} of {} calls at or over 25 ms, {:.0} calls/s",
+            at(0.5),
+            at(0.99),
+            times[times.len() - 1],
+            times.len(),
+            times.len() as f64 / wall.as_secs_f64()
+        );
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let registry = RuleRegistry::with_builtins(engine()).unwrap();
     let set = registry.snapshot();
@@ -255,6 +392,6 @@ criterion_group! {
         .sample_size(30)
         .measurement_time(std::time::Duration::from_secs(3))
         .warm_up_time(std::time::Duration::from_secs(1));
-    targets = benches
+    targets = benches, languages
 }
 criterion_main!(rules);

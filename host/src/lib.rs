@@ -111,11 +111,14 @@ impl AppState {
             None => None,
         };
         auth::bootstrap::ensure_initial_admin(&db, &settings).await?;
-        let engine = rules::engine::RuleEngine::new(rules::engine::Limits {
-            deadline: std::time::Duration::from_millis(settings.rule_deadline_ms),
-            memory_bytes: settings.rule_memory_mb << 20,
-            ..Default::default()
-        })?;
+        let engine = rules::engine::RuleEngine::with_compiled_dir(
+            rules::engine::Limits {
+                deadline: std::time::Duration::from_millis(settings.rule_deadline_ms),
+                memory_bytes: settings.rule_memory_mb << 20,
+                ..Default::default()
+            },
+            settings.compiled_rules_dir.clone(),
+        )?;
         let registry = rules::registry::RuleRegistry::with_builtins(engine)?;
         registry.load_dir(&settings.rules_dir);
         rules::admin::apply_persisted(&registry, &db).await?;

@@ -138,6 +138,11 @@ pub struct Settings {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
     pub rules_dir: PathBuf,
+    /// Where compiled rule components are kept across restarts (keyed by
+    /// the component's SHA-256 and the engine's configuration); replicas
+    /// may share it. `None` (`COMPILED_RULES_DIR=off`): compiled at every
+    /// start.
+    pub compiled_rules_dir: Option<PathBuf>,
     /// Public keys rule bundles must be signed with (`id:base64,...`);
     /// none: signatures are not checked.
     pub bundle_public_keys: TrustedKeys,
@@ -225,6 +230,7 @@ impl Default for Settings {
             ratings_as_weights: false,
             max_body_bytes: 1 << 20,
             rules_dir: PathBuf::from("rules"),
+            compiled_rules_dir: Some(PathBuf::from("data/compiled-rules")),
             bundle_public_keys: TrustedKeys::default(),
             max_bundle_bytes: 16 << 20,
             rule_deadline_ms: 25,
@@ -282,6 +288,9 @@ impl Settings {
             "DATABASE_URL" => Some(database_url.into()),
             // Tests trigger jobs; a schedule firing mid-test would race them.
             "JOBS_ENABLED" => Some("false".into()),
+            // Each test that restarts on compiled rules names its own
+            // directory; the rest compile, as they always did.
+            "COMPILED_RULES_DIR" => Some("off".into()),
             _ => None,
         })
         .expect("test defaults are valid");

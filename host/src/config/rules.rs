@@ -22,6 +22,9 @@ pub(super) fn read(env: &mut Env, s: &mut Settings) {
         env.error("RULE_DEADLINE_MS must be 1..=10000 and RULE_MEMORY_MB 1..=256");
     }
     env.read("RULES_DIR", &mut s.rules_dir);
+    if let Some(dir) = env.get("COMPILED_RULES_DIR") {
+        s.compiled_rules_dir = (dir.trim() != "off").then(|| dir.trim().into());
+    }
     env.read("MAX_BUNDLE_BYTES", &mut s.max_bundle_bytes);
     if let Some(spec) = env.get("BUNDLE_PUBLIC_KEYS") {
         match TrustedKeys::parse(&spec) {

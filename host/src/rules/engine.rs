@@ -1,9 +1,15 @@
 //! The Wasm sandbox.
 //!
-//! One `wasmtime::Engine` per process; each component is compiled once
-//! while something uses it (cached by the SHA-256 of its bytes, weakly: a
+//! Two `wasmtime::Engine`s per process, sized to the guest (see
+//! [`Sizing`]): small components (Rust rules, tens of KiB) and large ones
+//! (interpreters such as componentize-py's and componentize-js's, whose
+//! pre-initialised heap is many MiB). Each component is compiled once while
+//! something uses it (cached by the SHA-256 of its bytes, weakly: a
 //! component no rule set, shadow or activation holds any more is freed, so
 //! refused uploads cannot grow the cache) and linked once (`InstancePre`).
+//! With a compiled-code directory, the compiled form is also kept on disk,
+//! keyed by that digest and the engine's fingerprint, so a restart (or
+//! another replica sharing the directory) loads it instead of compiling.
 //! Every call gets a fresh store and instance from the pooling allocator, so
 //! no state carries from one user's request to another's, and runs under:
 //! - a wall-clock deadline (epoch interruption on a 1 ms tick), so an
@@ -17,15 +23,20 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex, OnceLock, Weak},
+    hash::{Hash, Hasher},
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, OnceLock, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use recengine_rules_sdk as sdk;
 use sha2::{Digest, Sha256};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, Trap,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    StoreLimits, StoreLimitsBuilder, Trap,
     component::{Component, Linker, ResourceTable},
 };
 use wasmtime_wasi::{
@@ -50,6 +61,11 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Largest candidate list handed to a rule.
     pub max_candidates: usize,
+    /// Calls may run in an instance an earlier call of the same rule used
+    /// (a bundle's `reuse_instances`, off by default): no instantiation
+    /// per call, but what the rule keeps in its globals carries from one
+    /// request (and user) to the next. See [`REUSE_CALLS`].
+    pub reuse_instances: bool,
 }
 
 impl Default for Limits {
@@ -58,8 +74,31 @@ impl Default for Limits {
             deadline: Duration::from_millis(25),
             memory_bytes: 32 << 20,
             max_candidates: 5_000,
+            reuse_instances: false,
         }
     }
+}
+
+/// A reused instance serves at most this many calls, then is replaced, so
+/// whatever a rule accumulates (a cache, a leak) is bounded.
+pub const REUSE_CALLS: u32 = 1000;
+/// Idle instances kept per rule for reuse (more run at once when needed;
+/// the surplus is dropped after its call).
+const REUSE_IDLE: usize = 8;
+
+/// An instance kept for the next call of its rule.
+struct Warm {
+    store: Store<RuleState>,
+    instance: WarmInstance,
+    clock: Arc<std::sync::atomic::AtomicI64>,
+    stderr: MemoryOutputPipe,
+    memory_bytes: usize,
+    calls: u32,
+}
+
+enum WarmInstance {
+    V0_1(v0_1::Rule),
+    V0_2(v0_2::Rule),
 }
 
 /// How much of a failing rule's stderr (its panic message) is kept.
@@ -185,14 +224,62 @@ impl Call {
     }
 }
 
+/// Which engine a component runs in. Decided by the component's size
+/// before compiling: a component's data segments (its initial memory
+/// contents) are part of its bytes, so a large component is one whose
+/// fresh instance has much memory to set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sizing {
+    /// Data segments copied into each fresh instance, the first pages of
+    /// each memory slot reset by memset: cheapest for a few KiB of data.
+    Small,
+    /// Copy-on-write memory images: a fresh instance maps the
+    /// pre-initialised heap instead of copying it, and on reuse of a pool
+    /// slot only the pages the last call dirtied are reset.
+    Large,
+}
+
+impl Sizing {
+    /// Components of at least this many bytes are [`Sizing::Large`].
+    pub const LARGE_FROM_BYTES: usize = 1 << 20;
+
+    pub fn of(component: &[u8]) -> Self {
+        if component.len() >= Self::LARGE_FROM_BYTES {
+            Sizing::Large
+        } else {
+            Sizing::Small
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Sizing::Small => "small",
+            Sizing::Large => "large",
+        }
+    }
+}
+
+/// How the components the engine loaded were obtained, since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompileStats {
+    /// Compiled from the component's bytes (Cranelift).
+    pub compiled: u64,
+    /// Loaded from the compiled-code directory.
+    pub from_disk: u64,
+}
+
 /// A compiled, linked component and what it says about itself.
 pub struct CompiledRule {
     pub digest: String,
+    pub sizing: Sizing,
     /// In the current SDK's terms whatever the contract (a 0.1 rule's
     /// inputs are its fixed columns; its parameters are numbers).
     pub metadata: sdk::Metadata,
     pub contract: Contract,
     pre: Pre,
+    /// Instances kept for rules that opted into reuse.
+    warm: Mutex<Vec<Warm>>,
 }
 
 impl fmt::Debug for CompiledRule {
@@ -201,14 +288,50 @@ impl fmt::Debug for CompiledRule {
             .field("name", &self.metadata.name)
             .field("digest", &self.digest)
             .field("contract", &self.contract)
+            .field("sizing", &self.sizing)
             .finish()
     }
 }
 
-pub struct RuleEngine {
+/// One engine and the linker built on it.
+struct Sandbox {
     engine: Engine,
     linker: Linker<RuleState>,
+    sizing: Sizing,
+    /// The engine's configuration fingerprint: compiled code is only
+    /// loaded into an engine with the same one.
+    fingerprint: String,
+}
+
+impl Sandbox {
+    fn new(engine: Engine, sizing: Sizing) -> anyhow::Result<Self> {
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| wasm_error(e, "linking WASI into the rule linker"))?;
+        // DefaultHasher::new() has fixed keys: the same engine build and
+        // configuration give the same fingerprint across restarts. (A new
+        // Rust release may change it: one recompilation, nothing worse.)
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let fingerprint = format!("{}-{:016x}", sizing.as_str(), hasher.finish());
+        Ok(Self {
+            engine,
+            linker,
+            sizing,
+            fingerprint,
+        })
+    }
+}
+
+pub struct RuleEngine {
+    small: Sandbox,
+    large: Sandbox,
     limits: Limits,
+    /// Where compiled components are kept across restarts; none: compiled
+    /// at every start.
+    compiled_dir: Option<PathBuf>,
+    compiled: AtomicU64,
+    from_disk: AtomicU64,
     /// By digest. Weak: the rule sets (active, shadow, in preparation) own
     /// the compiled code, so the cache holds exactly what they use and is
     /// bounded by them; dead entries are swept on every insert.
@@ -216,21 +339,108 @@ pub struct RuleEngine {
 }
 
 impl RuleEngine {
+    /// An engine that compiles every component it loads (tools, tests).
     pub fn new(limits: Limits) -> anyhow::Result<Arc<Self>> {
+        Self::with_compiled_dir(limits, None)
+    }
+
+    /// An engine that keeps compiled components in `compiled_dir` (created
+    /// if missing) and loads them from there when they match.
+    pub fn with_compiled_dir(
+        limits: Limits,
+        compiled_dir: Option<PathBuf>,
+    ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(
             limits.memory_bytes <= MAX_MEMORY_CEILING,
             "the rule memory limit may be at most {MAX_MEMORY_CEILING} bytes"
         );
-        let engine = shared_engine()?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| wasm_error(e, "linking WASI into the rule linker"))?;
+        if let Some(dir) = &compiled_dir {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!(
+                    "the compiled rules directory {} cannot be created: {e}",
+                    dir.display()
+                )
+            })?;
+        }
+        let engines = shared_engines()?;
         Ok(Arc::new(Self {
-            engine,
-            linker,
+            small: Sandbox::new(engines.small.clone(), Sizing::Small)?,
+            large: Sandbox::new(engines.large.clone(), Sizing::Large)?,
             limits,
+            compiled_dir,
+            compiled: AtomicU64::new(0),
+            from_disk: AtomicU64::new(0),
             cache: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// How the components loaded so far were obtained.
+    pub fn compile_stats(&self) -> CompileStats {
+        CompileStats {
+            compiled: self.compiled.load(Ordering::Relaxed),
+            from_disk: self.from_disk.load(Ordering::Relaxed),
+        }
+    }
+
+    fn sandbox(&self, sizing: Sizing) -> &Sandbox {
+        match sizing {
+            Sizing::Small => &self.small,
+            Sizing::Large => &self.large,
+        }
+    }
+
+    /// The compiled component: from the compiled-code directory when it
+    /// holds this digest for this engine's fingerprint (checked against
+    /// the SHA-256 recorded beside it), compiled otherwise (and then stored
+    /// there).
+    fn compile(&self, sandbox: &Sandbox, bytes: &[u8], digest: &str) -> anyhow::Result<Component> {
+        let stored = self
+            .compiled_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{digest}-{}.cwasm", sandbox.fingerprint)));
+        if let Some(path) = &stored {
+            match load_compiled(&sandbox.engine, path) {
+                Ok(Some(component)) => {
+                    self.from_disk.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        digest,
+                        path = %path.display(),
+                        "rule component loaded precompiled"
+                    );
+                    return Ok(component);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    digest,
+                    path = %path.display(),
+                    error = %format!("{e:#}"),
+                    "a stored compiled rule component was refused; compiling it again"
+                ),
+            }
+        }
+        let started = Instant::now();
+        let component = Component::new(&sandbox.engine, bytes)
+            .map_err(|e| wasm_error(e, "not a valid WebAssembly component"))?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            digest,
+            bytes = bytes.len(),
+            sizing = sandbox.sizing.as_str(),
+            ms = started.elapsed().as_millis() as u64,
+            "rule component compiled"
+        );
+        if let Some(path) = &stored
+            && let Err(e) = store_compiled(&component, path)
+        {
+            // Only a cost at the next start: the component is compiled.
+            tracing::warn!(
+                digest,
+                path = %path.display(),
+                error = %format!("{e:#}"),
+                "the compiled rule component could not be stored"
+            );
+        }
+        Ok(component)
     }
 
     pub fn limits(&self) -> Limits {
@@ -250,14 +460,13 @@ impl RuleEngine {
         {
             return Ok(hit);
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| wasm_error(e, "not a valid WebAssembly component"))?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
-            wasm_error(
-                e,
-                "the component imports something the host does not provide",
-            )
-        })?;
+        let sizing = Sizing::of(bytes);
+        let sandbox = self.sandbox(sizing);
+        let component = self.compile(sandbox, bytes, &digest)?;
+        let instance_pre = sandbox
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| import_refusal(e, &component, &sandbox.engine))?;
         // The newest contract first; a component exports one world's
         // functions, so at most one matches.
         let pre = match v0_2::RulePre::new(instance_pre.clone()) {
@@ -277,7 +486,7 @@ impl RuleEngine {
             Pre::V0_2(_) => Contract::V0_2,
         };
         let metadata = self
-            .read_metadata(&pre)
+            .read_metadata(&pre, sizing)
             .map_err(|f| anyhow::anyhow!("reading its metadata failed: {f}"))?;
         check_sdk_version(&metadata.sdk_version, contract)?;
         check_params(&metadata)?;
@@ -287,9 +496,11 @@ impl RuleEngine {
         }
         let compiled = Arc::new(CompiledRule {
             digest: digest.clone(),
+            sizing,
             metadata,
             contract,
             pre,
+            warm: Mutex::new(Vec::new()),
         });
         let mut cache = self.cache.lock().expect("not poisoned");
         cache.retain(|_, rule| rule.strong_count() > 0);
@@ -307,12 +518,34 @@ impl RuleEngine {
             .count()
     }
 
-    fn store(&self, now_ms: i64, limits: &Limits) -> (Store<RuleState>, MemoryOutputPipe) {
+    fn store(
+        &self,
+        sizing: Sizing,
+        now_ms: i64,
+        limits: &Limits,
+    ) -> (Store<RuleState>, MemoryOutputPipe) {
+        let (store, stderr, _) = self.store_with_clock(sizing, now_ms, limits);
+        (store, stderr)
+    }
+
+    /// A store whose wall clock reads the returned cell (so a reused
+    /// instance sees each request's "now").
+    fn store_with_clock(
+        &self,
+        sizing: Sizing,
+        now_ms: i64,
+        limits: &Limits,
+    ) -> (
+        Store<RuleState>,
+        MemoryOutputPipe,
+        Arc<std::sync::atomic::AtomicI64>,
+    ) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now_ms));
         let wasi = WasiCtx::builder()
             .stdout(SinkOutputStream)
             .stderr(stderr.clone())
-            .wall_clock(FixedClock(now_ms))
+            .wall_clock(FixedClock(clock.clone()))
             .build();
         let state = RuleState {
             wasi,
@@ -325,26 +558,26 @@ impl RuleEngine {
                 .trap_on_grow_failure(true)
                 .build(),
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.sandbox(sizing).engine, state);
         store.limiter(|s| &mut s.limits);
         // The deadline must be armed before instantiation: a new store's is
         // zero, and instantiation runs guest code.
         let ticks = (limits.deadline.as_millis() as u64).max(1);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        (store, stderr)
+        (store, stderr, clock)
     }
 
     /// At load, off the request path: a busy machine must not turn a slow
     /// first call into a refused rule (or a service that cannot start), so
     /// the deadline is at least `LOAD_DEADLINE`; a rule that loops in
     /// `metadata` is still stopped.
-    fn read_metadata(&self, pre: &Pre) -> Result<sdk::Metadata, Failure> {
+    fn read_metadata(&self, pre: &Pre, sizing: Sizing) -> Result<sdk::Metadata, Failure> {
         let limits = Limits {
             deadline: self.limits.deadline.max(LOAD_DEADLINE),
             ..self.limits
         };
-        let (mut store, stderr) = self.store(0, &limits);
+        let (mut store, stderr) = self.store(sizing, 0, &limits);
         let failed = |e: wasmtime::Error, instantiating| classify(&e, &stderr, instantiating);
         match pre {
             Pre::V0_2(pre) => {
@@ -376,7 +609,10 @@ impl RuleEngine {
         if n > limits.max_candidates {
             return Err(Failure::InputTooLarge(n));
         }
-        let (mut store, stderr) = self.store(call.now_ms(), limits);
+        if limits.reuse_instances {
+            return self.apply_reusing(rule, call, limits);
+        }
+        let (mut store, stderr) = self.store(rule.sizing, call.now_ms(), limits);
         let failed = |e: wasmtime::Error, instantiating| classify(&e, &stderr, instantiating);
         let answer = match (&rule.pre, call) {
             (Pre::V0_2(pre), Call::V0_2(request)) => {
@@ -406,6 +642,192 @@ impl RuleEngine {
     }
 }
 
+impl RuleEngine {
+    /// `apply_within` for a rule that opted into reuse: an idle instance of
+    /// the rule (made under the same memory cap) if there is one, a new one
+    /// otherwise; kept afterwards only if the call succeeded, so a trap, a
+    /// timeout or an error never leaves a broken instance behind.
+    fn apply_reusing(
+        &self,
+        rule: &CompiledRule,
+        call: &Call,
+        limits: &Limits,
+    ) -> Result<sdk::Outcome, Failure> {
+        let idle = {
+            let mut warm = rule.warm.lock().expect("not poisoned");
+            let at = warm
+                .iter()
+                .rposition(|w| w.memory_bytes == limits.memory_bytes);
+            at.map(|i| warm.swap_remove(i))
+        };
+        let mut warm = match idle {
+            Some(mut warm) => {
+                warm.clock.store(call.now_ms(), Ordering::Relaxed);
+                let ticks = (limits.deadline.as_millis() as u64).max(1);
+                warm.store.set_epoch_deadline(ticks);
+                warm
+            }
+            None => {
+                let (mut store, stderr, clock) =
+                    self.store_with_clock(rule.sizing, call.now_ms(), limits);
+                let failed = |e: wasmtime::Error| classify(&e, &stderr, true);
+                let instance = match &rule.pre {
+                    Pre::V0_2(pre) => {
+                        WarmInstance::V0_2(pre.instantiate(&mut store).map_err(failed)?)
+                    }
+                    Pre::V0_1(pre) => {
+                        WarmInstance::V0_1(pre.instantiate(&mut store).map_err(failed)?)
+                    }
+                };
+                Warm {
+                    store,
+                    instance,
+                    clock,
+                    stderr,
+                    memory_bytes: limits.memory_bytes,
+                    calls: 0,
+                }
+            }
+        };
+        // What the instance wrote to stderr before this call is not this
+        // call's message.
+        let stderr_before = warm.stderr.contents().len();
+        let answer = match (&warm.instance, call) {
+            (WarmInstance::V0_2(instance), Call::V0_2(request)) => instance
+                .call_apply(&mut warm.store, request)
+                .map(|r| r.map(outcome_from_v0_2)),
+            (WarmInstance::V0_1(instance), Call::V0_1(request)) => instance
+                .call_apply(&mut warm.store, request)
+                .map(|r| r.map(outcome_from_v0_1)),
+            _ => {
+                return Err(Failure::Instantiate(format!(
+                    "a request of another contract than the rule's {}",
+                    rule.contract.as_str()
+                )));
+            }
+        };
+        let result = match answer {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(message)) => Err(Failure::RuleError(truncate(message, 500))),
+            Err(e) => {
+                let text = warm.stderr.contents();
+                let own = text.get(stderr_before..).unwrap_or_default();
+                Err(classify_output(&e, own, false))
+            }
+        };
+        warm.calls += 1;
+        if result.is_ok() && warm.calls < REUSE_CALLS {
+            let mut idle = rule.warm.lock().expect("not poisoned");
+            if idle.len() < REUSE_IDLE {
+                idle.push(warm);
+            }
+        }
+        result
+    }
+}
+
+/// The WASI 0.2 packages a rule may import. wasmtime-wasi links all of
+/// them, granting nothing: no preopened directories (files fail), no
+/// sockets allowed (network fails), empty environment and arguments, stdout
+/// discarded, stderr kept for the panic message, clocks fixed to the
+/// request's "now", random from the host. Anything else (`wasi:http`,
+/// `wasi:keyvalue`, another component's interface) refuses the rule.
+pub const ALLOWED_IMPORTS: [&str; 7] = [
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:cli/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+    "recengine:rules/types@",
+];
+
+/// Why linking failed, naming the imports the host does not provide and,
+/// for the ones a toolchain adds by default, how to drop them.
+fn import_refusal(err: wasmtime::Error, component: &Component, engine: &Engine) -> anyhow::Error {
+    let refused: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .filter(|name| !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p)))
+        .collect();
+    if refused.is_empty() {
+        return wasm_error(
+            err,
+            "the component imports something the host does not provide",
+        );
+    }
+    let mut message = format!(
+        "the component imports {}, which a rule may not import; a rule may import only \
+         wasi:io, wasi:clocks, wasi:random, wasi:cli, wasi:filesystem and wasi:sockets \
+         (0.2; granted nothing beyond clocks and random) and recengine:rules/types",
+        refused.join(", ")
+    );
+    if refused.iter().any(|n| n.starts_with("wasi:http/")) {
+        message.push_str(
+            "; componentize-js imports wasi:http unless built with \
+             `--disable http fetch-event` (`-d http -d fetch-event`); with componentize-py, \
+             do not use an SDK world that includes wasi:http",
+        );
+    }
+    anyhow::anyhow!(message)
+}
+
+/// A compiled component stored by [`store_compiled`], if there is one at
+/// `path` and its bytes still hash to the digest recorded beside them.
+fn load_compiled(engine: &Engine, path: &Path) -> anyhow::Result<Option<Component>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let recorded = std::fs::read_to_string(digest_path(path)).unwrap_or_default();
+    anyhow::ensure!(
+        recorded.trim() == hex(&Sha256::digest(&bytes)),
+        "its SHA-256 does not match the one recorded when it was stored"
+    );
+    deserialize_verified(engine, &bytes).map(Some)
+}
+
+/// Loads compiled code this host wrote.
+#[allow(unsafe_code)]
+fn deserialize_verified(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Component> {
+    // SAFETY: wasmtime runs deserialized machine code as is, so it must be
+    // what `Component::serialize` produced. These bytes are: only this
+    // module writes the directory (which must be writable by the service
+    // alone), and the caller checked them against the SHA-256 recorded when
+    // they were written, so a truncated or altered file is refused.
+    // wasmtime itself refuses code from another version or configuration.
+    unsafe { Component::deserialize(engine, bytes) }
+        .map_err(|e| wasm_error(e, "not loadable into this engine"))
+}
+
+/// Writes the compiled form and its SHA-256, each to a temporary file
+/// renamed into place, so a reader (another replica sharing the
+/// directory, or the next start after a crash) never sees a partial file.
+fn store_compiled(component: &Component, path: &Path) -> anyhow::Result<()> {
+    let bytes = component
+        .serialize()
+        .map_err(|e| wasm_error(e, "serializing"))?;
+    let digest = hex(&Sha256::digest(&bytes));
+    let unique = format!("tmp-{}-{}", std::process::id(), rand::random::<u64>());
+    let tmp = path.with_extension(&unique);
+    let tmp_digest = path.with_extension(format!("{unique}.sha256"));
+    let written = std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::write(&tmp_digest, &digest))
+        .and_then(|()| std::fs::rename(&tmp_digest, digest_path(path)))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        std::fs::remove_file(&tmp).ok();
+        std::fs::remove_file(&tmp_digest).ok();
+    }
+    Ok(written?)
+}
+
+fn digest_path(path: &Path) -> PathBuf {
+    path.with_extension("cwasm.sha256")
+}
+
 fn outcome_from_v0_2(o: v0_2::recengine::rules::types::Outcome) -> sdk::Outcome {
     use v0_2::recengine::rules::types::Outcome as W;
     match o {
@@ -431,13 +853,16 @@ fn outcome_from_v0_1(o: v0_1::recengine::rules::types::Outcome) -> sdk::Outcome 
 
 /// Maps a wasmtime error to a failure cause.
 fn classify(err: &wasmtime::Error, stderr: &MemoryOutputPipe, instantiating: bool) -> Failure {
+    classify_output(err, &stderr.contents(), instantiating)
+}
+
+/// [`classify`], given what the call wrote to stderr.
+fn classify_output(err: &wasmtime::Error, stderr: &[u8], instantiating: bool) -> Failure {
     if let Some(trap) = err.downcast_ref::<Trap>() {
         return match trap {
             Trap::Interrupt => Failure::Timeout,
             Trap::UnreachableCodeReached => {
-                let text = String::from_utf8_lossy(&stderr.contents())
-                    .trim()
-                    .to_string();
+                let text = String::from_utf8_lossy(stderr).trim().to_string();
                 Failure::Trap(if text.is_empty() {
                     "panicked".into()
                 } else {
@@ -495,7 +920,7 @@ fn check_sdk_version(version: &str, contract: Contract) -> anyhow::Result<()> {
     let major_minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
     if major_minor(version) != ours {
         anyhow::bail!(
-            "the rule was built with rules-sdk {version}; this host needs {ours}.x for contract {ours} — rebuild it against the current SDK",
+            "the rule was built with rules-sdk {version}; this host needs {ours}.x for contract {ours} — rebuild it against the current SDK (a rule written without the Rust SDK, in Python or JavaScript say, reports sdk-version \"{ours}.0\" in its metadata)",
         );
     }
     Ok(())
@@ -629,50 +1054,87 @@ const KEEP_RESIDENT: usize = 192 << 10;
 /// The pool's per-memory ceiling; each store's own cap (`Limits`) is lower.
 const MAX_MEMORY_CEILING: usize = 256 << 20;
 
-/// The process's one engine (compiled code is tied to it) and its epoch
-/// ticker. Made on first use; every `RuleEngine` shares it.
-fn shared_engine() -> anyhow::Result<Engine> {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    if let Some(engine) = ENGINE.get() {
-        return Ok(engine.clone());
+/// Bytes of each memory reset in place (only the pages a call dirtied,
+/// found by the kernel's `PAGEMAP_SCAN` where it has it) rather than
+/// returned to the kernel, for large guests: an interpreter touches a few
+/// MiB of its heap per call, and re-faulting them from the image on every
+/// call was most of its cost.
+const LARGE_KEEP_RESIDENT: usize = 32 << 20;
+
+/// The process's two engines (compiled code is tied to its engine) and
+/// their epoch ticker. Made on first use; every `RuleEngine` shares them.
+struct Engines {
+    small: Engine,
+    large: Engine,
+}
+
+fn shared_engines() -> anyhow::Result<&'static Engines> {
+    static ENGINES: OnceLock<Engines> = OnceLock::new();
+    if let Some(engines) = ENGINES.get() {
+        return Ok(engines);
     }
+    let small = Engine::new(&engine_config(Sizing::Small))
+        .map_err(|e| wasm_error(e, "creating the Wasm engine"))?;
+    let large = Engine::new(&engine_config(Sizing::Large))
+        .map_err(|e| wasm_error(e, "creating the Wasm engine for large components"))?;
+    Ok(ENGINES.get_or_init(|| {
+        start_epoch_ticker(vec![small.clone(), large.clone()]);
+        Engines { small, large }
+    }))
+}
+
+fn engine_config(sizing: Sizing) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     // Deep recursion traps (StackOverflow) well before the host's own stack
     // is at risk.
     config.max_wasm_stack(512 * 1024);
-    // Copy the (small) data segments into each instance instead of mapping
-    // them copy-on-write: with slots reset by memset (below), the CoW
-    // mapping only added a write fault per touched page on every call.
-    config.memory_init_cow(false);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(POOL_INSTANCES);
     pool.total_core_instances(POOL_INSTANCES);
     pool.total_memories(POOL_INSTANCES);
     pool.total_tables(POOL_INSTANCES);
     pool.max_memory_size(MAX_MEMORY_CEILING);
-    // A fresh instance per call is the point (no state between users), so
-    // slots are recycled constantly. Measured (benches/rules.rs), most of a
-    // call's fixed cost was the kernel: madvise + TLB shootdowns to
-    // decommit each slot, then page faults to touch it again. Resetting the
-    // first pages by memset instead (rules use a small stack, see
-    // builtin-rules/.cargo/config.toml) keeps a reused slot resident.
-    // (Batching decommits made it worse: queued slots cannot be reused, so
-    // every call faulted in a fresh one.)
-    pool.linear_memory_keep_resident(KEEP_RESIDENT);
-    pool.table_keep_resident(KEEP_RESIDENT);
+    match sizing {
+        Sizing::Small => {
+            // Copy the (small) data segments into each instance instead of
+            // mapping them copy-on-write: with slots reset by memset
+            // (below), the CoW mapping only added a write fault per touched
+            // page on every call.
+            config.memory_init_cow(false);
+            // A fresh instance per call is the point (no state between
+            // users), so slots are recycled constantly. Measured
+            // (benches/rules.rs), most of a call's fixed cost was the
+            // kernel: madvise + TLB shootdowns to decommit each slot, then
+            // page faults to touch it again. Resetting the first pages by
+            // memset instead (rules use a small stack, see
+            // builtin-rules/.cargo/config.toml) keeps a reused slot
+            // resident. (Batching decommits made it worse: queued slots
+            // cannot be reused, so every call faulted in a fresh one.)
+            pool.linear_memory_keep_resident(KEEP_RESIDENT);
+            pool.table_keep_resident(KEEP_RESIDENT);
+        }
+        Sizing::Large => {
+            // An interpreter's pre-initialised heap (componentize-py's is
+            // ~12 MiB) mapped copy-on-write from the compiled image rather
+            // than copied into every fresh instance.
+            config.memory_init_cow(true);
+            // A slot reused for the same component keeps its mapping; the
+            // pages the last call wrote are found by PAGEMAP_SCAN (Linux
+            // 6.7+; elsewhere the first LARGE_KEEP_RESIDENT bytes are
+            // compared wholesale) and restored from the image in place.
+            pool.linear_memory_keep_resident(LARGE_KEEP_RESIDENT);
+            pool.table_keep_resident(KEEP_RESIDENT);
+            pool.pagemap_scan(Enabled::Auto);
+        }
+    }
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    let engine = Engine::new(&config).map_err(|e| wasm_error(e, "creating the Wasm engine"))?;
-    let engine = ENGINE.get_or_init(|| {
-        start_epoch_ticker(engine.clone());
-        engine
-    });
-    Ok(engine.clone())
+    config
 }
 
-/// One thread for the whole process advances the epoch every tick.
-fn start_epoch_ticker(engine: Engine) {
+/// One thread for the whole process advances the epochs every tick.
+fn start_epoch_ticker(engines: Vec<Engine>) {
     std::thread::Builder::new()
         .name("wasm-epoch".into())
         .spawn(move || {
@@ -682,7 +1144,9 @@ fn start_epoch_ticker(engine: Engine) {
                 if let Some(wait) = next.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
-                engine.increment_epoch();
+                for engine in &engines {
+                    engine.increment_epoch();
+                }
             }
         })
         .expect("spawning the epoch thread");
@@ -690,14 +1154,15 @@ fn start_epoch_ticker(engine: Engine) {
 
 /// The wall clock a rule sees: the request's "now", so every rule of one
 /// request agrees and a rule cannot use the clock to tell requests apart.
-struct FixedClock(i64);
+/// A cell rather than a value so that a reused instance sees each call's.
+struct FixedClock(Arc<std::sync::atomic::AtomicI64>);
 
 impl wasmtime_wasi::HostWallClock for FixedClock {
     fn resolution(&self) -> Duration {
         Duration::from_millis(1)
     }
     fn now(&self) -> Duration {
-        Duration::from_millis(self.0.max(0) as u64)
+        Duration::from_millis(self.0.load(Ordering::Relaxed).max(0) as u64)
     }
 }
 
@@ -715,6 +1180,7 @@ mod tests {
             .to_string();
         assert!(err.contains("rules-sdk 9.9.0"), "{err}");
         assert!(err.contains("rebuild"), "{err}");
+        assert!(err.contains("sdk-version \"0.2.0\""), "{err}");
     }
 
     #[test]

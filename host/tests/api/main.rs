@@ -15,6 +15,7 @@ mod contract;
 mod fleet;
 mod import;
 mod jobs;
+mod languages;
 mod logs;
 mod metrics;
 mod openapi;

@@ -75,6 +75,13 @@ pub struct RuleEntry {
     /// Default: the service's limits; may only be tighter.
     #[serde(default)]
     pub limits: RuleLimits,
+    /// Calls may reuse an instance of the rule instead of a fresh one each
+    /// (default false). For interpreted rules (Python, JavaScript) whose
+    /// fresh instance costs more than the call: the instance's globals then
+    /// carry from one request, and one user, to the next (an instance serves
+    /// at most 1,000 calls, and none after a failed call).
+    #[serde(default)]
+    pub reuse_instances: bool,
     /// A promote rule's items pass every safety (fail-closed) filter and,
     /// by default, `filter_out_of_stock` and `filter_excluded`; this names
     /// those of the latter the rule's items may skip. Safety filters cannot

@@ -90,6 +90,7 @@ pub fn prepare_rules(registry: &RuleRegistry, bundle: &Bundle) -> Result<Vec<Act
                 .memory_mb
                 .map_or(ceiling.memory_bytes, |mb| (mb as usize) << 20),
             max_candidates: ceiling.max_candidates,
+            reuse_instances: entry.reuse_instances,
         };
         if limits.deadline > ceiling.deadline
             || limits.memory_bytes > ceiling.memory_bytes
