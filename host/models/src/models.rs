@@ -117,7 +117,7 @@ impl Default for ModelsConfig {
             hybrid_sequence: 0.0,
             sequence_window: 3,
             sequence_recency_days: 3.0,
-            sequence_floor: 0.3,
+            sequence_floor: 0.0,
         }
     }
 }

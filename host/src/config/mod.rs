@@ -221,7 +221,7 @@ impl Default for Settings {
             hybrid_sequence: 0.0,
             sequence_window: 3,
             sequence_recency_days: 3.0,
-            sequence_floor: 0.3,
+            sequence_floor: 0.0,
             ease_max_items: 20_000,
             hybrid_method: HybridMethod::Weighted,
             interaction_weights: [

@@ -550,8 +550,10 @@ fn knobs() -> Vec<Knob> {
 /// percentile. One setting at a time moves over its values, keeping the
 /// best, two rounds. Best is the highest NDCG@10 of the served default on
 /// the random validation among the settings whose default is, on the time
-/// validation, at least as good as EASE (with the same settings) and the
-/// ALS reference: the two protocols' bars. Returns the tuned settings.
+/// validation, at least as good as EASE with the same settings (the time
+/// protocol's bar; ALS is printed beside it, but on this validation it is
+/// above every served model, so a bar there would leave nothing to
+/// choose). Returns the tuned settings.
 pub fn tune(
     train: &[Rating],
     time_train: &[Rating],
@@ -588,7 +590,7 @@ pub fn tune(
             .ndcg;
         (random, time, ease)
     };
-    let meets = |(_, time, ease): (f64, f64, f64)| time >= ease.max(als) - 1e-9;
+    let meets = |(_, time, ease): (f64, f64, f64)| time >= ease - 1e-9;
     let mut best = settings.clone();
     let mut best_score = score(&best);
     println!(
@@ -797,6 +799,11 @@ mod tests {
     /// default settings, at the figures the README shows (less the
     /// rounding): a change that serves worse lists fails the build. On
     /// the time split the default must also beat the ALS reference.
+    /// The served default's NDCG@10 on the random and the time split, as
+    /// the README shows them, less the rounding.
+    const RANDOM_BAR: f64 = 0.436;
+    const TIME_BAR: f64 = 0.166;
+
     #[test]
     fn the_quality_bar_holds() {
         let data = ml100k();
@@ -809,7 +816,7 @@ mod tests {
         let (train_pairs, test_pairs) = (pairs(&train), pairs(&test));
         let served = Served::train(&train, &data.items, &confidence, settings.models_config());
         for (algorithm, bar) in [
-            (default, 0.436),
+            (default, RANDOM_BAR),
             (Algorithm::Ease, 0.437),
             (Algorithm::ItemKnn, 0.364),
             (Algorithm::UserKnn, 0.400),
@@ -842,8 +849,8 @@ mod tests {
             .evaluate(default, &train_pairs, &test_pairs, &catalogue)
             .ndcg;
         assert!(
-            served_default >= 0.166 && served_default >= als,
-            "time split: the default's NDCG@10 {served_default:.4} < 0.166 or ALS {als:.4}"
+            served_default >= TIME_BAR && served_default >= als,
+            "time split: the default's NDCG@10 {served_default:.4} < {TIME_BAR} or ALS {als:.4}"
         );
     }
 }
