@@ -11,6 +11,7 @@
 //! - [`content`]: TF-IDF over item text, cosine similarity.
 //! - [`hybrid`]: weighted, rank and cascade combinations.
 //! - [`temporal`]: popularity in the periods a user was active.
+//! - [`sequence`]: item-to-item transitions in the order of each history.
 //! - [`topn`]: selecting the best scores without sorting everything.
 //!
 //! Built with optimisation even in debug builds (see the workspace
@@ -22,6 +23,7 @@ pub mod ease;
 pub mod hybrid;
 pub mod knn;
 pub mod models;
+pub mod sequence;
 pub mod sparse;
 pub mod temporal;
 pub mod topn;

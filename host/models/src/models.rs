@@ -9,6 +9,7 @@ use crate::{
     ease::Ease,
     hybrid,
     knn::{self, ItemKnn, UserKnn},
+    sequence::Sequence,
     sparse::Csr,
     temporal::Temporal,
     topn::top_n,
@@ -84,6 +85,17 @@ pub struct ModelsConfig {
     pub hybrid_temporal: f32,
     /// The length of those periods, days.
     pub temporal_bucket_days: f32,
+    /// In the weighted hybrid, the weight of the item-to-item transitions
+    /// ([`Sequence`]) in the collaborative part.
+    pub hybrid_sequence: f32,
+    /// How many steps apart in a history two interactions still link
+    /// their items.
+    pub sequence_window: usize,
+    /// A profile item's transitions fall by a factor e for each this many
+    /// days it predates the user's latest interaction ...
+    pub sequence_recency_days: f32,
+    /// ... down to this share.
+    pub sequence_floor: f32,
 }
 
 /// The service's defaults (chosen on a validation split; see the README).
@@ -102,6 +114,10 @@ impl Default for ModelsConfig {
             hybrid_item_knn: 0.5,
             hybrid_temporal: 0.3,
             temporal_bucket_days: 14.0,
+            hybrid_sequence: 0.0,
+            sequence_window: 3,
+            sequence_recency_days: 3.0,
+            sequence_floor: 0.0,
         }
     }
 }
@@ -122,7 +138,8 @@ pub struct TrainingTimes {
     pub ease: Duration,
     pub item_knn: Duration,
     pub user_knn: Duration,
-    /// TF-IDF and the period histograms (on their own thread).
+    /// TF-IDF, the period histograms and the transitions (on their own
+    /// thread).
     pub content: Duration,
     /// Wall time of the whole training (the parts overlap on two threads).
     pub total: Duration,
@@ -138,6 +155,7 @@ pub struct Models {
     pub ease: Option<Ease>,
     pub content: Content,
     pub temporal: Option<Temporal>,
+    pub sequence: Option<Sequence>,
     pub times: TrainingTimes,
 }
 
@@ -180,7 +198,15 @@ impl Models {
                         .days
                         .as_ref()
                         .map(|d| Temporal::train(d, config.temporal_bucket_days));
-                    (Content::train(&data.items), temporal)
+                    let sequence = data.days.as_ref().map(|d| {
+                        Sequence::train(
+                            d,
+                            config.sequence_window,
+                            config.sequence_recency_days,
+                            config.sequence_floor,
+                        )
+                    });
+                    (Content::train(&data.items), temporal, sequence)
                 })
             });
             let (g, gram_time) = timed(|| knn::gram(x));
@@ -200,7 +226,7 @@ impl Models {
                 ),
             )
         });
-        let (content, temporal) = content;
+        let (content, temporal, sequence) = content;
         let times = TrainingTimes {
             gram: gram_time,
             ease: ease_time,
@@ -218,6 +244,7 @@ impl Models {
             ease,
             content,
             temporal,
+            sequence,
             times,
         }
     }
@@ -278,9 +305,9 @@ impl Models {
     }
 
     /// The weighted hybrid's collaborative part: the strongest model's
-    /// scores plus the kNN models' and the user's period popularity at
-    /// their configured weights, each normalised to its best candidate
-    /// first.
+    /// scores plus the kNN models', the user's period popularity and the
+    /// transitions at their configured weights, each normalised to its
+    /// best candidate first.
     fn collaborative_blend(
         &self,
         mut cf: Vec<f32>,
@@ -288,10 +315,16 @@ impl Models {
         own: Option<u32>,
         keep: &dyn Fn(usize) -> bool,
     ) -> Vec<f32> {
+        enum Part {
+            Model(Algorithm),
+            Temporal,
+            Sequence,
+        }
         let parts = [
-            (Some(Algorithm::UserKnn), self.config.hybrid_user_knn),
-            (Some(Algorithm::ItemKnn), self.config.hybrid_item_knn),
-            (None, self.config.hybrid_temporal),
+            (Part::Model(Algorithm::UserKnn), self.config.hybrid_user_knn),
+            (Part::Model(Algorithm::ItemKnn), self.config.hybrid_item_knn),
+            (Part::Temporal, self.config.hybrid_temporal),
+            (Part::Sequence, self.config.hybrid_sequence),
         ];
         if parts.iter().all(|&(_, w)| w <= 0.0) {
             return cf;
@@ -300,11 +333,18 @@ impl Models {
         for (algorithm, w) in parts {
             if w > 0.0 {
                 let mut s = match algorithm {
-                    Some(algorithm) => self.scores(algorithm, profile, own, keep),
-                    None => {
+                    Part::Model(algorithm) => self.scores(algorithm, profile, own, keep),
+                    Part::Temporal => {
                         let mut s = vec![0f32; self.n_items];
                         if let Some(temporal) = &self.temporal {
                             temporal.score(own, &mut s);
+                        }
+                        s
+                    }
+                    Part::Sequence => {
+                        let mut s = vec![0f32; self.n_items];
+                        if let Some(sequence) = &self.sequence {
+                            sequence.score(profile, own, &mut s);
                         }
                         s
                     }

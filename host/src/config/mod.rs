@@ -124,6 +124,15 @@ pub struct Settings {
     /// `TEMPORAL_BUCKET_DAYS` long) beside EASE in the weighted hybrid.
     pub hybrid_temporal: f32,
     pub temporal_bucket_days: f32,
+    /// Weight of the item-to-item transitions (items taken within
+    /// `SEQUENCE_WINDOW` steps of each other in someone's history) beside
+    /// EASE in the weighted hybrid; a profile item's transitions fall by e
+    /// every `SEQUENCE_RECENCY_DAYS` before the user's latest interaction,
+    /// down to `SEQUENCE_FLOOR`.
+    pub hybrid_sequence: f32,
+    pub sequence_window: u32,
+    pub sequence_recency_days: f32,
+    pub sequence_floor: f32,
     /// Above this many items EASE (an items² inverse) is not trained and
     /// `collaborative` falls back to item-kNN (default 20000).
     pub ease_max_items: usize,
@@ -214,6 +223,10 @@ impl Default for Settings {
             hybrid_item_knn: 0.5,
             hybrid_temporal: 0.3,
             temporal_bucket_days: 14.0,
+            hybrid_sequence: 0.0,
+            sequence_window: 3,
+            sequence_recency_days: 3.0,
+            sequence_floor: 0.0,
             ease_max_items: 20_000,
             hybrid_method: HybridMethod::Weighted,
             interaction_weights: [

@@ -46,6 +46,7 @@ pub(super) fn read(env: &mut Env, s: &mut Settings) {
         ("HYBRID_USER_KNN", &mut s.hybrid_user_knn),
         ("HYBRID_ITEM_KNN", &mut s.hybrid_item_knn),
         ("HYBRID_TEMPORAL", &mut s.hybrid_temporal),
+        ("HYBRID_SEQUENCE", &mut s.hybrid_sequence),
     ] {
         env.read(key, slot);
         if !(slot.is_finite() && *slot >= 0.0) {
@@ -57,6 +58,24 @@ pub(super) fn read(env: &mut Env, s: &mut Settings) {
         env.error(format!(
             "TEMPORAL_BUCKET_DAYS={}: must be at least 1",
             s.temporal_bucket_days
+        ));
+    }
+    env.read("SEQUENCE_WINDOW", &mut s.sequence_window);
+    if s.sequence_window == 0 {
+        env.error("SEQUENCE_WINDOW must be at least 1");
+    }
+    env.read("SEQUENCE_RECENCY_DAYS", &mut s.sequence_recency_days);
+    if !(s.sequence_recency_days.is_finite() && s.sequence_recency_days > 0.0) {
+        env.error(format!(
+            "SEQUENCE_RECENCY_DAYS={}: must be > 0",
+            s.sequence_recency_days
+        ));
+    }
+    env.read("SEQUENCE_FLOOR", &mut s.sequence_floor);
+    if !(0.0..=1.0).contains(&s.sequence_floor) {
+        env.error(format!(
+            "SEQUENCE_FLOOR={}: must be between 0 and 1",
+            s.sequence_floor
         ));
     }
     if let Some(name) = env.get("HYBRID_METHOD") {
@@ -107,6 +126,10 @@ impl Settings {
             hybrid_item_knn: self.hybrid_item_knn,
             hybrid_temporal: self.hybrid_temporal,
             temporal_bucket_days: self.temporal_bucket_days,
+            hybrid_sequence: self.hybrid_sequence,
+            sequence_window: self.sequence_window as usize,
+            sequence_recency_days: self.sequence_recency_days,
+            sequence_floor: self.sequence_floor,
             ..Default::default()
         }
     }

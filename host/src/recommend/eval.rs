@@ -480,6 +480,22 @@ type Knob = (&'static str, Vec<f64>, fn(&mut Settings, f64));
 
 fn knobs() -> Vec<Knob> {
     vec![
+        ("HYBRID_SEQUENCE", vec![0.0, 0.5, 1.0, 2.0, 3.0], |s, v| {
+            s.hybrid_sequence = v as f32
+        }),
+        (
+            "SEQUENCE_FLOOR",
+            vec![0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
+            |s, v| s.sequence_floor = v as f32,
+        ),
+        (
+            "SEQUENCE_RECENCY_DAYS",
+            vec![1.0, 3.0, 7.0, 30.0],
+            |s, v| s.sequence_recency_days = v as f32,
+        ),
+        ("SEQUENCE_WINDOW", vec![1.0, 3.0, 5.0, 10.0], |s, v| {
+            s.sequence_window = v as u32
+        }),
         (
             "HYBRID_TEMPORAL",
             vec![0.0, 0.1, 0.2, 0.3, 0.5, 0.8],
@@ -527,33 +543,65 @@ fn knobs() -> Vec<Knob> {
     ]
 }
 
-/// The search the model defaults come from: the random split's training
-/// part split again (the same per-user 80/20 rule, seed
-/// [`VALIDATION_SEED`]); the served default is scored on that validation
-/// part (never on the test part) while one setting at a time moves over
-/// its values, keeping the best, two rounds. Returns the tuned settings.
-pub fn tune(train: &[Rating], items: &[MlItem], settings: &Settings) -> Settings {
+/// The search the model defaults come from, on two validation splits,
+/// neither of which reads a test part: the random split's training part
+/// split again (the same per-user 80/20 rule, seed [`VALIDATION_SEED`]),
+/// and the time split's training part cut again at its own 80th
+/// percentile. One setting at a time moves over its values, keeping the
+/// best, two rounds. Best is the highest NDCG@10 of the served default on
+/// the random validation among the settings whose default is, on the time
+/// validation, at least as good as EASE with the same settings (the time
+/// protocol's bar; ALS is printed beside it, but on this validation it is
+/// above every served model, so a bar there would leave nothing to
+/// choose). Returns the tuned settings.
+pub fn tune(
+    train: &[Rating],
+    time_train: &[Rating],
+    items: &[MlItem],
+    settings: &Settings,
+) -> Settings {
     let (fit, validation) = random_split(train, VALIDATION_SEED);
     let (fit_pairs, validation_pairs) = (pairs(&fit), pairs(&validation));
+    let later = time_split(time_train);
+    let (later_fit, later_validation) = (pairs(&later.train), pairs(&later.test));
     let catalogue = Catalogue::of(items);
     let default = Algorithm::Hybrid(settings.hybrid_method);
+    let (als, _, n_items) = train_als(&later_fit, AlsConfig::default());
+    let als = evaluate(
+        &later_fit,
+        &later_validation,
+        &catalogue,
+        als_scorer(&als, n_items),
+    )
+    .ndcg;
+    // (random validation, time validation, EASE on the time validation)
     let score = |s: &Settings| {
-        let served = Served::train(
-            &fit,
-            items,
-            &Confidence::from_settings(s),
-            s.models_config(),
-        );
-        served
+        let confidence = Confidence::from_settings(s);
+        let served = Served::train(&fit, items, &confidence, s.models_config());
+        let random = served
             .evaluate(default, &fit_pairs, &validation_pairs, &catalogue)
-            .ndcg
+            .ndcg;
+        let served = Served::train(&later.train, items, &confidence, s.models_config());
+        let time = served
+            .evaluate(default, &later_fit, &later_validation, &catalogue)
+            .ndcg;
+        let ease = served
+            .evaluate(Algorithm::Ease, &later_fit, &later_validation, &catalogue)
+            .ndcg;
+        (random, time, ease)
     };
+    let meets = |(_, time, ease): (f64, f64, f64)| time >= ease - 1e-9;
     let mut best = settings.clone();
     let mut best_score = score(&best);
     println!(
-        "validation: {} rows fit, {} validate; the current settings score NDCG@10 {best_score:.4}",
+        "validation: random {} rows fit, {} validate; time {} fit, {} validate (ALS {als:.4}); the current settings score NDCG@10 {:.4} (time {:.4}, EASE {:.4})",
         fit.len(),
-        validation.len()
+        validation.len(),
+        later.train.len(),
+        later.test.len(),
+        best_score.0,
+        best_score.1,
+        best_score.2,
     );
     for round in 1..=2 {
         for (name, values, set) in knobs() {
@@ -561,10 +609,16 @@ pub fn tune(train: &[Rating], items: &[MlItem], settings: &Settings) -> Settings
             for v in values {
                 let mut s = best.clone();
                 set(&mut s, v);
-                let ndcg = score(&s);
-                line.push_str(&format!(" {v}: {ndcg:.4}"));
-                if ndcg > best_score + 1e-9 {
-                    best_score = ndcg;
+                let got = score(&s);
+                line.push_str(&format!(" {v}: {:.4} ({:.4}/{:.4})", got.0, got.1, got.2));
+                let better = match (meets(got), meets(best_score)) {
+                    (true, true) => got.0 > best_score.0 + 1e-9,
+                    (true, false) => true,
+                    (false, true) => false,
+                    (false, false) => got.1 - got.2 > best_score.1 - best_score.2,
+                };
+                if better {
+                    best_score = got;
                     best = s;
                 }
             }
@@ -572,7 +626,10 @@ pub fn tune(train: &[Rating], items: &[MlItem], settings: &Settings) -> Settings
         }
     }
     println!(
-        "best on validation: NDCG@10 {best_score:.4} with RATINGS_AS_WEIGHTS={} EASE_LAMBDA={} EASE_DROPOUT={} HYBRID_ALPHA={} HYBRID_CONTENT_FADE={} HYBRID_USER_KNN={} HYBRID_ITEM_KNN={} HYBRID_TEMPORAL={} TEMPORAL_BUCKET_DAYS={} COLLABORATIVE_K_NEIGHBORS={}",
+        "best on validation: NDCG@10 {:.4} (time {:.4}, EASE {:.4}, ALS {als:.4}) with RATINGS_AS_WEIGHTS={} EASE_LAMBDA={} EASE_DROPOUT={} HYBRID_ALPHA={} HYBRID_CONTENT_FADE={} HYBRID_USER_KNN={} HYBRID_ITEM_KNN={} HYBRID_TEMPORAL={} TEMPORAL_BUCKET_DAYS={} HYBRID_SEQUENCE={} SEQUENCE_FLOOR={} SEQUENCE_RECENCY_DAYS={} SEQUENCE_WINDOW={} COLLABORATIVE_K_NEIGHBORS={}",
+        best_score.0,
+        best_score.1,
+        best_score.2,
         best.ratings_as_weights,
         best.ease_lambda,
         best.ease_dropout,
@@ -582,6 +639,10 @@ pub fn tune(train: &[Rating], items: &[MlItem], settings: &Settings) -> Settings
         best.hybrid_item_knn,
         best.hybrid_temporal,
         best.temporal_bucket_days,
+        best.hybrid_sequence,
+        best.sequence_floor,
+        best.sequence_recency_days,
+        best.sequence_window,
         best.collaborative_k_neighbors,
     );
     println!();
@@ -593,9 +654,10 @@ pub fn tune(train: &[Rating], items: &[MlItem], settings: &Settings) -> Settings
 pub fn run(dir: &Path, settings: &Settings, tune: bool) -> anyhow::Result<()> {
     let data = crate::data::movielens::read_dataset(dir)?;
     let (train, test) = random_split(&data.ratings, SPLIT_SEED);
+    let time = time_split(&data.ratings);
     let tuned;
     let settings = if tune {
-        tuned = self::tune(&train, &data.items, settings);
+        tuned = self::tune(&train, &time.train, &data.items, settings);
         &tuned
     } else {
         settings
@@ -608,7 +670,6 @@ pub fn run(dir: &Path, settings: &Settings, tune: bool) -> anyhow::Result<()> {
         digest(&pairs(&test))
     );
     print_protocol("random split", &train, &test, &data.items, settings);
-    let time = time_split(&data.ratings);
     println!();
     println!(
         "time split at {}: {} train ({}), {} test ({}) for {} users; {} cold users with {} test rows",
@@ -646,6 +707,24 @@ pub fn run(dir: &Path, settings: &Settings, tune: bool) -> anyhow::Result<()> {
     println!(
         "cold users (served the popularity fallback): {} users, P@10 {:.3}, R@10 {:.3}, NDCG@10 {:.3}",
         m.users, m.precision, m.recall, m.ndcg
+    );
+    // What a retrain of the whole data set costs the service.
+    let all = Served::train(
+        &data.ratings,
+        &data.items,
+        &Confidence::from_settings(settings),
+        settings.models_config(),
+    );
+    let times = all.snapshot.models.times;
+    println!(
+        "all {} ratings: served models trained in {:.0} ms (co-occurrence {:.0} ms, EASE {:.0} ms, item-kNN {:.0} ms, user-kNN {:.0} ms; TF-IDF, periods and transitions {:.0} ms on a second thread)",
+        data.ratings.len(),
+        all.snapshot.report.train_ms,
+        times.gram.as_secs_f64() * 1e3,
+        times.ease.as_secs_f64() * 1e3,
+        times.item_knn.as_secs_f64() * 1e3,
+        times.user_knn.as_secs_f64() * 1e3,
+        times.content.as_secs_f64() * 1e3,
     );
     Ok(())
 }
@@ -720,6 +799,11 @@ mod tests {
     /// default settings, at the figures the README shows (less the
     /// rounding): a change that serves worse lists fails the build. On
     /// the time split the default must also beat the ALS reference.
+    /// The served default's NDCG@10 on the random and the time split, as
+    /// the README shows them, less the rounding.
+    const RANDOM_BAR: f64 = 0.436;
+    const TIME_BAR: f64 = 0.166;
+
     #[test]
     fn the_quality_bar_holds() {
         let data = ml100k();
@@ -732,7 +816,7 @@ mod tests {
         let (train_pairs, test_pairs) = (pairs(&train), pairs(&test));
         let served = Served::train(&train, &data.items, &confidence, settings.models_config());
         for (algorithm, bar) in [
-            (default, 0.436),
+            (default, RANDOM_BAR),
             (Algorithm::Ease, 0.437),
             (Algorithm::ItemKnn, 0.364),
             (Algorithm::UserKnn, 0.400),
@@ -765,8 +849,8 @@ mod tests {
             .evaluate(default, &train_pairs, &test_pairs, &catalogue)
             .ndcg;
         assert!(
-            served_default >= 0.166 && served_default >= als,
-            "time split: the default's NDCG@10 {served_default:.4} < 0.166 or ALS {als:.4}"
+            served_default >= TIME_BAR && served_default >= als,
+            "time split: the default's NDCG@10 {served_default:.4} < {TIME_BAR} or ALS {als:.4}"
         );
     }
 }
