@@ -143,20 +143,27 @@ fn registry_of(components: &[Vec<u8>]) -> RuleRegistry {
     registry
 }
 
-/// The bench fixtures (`benches/fixtures`), built on first use.
-fn fixture(name: &str) -> Vec<u8> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = root.join("../target/bench-rules");
+/// Builds the Rust rule crates under `crate_dir` (relative to the
+/// repository) for `wasm32-wasip2` into `target/{target_name}` and reads
+/// the component `name`.
+fn build_rule(crate_dir: &str, target_name: &str, name: &str) -> Vec<u8> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = root.join("target").join(target_name);
     let status = Command::new(env!("CARGO"))
-        .current_dir(root.join("benches/fixtures"))
+        .current_dir(root.join(crate_dir))
         .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
         .env("CARGO_TARGET_DIR", &target)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()
         .expect("running cargo");
-    assert!(status.success(), "building the bench fixtures failed");
+    assert!(status.success(), "building {crate_dir} failed");
     std::fs::read(target.join(format!("wasm32-wasip2/release/{name}.wasm"))).unwrap()
+}
+
+/// The bench fixtures (`benches/fixtures`), built on first use.
+fn fixture(name: &str) -> Vec<u8> {
+    build_rule("host/benches/fixtures", "bench-rules", name)
 }
 
 /// The Python and JavaScript example rules, built from source by the
@@ -168,18 +175,11 @@ mod lang_build;
 /// `examples/merchandising`'s `boost_high_margin` (Rust, SDK), built as the
 /// API tests build it.
 fn rust_margin_boost() -> Vec<u8> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = root.join("target/example-merchandising");
-    let status = Command::new(env!("CARGO"))
-        .current_dir(root.join("examples/merchandising"))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .status()
-        .expect("running cargo");
-    assert!(status.success(), "building examples/merchandising failed");
-    std::fs::read(target.join("wasm32-wasip2/release/boost_high_margin.wasm")).unwrap()
+    build_rule(
+        "examples/merchandising",
+        "example-merchandising",
+        "boost_high_margin",
+    )
 }
 
 /// The same rule in three languages: per call (criterion), then `CALLS`
