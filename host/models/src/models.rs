@@ -198,14 +198,19 @@ impl Models {
                         .days
                         .as_ref()
                         .map(|d| Temporal::train(d, config.temporal_bucket_days));
-                    let sequence = data.days.as_ref().map(|d| {
-                        Sequence::train(
-                            d,
-                            config.sequence_window,
-                            config.sequence_recency_days,
-                            config.sequence_floor,
-                        )
-                    });
+                    // Trained only when it counts in the blend.
+                    let sequence = data
+                        .days
+                        .as_ref()
+                        .filter(|_| config.hybrid_sequence > 0.0)
+                        .map(|d| {
+                            Sequence::train(
+                                d,
+                                config.sequence_window,
+                                config.sequence_recency_days,
+                                config.sequence_floor,
+                            )
+                        });
                     (Content::train(&data.items), temporal, sequence)
                 })
             });
