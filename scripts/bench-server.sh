@@ -6,12 +6,18 @@ start_bench_server() {
   target/release/recengine serve --addr "127.0.0.1:$port" >"$work/server.log" 2>&1 &
   BENCH_SERVER=$!
   trap 'kill $BENCH_SERVER 2>/dev/null || true; rm -rf "'"$work"'"' EXIT
-  for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+  wait_for_health "$port" "$work/server.log"
+}
+
+# `wait_for_health PORT LOG`: waits up to 30 s for /health to answer;
+# prints LOG (the server's output) if it never does.
+wait_for_health() {
+  for _ in $(seq 1 150); do
+    curl -fs "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
   echo "the server did not start; its log:" >&2
-  cat "$work/server.log" >&2
+  cat "$2" >&2
   return 1
 }
 

@@ -48,9 +48,7 @@ impl Ease {
     pub fn score(&self, profile: &Profile, out: &mut [f32]) {
         for &(i, w) in profile {
             let row = self.weights.row(i as usize);
-            for (o, b) in out.iter_mut().zip(row.iter()) {
-                *o += w * b;
-            }
+            crate::simd::axpy(out, w, row.as_slice().expect("rows are contiguous"));
         }
     }
 }

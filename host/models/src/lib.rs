@@ -12,6 +12,7 @@
 //! - [`hybrid`]: weighted, rank and cascade combinations.
 //! - [`temporal`]: popularity in the periods a user was active.
 //! - [`sequence`]: item-to-item transitions in the order of each history.
+//! - [`simd`]: the dense scoring loop, vectorised for the CPU it runs on.
 //! - [`topn`]: selecting the best scores without sorting everything.
 //!
 //! Built with optimisation even in debug builds (see the workspace
@@ -24,6 +25,7 @@ pub mod hybrid;
 pub mod knn;
 pub mod models;
 pub mod sequence;
+pub mod simd;
 pub mod sparse;
 pub mod temporal;
 pub mod topn;

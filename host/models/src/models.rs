@@ -429,10 +429,9 @@ impl Models {
         let mut because_of: Vec<(u32, f32)> = profile
             .iter()
             .filter_map(|&(i, w)| {
-                let (js, sims) = self.item_knn.neighbours.row(i as usize);
-                js.binary_search(&(item as u32))
-                    .ok()
-                    .map(|at| (i, w * sims[at]))
+                self.item_knn
+                    .similarity(i as usize, item)
+                    .map(|s| (i, w * s))
             })
             .collect();
         because_of.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -82,6 +82,16 @@ impl Validate for UserItemBatch {
     }
 }
 
+/// The cache's shared values as owned ones, for a response.
+fn unshared<T: Clone>(
+    found: std::collections::HashMap<i64, std::sync::Arc<T>>,
+) -> std::collections::HashMap<i64, T> {
+    found
+        .into_iter()
+        .map(|(id, f)| (id, std::sync::Arc::unwrap_or_clone(f)))
+        .collect()
+}
+
 /// A batch answer: features in the order asked, and the ids that do not
 /// exist.
 #[derive(Debug, Serialize, ToSchema)]
@@ -114,7 +124,8 @@ pub async fn user_features(
     ApiPath(user_id): ApiPath<i64>,
 ) -> AppResult<Json<UserFeatures>> {
     let features = state.features.user(user_id).await?;
-    Ok(Json(features.ok_or_else(|| AppError::not_found("User"))?))
+    let features = features.ok_or_else(|| AppError::not_found("User"))?;
+    Ok(Json(std::sync::Arc::unwrap_or_clone(features)))
 }
 
 #[utoipa::path(post, path = "/api/v1/features/users/batch", tag = "features",
@@ -126,7 +137,7 @@ pub async fn users_batch(
     ApiJson(body): ApiJson<UserBatch>,
 ) -> AppResult<Json<Batch<UserFeatures>>> {
     let found = state.features.users_batch(&body.user_ids).await?;
-    Ok(Json(in_order(&body.user_ids, found)))
+    Ok(Json(in_order(&body.user_ids, unshared(found))))
 }
 
 #[utoipa::path(get, path = "/api/v1/features/items/{item_id}", tag = "features",
@@ -138,7 +149,8 @@ pub async fn item_features(
     ApiPath(item_id): ApiPath<i64>,
 ) -> AppResult<Json<ItemFeatures>> {
     let features = state.features.item(item_id).await?;
-    Ok(Json(features.ok_or_else(|| AppError::not_found("Item"))?))
+    let features = features.ok_or_else(|| AppError::not_found("Item"))?;
+    Ok(Json(std::sync::Arc::unwrap_or_clone(features)))
 }
 
 #[utoipa::path(post, path = "/api/v1/features/items/batch", tag = "features",
@@ -150,7 +162,7 @@ pub async fn items_batch(
     ApiJson(body): ApiJson<ItemBatch>,
 ) -> AppResult<Json<Batch<ItemFeatures>>> {
     let found = state.features.items_batch(&body.item_ids).await?;
-    Ok(Json(in_order(&body.item_ids, found)))
+    Ok(Json(in_order(&body.item_ids, unshared(found))))
 }
 
 async fn pairs(
@@ -164,7 +176,7 @@ async fn pairs(
         .await?
         .ok_or_else(|| AppError::not_found("User"))?;
     let items = state.features.items_batch(item_ids).await?;
-    let refs: Vec<&ItemFeatures> = items.values().collect();
+    let refs: Vec<&ItemFeatures> = items.values().map(|f| &**f).collect();
     let snapshot = state.recommender.snapshot();
     let computed = user_item::compute(
         state.features.db(),

@@ -170,7 +170,7 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
         Some(shared)
     }
 
-    fn count(&self, found: &[Option<T>]) {
+    fn count(&self, found: &[Option<Arc<T>>]) {
         let hits = found.iter().filter(|f| f.is_some()).count() as u64;
         self.stats.hits.fetch_add(hits, Ordering::Relaxed);
         self.stats
@@ -178,12 +178,13 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
             .fetch_add(found.len() as u64 - hits, Ordering::Relaxed);
     }
 
-    pub async fn get(&self, group: &str, field: &str) -> Option<T> {
+    pub async fn get(&self, group: &str, field: &str) -> Option<Arc<T>> {
         self.get_many(&[(group, field)]).await.pop().flatten()
     }
 
-    /// The L1 first; one Redis round trip for whatever it missed.
-    pub async fn get_many(&self, keys: &[(&str, &str)]) -> Vec<Option<T>> {
+    /// The L1 first; one Redis round trip for whatever it missed. Values
+    /// are shared with the L1, not copied: a hit costs a reference count.
+    pub async fn get_many(&self, keys: &[(&str, &str)]) -> Vec<Option<Arc<T>>> {
         if !self.enabled() {
             self.stats
                 .misses
@@ -192,12 +193,7 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
         }
         // Before the L1 is read: coming back from an outage drops it.
         let shared = self.shared();
-        let mut found: Vec<Option<T>> = self
-            .local
-            .get_many(keys)
-            .into_iter()
-            .map(|v| v.map(|v| T::clone(&v)))
-            .collect();
+        let mut found: Vec<Option<Arc<T>>> = self.local.get_many(keys);
         let missed: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
         if !missed.is_empty()
             && let Some(shared) = shared
@@ -211,10 +207,11 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
                         continue;
                     };
                     let (group, field) = keys[i];
+                    let value = Arc::new(value);
                     promoted.push((
                         group.to_string(),
                         field.to_string(),
-                        Arc::new(value.clone()),
+                        value.clone(),
                         bytes.len(),
                     ));
                     found[i] = Some(value);
@@ -226,19 +223,19 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
         found
     }
 
-    pub async fn put(&self, group: &str, field: &str, value: T) {
+    pub async fn put(&self, group: &str, field: &str, value: Arc<T>) {
         self.put_many(vec![(group.to_string(), field.to_string(), value)])
             .await
     }
 
-    pub async fn put_many(&self, entries: Vec<(String, String, T)>) {
+    pub async fn put_many(&self, entries: Vec<(String, String, Arc<T>)>) {
         if !self.enabled() || entries.is_empty() {
             return;
         }
-        let encoded: Vec<(String, String, T, Vec<u8>)> = entries
+        let encoded: Vec<(String, String, Arc<T>, Vec<u8>)> = entries
             .into_iter()
             .filter_map(|(g, f, v)| {
-                let bytes = serde_json::to_vec(&v).ok()?;
+                let bytes = serde_json::to_vec(&*v).ok()?;
                 Some((g, f, v, bytes))
             })
             .collect();
@@ -255,7 +252,7 @@ impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
         self.local.put_many(
             encoded
                 .into_iter()
-                .map(|(g, f, v, bytes)| (g, f, Arc::new(v), bytes.len()))
+                .map(|(g, f, v, bytes)| (g, f, v, bytes.len()))
                 .collect(),
             l1_ttl,
         );

@@ -13,7 +13,7 @@ pub mod item;
 pub mod user;
 pub mod user_item;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 pub use item::ItemFeatures;
 pub use user::UserFeatures;
@@ -52,16 +52,17 @@ impl FeatureStore {
         }
     }
 
-    pub async fn user(&self, id: i64) -> AppResult<Option<UserFeatures>> {
+    pub async fn user(&self, id: i64) -> AppResult<Option<Arc<UserFeatures>>> {
         Ok(self.users_batch(&[id]).await?.remove(&id))
     }
 
-    pub async fn item(&self, id: i64) -> AppResult<Option<ItemFeatures>> {
+    pub async fn item(&self, id: i64) -> AppResult<Option<Arc<ItemFeatures>>> {
         Ok(self.items_batch(&[id]).await?.remove(&id))
     }
 
     /// Features of every id that exists; unknown ids are simply absent.
-    pub async fn users_batch(&self, ids: &[i64]) -> AppResult<HashMap<i64, UserFeatures>> {
+    /// Shared with the cache: a hit copies nothing.
+    pub async fn users_batch(&self, ids: &[i64]) -> AppResult<HashMap<i64, Arc<UserFeatures>>> {
         cached_batch(
             &self.users,
             ids,
@@ -71,7 +72,7 @@ impl FeatureStore {
         .await
     }
 
-    pub async fn items_batch(&self, ids: &[i64]) -> AppResult<HashMap<i64, ItemFeatures>> {
+    pub async fn items_batch(&self, ids: &[i64]) -> AppResult<HashMap<i64, Arc<ItemFeatures>>> {
         cached_batch(
             &self.items,
             ids,
@@ -106,7 +107,7 @@ async fn cached_batch<T, Fut>(
     ids: &[i64],
     id_of: fn(&T) -> i64,
     compute: impl FnOnce(Vec<i64>) -> Fut,
-) -> AppResult<HashMap<i64, T>>
+) -> AppResult<HashMap<i64, Arc<T>>>
 where
     T: Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
     Fut: Future<Output = AppResult<Vec<T>>>,
@@ -114,7 +115,7 @@ where
     let keys: Vec<String> = ids.iter().map(i64::to_string).collect();
     let lookups: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "")).collect();
     let cached = cache.get_many(&lookups).await;
-    let mut out: HashMap<i64, T> = HashMap::new();
+    let mut out: HashMap<i64, Arc<T>> = HashMap::with_capacity(ids.len());
     let mut missing = Vec::new();
     for (id, hit) in ids.iter().zip(cached) {
         match hit {
@@ -125,7 +126,7 @@ where
         }
     }
     if !missing.is_empty() {
-        let computed = compute(missing).await?;
+        let computed: Vec<Arc<T>> = compute(missing).await?.into_iter().map(Arc::new).collect();
         cache
             .put_many(
                 computed

@@ -76,7 +76,7 @@ impl Recommendations {
             return Ok(Explanation {
             user_id,
             item_id,
-            item_title: item.item.title,
+            item_title: item.item.title.clone(),
             has_interacted,
             hybrid_method: method.name().to_string(),
             collaborative_weight: alpha,
@@ -129,7 +129,7 @@ impl Recommendations {
         Ok(Explanation {
             user_id,
             item_id,
-            item_title: item.item.title,
+            item_title: item.item.title.clone(),
             has_interacted,
             hybrid_method: method.name().to_string(),
             collaborative_weight: 1.0 - content_weight,

@@ -64,7 +64,7 @@ impl Recommendations {
             .collect();
         Ok(SimilarItemsResponse {
             source_item_id: item_id,
-            source_item_title: source.item.title,
+            source_item_title: source.item.title.clone(),
             similar_items,
             model_version: snapshot.version,
         })

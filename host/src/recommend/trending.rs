@@ -68,7 +68,7 @@ pub async fn trending(
     let window_seconds = bucket_window(window_seconds);
     let (group, field) = (window_seconds.to_string(), limit.to_string());
     if let Some(hit) = cache.get(&group, &field).await {
-        return Ok(hit);
+        return Ok(TrendingResponse::clone(&hit));
     }
     let since = now_millis() - window_seconds * 1000;
     // Over-fetch: some of the top items may have been deleted.
@@ -101,7 +101,9 @@ pub async fn trending(
         trending_items,
         time_window_seconds: window_seconds,
     };
-    cache.put(&group, &field, response.clone()).await;
+    cache
+        .put(&group, &field, std::sync::Arc::new(response.clone()))
+        .await;
     Ok(response)
 }
 
