@@ -15,6 +15,12 @@
 //! computes exactly the union of what the active rules declare, once per
 //! request.
 //!
+//! In a loop over the candidates, read an input through a column handle
+//! looked up once ([`Request::numbers`], [`Request::texts`],
+//! [`Request::flags`], [`Request::strings`]: `price.get(c.position())`)
+//! rather than by name on every read (`c.number("price")`): both read the
+//! same values; the handle does not search.
+//!
 //! ```
 //! use recengine_rules_sdk::{Kind, Metadata, Outcome, Param, Params, Request, Rule, input};
 //!
@@ -61,7 +67,9 @@ pub mod testing;
 pub mod wire;
 
 pub use metadata::{Input, Metadata, Param, ParamValue, Scope, ValueType, input};
-pub use request::{Candidate, Params, Request, Scoped, Symbol};
+pub use request::{
+    Candidate, Flags, Numbers, Params, Request, Scoped, StringLists, Symbol, Texts,
+};
 
 /// The version stamped into every rule's metadata. The host accepts rules
 /// whose major.minor matches a contract it implements.

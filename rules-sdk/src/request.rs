@@ -170,20 +170,87 @@ impl Request {
     }
 
     fn column(&self, name: &str, want: &[ValueType]) -> &Column {
+        self.try_column(name, want).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The column of a per-candidate input declared as one of `want`, or
+    /// what to declare.
+    fn try_column(&self, name: &str, want: &[ValueType]) -> Result<&Column, String> {
         let Some(index) = self.candidate_index(name) else {
-            panic!(
+            return Err(format!(
                 "input {name:?} is not declared in the rule's metadata: add it with \
                  .input(input::item_...({name:?})) (or item_stat / user_item_...)"
-            );
+            ));
         };
         let declared = self.candidate_inputs[index].1;
-        assert!(
-            want.contains(&declared),
-            "input {name:?} is declared as {}, not read as {}",
-            declared.as_str(),
-            want[0].as_str()
-        );
-        self.wire.columns.get(index).unwrap_or(&ABSENT_COLUMN)
+        if !want.contains(&declared) {
+            return Err(format!(
+                "input {name:?} is declared as {}, not read as {}",
+                declared.as_str(),
+                want[0].as_str()
+            ));
+        }
+        Ok(self.wire.columns.get(index).unwrap_or(&ABSENT_COLUMN))
+    }
+
+    /// A number (or timestamp) per-candidate input as a column: look the
+    /// name up once, then read candidate `i` with [`Numbers::get`] (an
+    /// index, no search). What to use in a loop over the candidates; an
+    /// `Err` says what to declare.
+    ///
+    /// ```
+    /// # use recengine_rules_sdk::{Kind, Metadata, Outcome, Params, Request, Rule, input};
+    /// # struct Cheap;
+    /// # impl Rule for Cheap {
+    /// #     fn metadata() -> Metadata {
+    /// #         Metadata::new("cheap", Kind::Boost, 10, "").input(input::item_number("price"))
+    /// #     }
+    /// fn apply(req: &Request, _: &Params) -> Result<Outcome, String> {
+    ///     let price = req.numbers("price")?;
+    ///     Ok(Outcome::rescore(req, |c| match price.get(c.position()) {
+    ///         Some(p) if p < 20.0 => c.score() * 1.5,
+    ///         _ => c.score(),
+    ///     }))
+    /// }
+    /// # }
+    /// ```
+    pub fn numbers(&self, name: &str) -> Result<Numbers<'_>, String> {
+        let values = match self.try_column(name, NUMBERS)? {
+            Column::Numbers(v) => v.as_slice(),
+            _ => &[],
+        };
+        Ok(Numbers { values })
+    }
+
+    /// A flag per-candidate input as a column (see [`Request::numbers`]).
+    pub fn flags(&self, name: &str) -> Result<Flags<'_>, String> {
+        let values = match self.try_column(name, &[ValueType::Flag])? {
+            Column::Flags(v) => v.as_slice(),
+            _ => &[],
+        };
+        Ok(Flags { values })
+    }
+
+    /// A text per-candidate input as a column (see [`Request::numbers`]).
+    pub fn texts(&self, name: &str) -> Result<Texts<'_>, String> {
+        let values = match self.try_column(name, &[ValueType::Text])? {
+            Column::Texts(v) => v.as_slice(),
+            _ => &[],
+        };
+        Ok(Texts {
+            values,
+            symbols: self.symbols(),
+        })
+    }
+
+    /// A list-of-strings per-candidate input as a column (see
+    /// [`Request::numbers`]).
+    pub fn strings(&self, name: &str) -> Result<StringLists<'_>, String> {
+        let column = self.try_column(name, &[ValueType::Strings])?;
+        Ok(StringLists {
+            column,
+            symbols: self.symbols(),
+        })
     }
 
     fn value(&self, scopes: [Scope; 2], name: &str, want: &[ValueType]) -> &Value {
@@ -214,6 +281,114 @@ static ABSENT_COLUMN: Column = Column::Numbers(Vec::new());
 const RECENT: usize = 16;
 
 const NUMBERS: &[ValueType] = &[ValueType::Number, ValueType::Timestamp];
+
+/// A number (or timestamp) input of every candidate, from
+/// [`Request::numbers`]: position i is candidate i.
+#[derive(Debug, Clone, Copy)]
+pub struct Numbers<'a> {
+    values: &'a [f64],
+}
+
+impl<'a> Numbers<'a> {
+    /// Candidate `position`'s value; `None` when absent (or out of range).
+    pub fn get(&self, position: usize) -> Option<f64> {
+        self.values.get(position).copied().filter(|n| !n.is_nan())
+    }
+
+    /// A timestamp input's value, in unix ms.
+    pub fn timestamp(&self, position: usize) -> Option<i64> {
+        self.get(position).map(|n| n as i64)
+    }
+
+    /// Every candidate's value, in list order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<f64>> + use<'a> {
+        self.values
+            .iter()
+            .map(|&n| (!n.is_nan()).then_some(n))
+    }
+}
+
+/// A flag input of every candidate, from [`Request::flags`].
+#[derive(Debug, Clone, Copy)]
+pub struct Flags<'a> {
+    values: &'a [u8],
+}
+
+impl<'a> Flags<'a> {
+    /// Candidate `position`'s value; `None` when absent (or out of range).
+    pub fn get(&self, position: usize) -> Option<bool> {
+        flag(self.values.get(position).copied())
+    }
+
+    /// Every candidate's value, in list order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<bool>> + use<'a> {
+        self.values.iter().map(|&f| flag(Some(f)))
+    }
+}
+
+fn flag(encoded: Option<u8>) -> Option<bool> {
+    match encoded {
+        Some(0) => Some(false),
+        Some(1) => Some(true),
+        _ => None,
+    }
+}
+
+/// A text input of every candidate, from [`Request::texts`].
+#[derive(Debug, Clone, Copy)]
+pub struct Texts<'a> {
+    values: &'a [u32],
+    symbols: &'a Symbols,
+}
+
+impl<'a> Texts<'a> {
+    /// Candidate `position`'s text; `None` when absent (or out of range).
+    pub fn get(&self, position: usize) -> Option<&'a str> {
+        self.symbols.get(self.symbol(position)?.0)
+    }
+
+    /// Candidate `position`'s text as a [`Symbol`], to compare without
+    /// reading the text.
+    pub fn symbol(&self, position: usize) -> Option<Symbol> {
+        self.values
+            .get(position)
+            .copied()
+            .filter(|&s| s != NONE)
+            .map(Symbol)
+    }
+
+    /// Every candidate's symbol, in list order.
+    pub fn symbols(&self) -> impl ExactSizeIterator<Item = Option<Symbol>> + use<'a> {
+        self.values
+            .iter()
+            .map(|&s| (s != NONE).then_some(Symbol(s)))
+    }
+}
+
+/// A list-of-strings input of every candidate, from
+/// [`Request::strings`].
+#[derive(Debug, Clone, Copy)]
+pub struct StringLists<'a> {
+    column: &'a Column,
+    symbols: &'a Symbols,
+}
+
+impl<'a> StringLists<'a> {
+    /// Candidate `position`'s strings (empty when absent or out of range).
+    pub fn get(&self, position: usize) -> impl Iterator<Item = &'a str> + use<'a> {
+        let symbols = self.symbols;
+        self.symbols_of(position)
+            .filter_map(move |s| symbols.get(s.0))
+    }
+
+    /// Candidate `position`'s strings as [`Symbol`]s.
+    pub fn symbols_of(&self, position: usize) -> impl ExactSizeIterator<Item = Symbol> + use<'a> {
+        self.column
+            .strings_at(position)
+            .iter()
+            .map(|&s| Symbol(s))
+    }
+}
 
 /// One candidate: its id, score and declared per-candidate inputs (item,
 /// item-stat and user-item).
@@ -255,11 +430,7 @@ impl<'a> Candidate<'a> {
     /// A flag input; `None` when absent.
     pub fn flag(&self, name: &str) -> Option<bool> {
         match self.req.column(name, &[ValueType::Flag]) {
-            Column::Flags(v) => match v.get(self.position) {
-                Some(0) => Some(false),
-                Some(1) => Some(true),
-                _ => None,
-            },
+            Column::Flags(v) => flag(v.get(self.position).copied()),
             _ => None,
         }
     }
@@ -444,5 +615,60 @@ impl<'a> Params<'a> {
             ParamValue::Strings(v) => v.iter().map(String::as_str).collect(),
             other => panic!("parameter {name:?} is a {}", other.type_name()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        Kind, Metadata, input,
+        testing::{Item, RequestBuilder},
+    };
+
+    #[test]
+    fn column_handles_read_what_the_by_name_accessors_read() {
+        let subject = RequestBuilder::new()
+            .item(
+                Item::new(1, 0.9)
+                    .attr("price", 12.5)
+                    .attr("brand", "acme")
+                    .attr("premium", true)
+                    .tags(&["eco", "gift"])
+                    .created_at_ms(1_700_000_000_000),
+            )
+            .item(Item::new(2, 0.8).attr("price", "7").attr("premium", "false"))
+            .item(Item::new(3, 0.7).attr("brand", 42_i64).tags(&[]))
+            .build();
+        let meta = Metadata::new("both", Kind::Boost, 0, "")
+            .input(input::item_number("price"))
+            .input(input::item_text("brand"))
+            .input(input::item_flag("premium"))
+            .input(input::item_strings("tags"))
+            .input(input::item_timestamp("created_at"));
+        let req = subject.request_for(&meta, Vec::new());
+        let price = req.numbers("price").unwrap();
+        let brand = req.texts("brand").unwrap();
+        let premium = req.flags("premium").unwrap();
+        let tags = req.strings("tags").unwrap();
+        let created = req.numbers("created_at").unwrap();
+        for c in req.candidates() {
+            let i = c.position();
+            assert_eq!(price.get(i), c.number("price"));
+            assert_eq!(brand.get(i), c.text("brand"));
+            assert_eq!(brand.symbol(i), c.text_symbol("brand"));
+            assert_eq!(premium.get(i), c.flag("premium"));
+            assert!(tags.get(i).eq(c.strings("tags")));
+            assert!(tags.symbols_of(i).eq(c.string_symbols("tags")));
+            assert_eq!(created.timestamp(i), c.timestamp("created_at"));
+        }
+        assert_eq!(price.iter().collect::<Vec<_>>(), [Some(12.5), Some(7.0), None]);
+        assert_eq!(premium.iter().collect::<Vec<_>>(), [Some(true), Some(false), None]);
+        assert_eq!(brand.get(2), Some("42"));
+        assert_eq!(brand.symbols().filter(Option::is_some).count(), 2);
+        // Out of range reads as absent; an undeclared name or another type
+        // is an error saying what to declare.
+        assert_eq!(price.get(3), None);
+        assert!(req.numbers("weight").unwrap_err().contains("not declared"));
+        assert!(req.numbers("brand").unwrap_err().contains("declared as text"));
     }
 }
