@@ -266,6 +266,9 @@ pub fn run(
         subject.items.iter().map(|i| i.id).collect(),
         subject.items.iter().map(|i| i.score).collect(),
     );
+    // One sandbox for the request: each rule a fresh instance, the store
+    // and its set-up shared (see `Session`).
+    let mut sandbox = registry.engine.session();
     let mut trace: Vec<RuleTrace> = set.rules.iter().map(new_entry).collect();
     let mut blocked_by = None;
     let mut promotions = Vec::new();
@@ -286,17 +289,16 @@ pub fn run(
         }
         let counters = registry.counters(&format!("{counter_prefix}{}", meta.name));
         let started = Instant::now();
-        let result = registry
-            .engine
-            .apply_within(
+        // Applied in place: on a violation `contract::apply` leaves the
+        // list untouched, so no copy of it is needed per rule.
+        let result = sandbox
+            .apply(
                 &rule.compiled,
                 &encoding.call(rule, &set.slots[index], &list),
                 &rule.limits,
             )
             .and_then(|outcome| {
-                let mut next = list.clone();
-                contract::apply(meta.kind, &mut next, outcome)
-                    .map(|effect| (next, effect))
+                contract::apply(meta.kind, &mut list, outcome)
                     .map_err(|v| Failure::Contract(v.to_string()))
             });
         let elapsed = started.elapsed();
@@ -306,7 +308,7 @@ pub fn run(
             .total_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         match result {
-            Ok((next, effect)) => {
+            Ok(effect) => {
                 entry.status = TraceStatus::Applied;
                 counters
                     .dropped
@@ -355,7 +357,6 @@ pub fn run(
                         });
                     }
                 }
-                list = next;
             }
             Err(failure) => {
                 counters.failure(failure.cause());
@@ -371,8 +372,9 @@ pub fn run(
                 entry.cause = Some(failure.cause());
                 entry.policy = Some(rule.policy);
                 if rule.policy == FailurePolicy::FailClosed {
-                    entry.dropped = list.ids.clone();
-                    list.reorder(&[]);
+                    entry.dropped = std::mem::take(&mut list.ids);
+                    list.scores.clear();
+                    list.rows.clear();
                     promotions.clear();
                     blocked_by = Some(meta.name.clone());
                 }
@@ -428,6 +430,7 @@ pub fn place_promotions(
     // Which filter removed which item: each vetting filter sees every
     // found item once.
     let encoding = Encoding::new(set, found);
+    let mut sandbox = registry.engine.session();
     let mut removed_by: Vec<(i64, String, bool)> = Vec::new();
     let all = List::new(
         found.items.iter().map(|i| i.id).collect(),
@@ -439,9 +442,8 @@ pub fn place_promotions(
         }
         let rule = &set.rules[index];
         let safety = rule.policy == FailurePolicy::FailClosed;
-        let outcome = registry
-            .engine
-            .apply_within(
+        let outcome = sandbox
+            .apply(
                 &rule.compiled,
                 &encoding.call(rule, &set.slots[index], &all),
                 &rule.limits,

@@ -23,5 +23,6 @@ mod outages;
 mod rate_limits;
 mod recommender;
 mod rules;
+mod sandbox;
 mod server;
 mod walkthrough;
