@@ -1,6 +1,5 @@
 //! The built-in rules over 100 and 1,000 candidates: the Wasm pipeline
-//! (one store per request, a fresh sandboxed instance per rule call,
-//! contracts enforced) beside the
+//! (fresh sandboxed instance per rule call, contracts enforced) beside the
 //! same rules run natively through the SDK (contracts enforced too); the
 //! cost of one sandboxed call on its own; what declaring inputs costs (a
 //! boost declaring ten attributes beside one declaring none); and, when
@@ -367,9 +366,8 @@ fn benches(c: &mut Criterion) {
     });
     declared.finish();
 
-    // One sandboxed call of the cheapest rule alone: the fixed cost (a
-    // store of its own, instantiation from the pool, lowering, call). In a
-    // request the store is shared, so a rule's share is less.
+    // One sandboxed call of the cheapest rule: the fixed cost (store,
+    // instantiation from the pool, lowering, call).
     let purchased = set
         .rules
         .iter()

@@ -105,17 +105,9 @@ enum WarmInstance {
 const STDERR_CAPTURE: usize = 4096;
 /// The epoch tick: deadlines are whole ticks.
 const TICK: Duration = Duration::from_millis(1);
-/// Slots the pool of the small-component engine keeps (component and core
-/// instances, memories, tables). A request now holds its rules' instances
-/// until its store is dropped (up to [`SMALL_RULES_PER_STORE`], about a
-/// memory each for the built-ins), so this is sized for 256 requests of 16
-/// rules at once rather than for 1,000 single calls. A rule that finds the
-/// pool exhausted fails with cause `instantiate`. Each memory slot
-/// reserves (never commits) 4 GiB of address space plus its guard: 16 TiB
-/// here, of the 128 TiB a 64-bit process has.
-const SMALL_POOL_SLOTS: u32 = 4096;
-/// The same for large components: a store per call, as before.
-const LARGE_POOL_SLOTS: u32 = 1000;
+/// Parallel instances the pool keeps slots for; more waits are not needed
+/// because each call holds its instance for microseconds.
+const POOL_INSTANCES: u32 = 1000;
 
 /// Why a call failed. Each cause is counted separately.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,49 +155,20 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Per-store state: the limits of the rule being instantiated or called
-/// and, for a rule whose component imports WASI, its WASI context.
-///
-/// One store serves several rules of a request in turn (see [`Session`]);
-/// before each rule the session swaps in that rule's memory cap and, when
-/// its component imports WASI, a fresh context (its own stderr, the
-/// request's clock), so nothing here carries from one rule to the next.
+/// Per-store state: the WASI context (granting nothing) and the limits.
 pub struct RuleState {
-    /// `None` while a component that imports nothing runs: the built-ins
-    /// need no WASI, and not building a context is most of what a store
-    /// cost them.
-    wasi: Option<WasiCtx>,
+    wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
 }
 
 impl WasiView for RuleState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        // Only a component that imports WASI reaches this, and the session
-        // gives each such rule a context before instantiating it. Should
-        // one ever be missing, the fallback grants nothing either.
-        let ctx = self
-            .wasi
-            .get_or_insert_with(|| wasi_ctx(SinkOutputStream, Arc::default()));
         WasiCtxView {
-            ctx,
+            ctx: &mut self.wasi,
             table: &mut self.table,
         }
     }
-}
-
-/// WASI granting nothing: no preopened directories, no environment or
-/// arguments, no sockets, stdout discarded, stderr to `stderr`, the wall
-/// clock reading `clock` (the request's "now").
-fn wasi_ctx(
-    stderr: impl wasmtime_wasi::cli::StdoutStream + 'static,
-    clock: Arc<std::sync::atomic::AtomicI64>,
-) -> WasiCtx {
-    WasiCtx::builder()
-        .stdout(SinkOutputStream)
-        .stderr(stderr)
-        .wall_clock(FixedClock(clock))
-        .build()
 }
 
 /// The rule contract a component was built against.
@@ -314,10 +277,6 @@ pub struct CompiledRule {
     /// inputs are its fixed columns; its parameters are numbers).
     pub metadata: sdk::Metadata,
     pub contract: Contract,
-    /// Whether the component imports WASI (custom rules built for
-    /// wasm32-wasip2, Python and JavaScript rules): its calls get a WASI
-    /// context. The built-ins import nothing and get none.
-    pub wasi: bool,
     pre: Pre,
     /// Instances kept for rules that opted into reuse.
     warm: Mutex<Vec<Warm>>,
@@ -330,7 +289,6 @@ impl fmt::Debug for CompiledRule {
             .field("digest", &self.digest)
             .field("contract", &self.contract)
             .field("sizing", &self.sizing)
-            .field("wasi", &self.wasi)
             .finish()
     }
 }
@@ -505,10 +463,6 @@ impl RuleEngine {
         let sizing = Sizing::of(bytes);
         let sandbox = self.sandbox(sizing);
         let component = self.compile(sandbox, bytes, &digest)?;
-        let wasi = component
-            .component_type()
-            .imports(&sandbox.engine)
-            .any(|(name, _)| name.starts_with("wasi:"));
         let instance_pre = sandbox
             .linker
             .instantiate_pre(&component)
@@ -532,7 +486,7 @@ impl RuleEngine {
             Pre::V0_2(_) => Contract::V0_2,
         };
         let metadata = self
-            .read_metadata(&pre, sizing, wasi)
+            .read_metadata(&pre, sizing)
             .map_err(|f| anyhow::anyhow!("reading its metadata failed: {f}"))?;
         check_sdk_version(&metadata.sdk_version, contract)?;
         check_params(&metadata)?;
@@ -545,7 +499,6 @@ impl RuleEngine {
             sizing,
             metadata,
             contract,
-            wasi,
             pre,
             warm: Mutex::new(Vec::new()),
         });
@@ -565,44 +518,67 @@ impl RuleEngine {
             .count()
     }
 
-    /// A store for up to `rules` rules' instances, one after the other.
-    /// Its instance, memory and table counts are those of one rule times
-    /// `rules` (read once, when the limiter is installed); the memory cap
-    /// and the deadline are set per rule by [`arm`].
-    fn new_store(&self, sizing: Sizing, rules: u32) -> Store<RuleState> {
+    fn store(
+        &self,
+        sizing: Sizing,
+        now_ms: i64,
+        limits: &Limits,
+    ) -> (Store<RuleState>, MemoryOutputPipe) {
+        let (store, stderr, _) = self.store_with_clock(sizing, now_ms, limits);
+        (store, stderr)
+    }
+
+    /// A store whose wall clock reads the returned cell (so a reused
+    /// instance sees each request's "now").
+    fn store_with_clock(
+        &self,
+        sizing: Sizing,
+        now_ms: i64,
+        limits: &Limits,
+    ) -> (
+        Store<RuleState>,
+        MemoryOutputPipe,
+        Arc<std::sync::atomic::AtomicI64>,
+    ) {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now_ms));
+        let wasi = WasiCtx::builder()
+            .stdout(SinkOutputStream)
+            .stderr(stderr.clone())
+            .wall_clock(FixedClock(clock.clone()))
+            .build();
         let state = RuleState {
-            wasi: None,
+            wasi,
             table: ResourceTable::new(),
-            limits: store_limits(self.limits.memory_bytes, rules),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .instances(16)
+                .tables(16)
+                .memories(4)
+                .trap_on_grow_failure(true)
+                .build(),
         };
         let mut store = Store::new(&self.sandbox(sizing).engine, state);
         store.limiter(|s| &mut s.limits);
+        // The deadline must be armed before instantiation: a new store's is
+        // zero, and instantiation runs guest code.
+        let ticks = (limits.deadline.as_millis() as u64).max(1);
+        store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        store
+        (store, stderr, clock)
     }
 
     /// At load, off the request path: a busy machine must not turn a slow
     /// first call into a refused rule (or a service that cannot start), so
     /// the deadline is at least `LOAD_DEADLINE`; a rule that loops in
-    /// `metadata` is still stopped. A store of its own, sized for one
-    /// rule: a component needing more instances, memories or tables than
-    /// one rule may have is refused here, which is what lets a request's
-    /// shared store be sized as a multiple of it.
-    fn read_metadata(
-        &self,
-        pre: &Pre,
-        sizing: Sizing,
-        wasi: bool,
-    ) -> Result<sdk::Metadata, Failure> {
+    /// `metadata` is still stopped.
+    fn read_metadata(&self, pre: &Pre, sizing: Sizing) -> Result<sdk::Metadata, Failure> {
         let limits = Limits {
             deadline: self.limits.deadline.max(LOAD_DEADLINE),
             ..self.limits
         };
-        let mut store = self.new_store(sizing, 1);
-        let stderr = arm(&mut store, wasi, 0, &limits, 1);
-        let failed = |e: wasmtime::Error, instantiating| {
-            classify_output(&e, &stderr_of(stderr.as_ref()), instantiating)
-        };
+        let (mut store, stderr) = self.store(sizing, 0, &limits);
+        let failed = |e: wasmtime::Error, instantiating| classify(&e, &stderr, instantiating);
         match pre {
             Pre::V0_2(pre) => {
                 let rule = pre.instantiate(&mut store).map_err(|e| failed(e, true))?;
@@ -621,135 +597,10 @@ impl RuleEngine {
         }
     }
 
-    /// The sandbox of one request: its rules' instances share stores (see
-    /// [`Session`]).
-    pub fn session(&self) -> Session<'_> {
-        Session {
-            engine: self,
-            small: None,
-            large: None,
-        }
-    }
-
     /// Calls the rule's `apply` in a fresh instance, under `limits` (the
-    /// engine's, or tighter ones a bundle set for the rule), in a store of
-    /// its own: for a call outside a request's [`Session`].
+    /// engine's, or tighter ones a bundle set for the rule).
     pub fn apply_within(
         &self,
-        rule: &CompiledRule,
-        call: &Call,
-        limits: &Limits,
-    ) -> Result<sdk::Outcome, Failure> {
-        self.session().apply(rule, call, limits)
-    }
-}
-
-/// How many rules' instances a request's store for small components holds
-/// before the session replaces it. Every instance lives (with its memory
-/// slot) until its store is dropped, so this bounds what a request holds at
-/// once: 16 instances cover the nine built-ins and a bundle's rules in one
-/// or two stores, at most 16 x the rule memory cap resident.
-const SMALL_RULES_PER_STORE: u32 = 16;
-
-impl Sizing {
-    /// Rules per shared store (see [`SMALL_RULES_PER_STORE`]). A large
-    /// component (an interpreter, ~12 MiB of heap per instance) gets a
-    /// store per call as before: its call costs milliseconds, so the store
-    /// set-up saved would be noise, while keeping several of its heaps
-    /// alive until the request ends would multiply its resident memory.
-    fn rules_per_store(self) -> u32 {
-        match self {
-            Sizing::Small => SMALL_RULES_PER_STORE,
-            Sizing::Large => 1,
-        }
-    }
-}
-
-/// The limits of a store for `rules` rules, each capped at `memory_bytes`
-/// per linear memory. The counts are one rule's (16 instances, 4 memories,
-/// 16 tables, checked at load) times `rules`.
-fn store_limits(memory_bytes: usize, rules: u32) -> StoreLimits {
-    let rules = rules as usize;
-    StoreLimitsBuilder::new()
-        .memory_size(memory_bytes)
-        .instances(16 * rules)
-        .tables(16 * rules)
-        .memories(4 * rules)
-        .trap_on_grow_failure(true)
-        .build()
-}
-
-/// Arms `store` for the next rule: its memory cap (a `ResourceLimiter`
-/// consults it on every grow, so the cap is this rule's even in a shared
-/// store: earlier instances are never called again), its deadline (armed
-/// before instantiation, which runs guest code), and, for a component that
-/// imports WASI, a fresh context whose stderr is returned. A rule without
-/// WASI gets none: nothing to build, nothing another rule left behind.
-fn arm(
-    store: &mut Store<RuleState>,
-    wasi: bool,
-    now_ms: i64,
-    limits: &Limits,
-    rules: u32,
-) -> Option<MemoryOutputPipe> {
-    let state = store.data_mut();
-    state.limits = store_limits(limits.memory_bytes, rules);
-    let stderr = if wasi {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
-        state.wasi = Some(wasi_ctx(
-            stderr.clone(),
-            Arc::new(std::sync::atomic::AtomicI64::new(now_ms)),
-        ));
-        state.table = ResourceTable::new();
-        Some(stderr)
-    } else {
-        state.wasi = None;
-        None
-    };
-    store.set_epoch_deadline(deadline_ticks(limits));
-    stderr
-}
-
-fn deadline_ticks(limits: &Limits) -> u64 {
-    (limits.deadline.as_millis() as u64).max(1)
-}
-
-fn stderr_of(pipe: Option<&MemoryOutputPipe>) -> Vec<u8> {
-    pipe.map(|p| p.contents().to_vec()).unwrap_or_default()
-}
-
-/// The sandbox of one request. Each rule still gets a fresh instance, from
-/// its `InstancePre` (nothing survives the request; separate instances
-/// have separate memories, so one rule cannot see another's), but the
-/// store those instances live in, its limiter and its epoch deadline are
-/// set up once per request rather than once per rule: that set-up was most
-/// of a built-in's call.
-///
-/// Per rule, [`arm`] sets the rule's own memory cap and deadline, so a
-/// bundle's tighter limits hold in a shared store. A store that saw a
-/// wasmtime error (a trap, a timeout, a memory cap hit, a failed
-/// instantiation) is dropped and the next rule gets a new one: a trap can
-/// stop a call half-way, and nothing of it may reach the next rule. A rule
-/// that returned an error or broke its contract ran to its end; its store
-/// carries on.
-pub struct Session<'e> {
-    engine: &'e RuleEngine,
-    small: Option<SharedStore>,
-    large: Option<SharedStore>,
-}
-
-struct SharedStore {
-    store: Store<RuleState>,
-    /// Rules instantiated in it so far.
-    rules: u32,
-}
-
-impl Session<'_> {
-    /// Calls the rule's `apply` in a fresh instance in this request's
-    /// store, under `limits` (the engine's, or tighter ones a bundle set
-    /// for the rule).
-    pub fn apply(
-        &mut self,
         rule: &CompiledRule,
         call: &Call,
         limits: &Limits,
@@ -758,82 +609,36 @@ impl Session<'_> {
         if n > limits.max_candidates {
             return Err(Failure::InputTooLarge(n));
         }
-        if !matches!(
-            (&rule.pre, call),
-            (Pre::V0_2(_), Call::V0_2(_)) | (Pre::V0_1(_), Call::V0_1(_))
-        ) {
-            return Err(Failure::Instantiate(format!(
-                "a request of another contract than the rule's {}",
-                rule.contract.as_str()
-            )));
-        }
         if limits.reuse_instances {
-            return self.engine.apply_reusing(rule, call, limits);
+            return self.apply_reusing(rule, call, limits);
         }
-        let per_store = rule.sizing.rules_per_store();
-        let slot = match rule.sizing {
-            Sizing::Small => &mut self.small,
-            Sizing::Large => &mut self.large,
+        let (mut store, stderr) = self.store(rule.sizing, call.now_ms(), limits);
+        let failed = |e: wasmtime::Error, instantiating| classify(&e, &stderr, instantiating);
+        let answer = match (&rule.pre, call) {
+            (Pre::V0_2(pre), Call::V0_2(request)) => {
+                let instance = pre.instantiate(&mut store).map_err(|e| failed(e, true))?;
+                instance
+                    .call_apply(&mut store, request)
+                    .map(|r| r.map(outcome_from_v0_2))
+            }
+            (Pre::V0_1(pre), Call::V0_1(request)) => {
+                let instance = pre.instantiate(&mut store).map_err(|e| failed(e, true))?;
+                instance
+                    .call_apply(&mut store, request)
+                    .map(|r| r.map(outcome_from_v0_1))
+            }
+            _ => {
+                return Err(Failure::Instantiate(format!(
+                    "a request of another contract than the rule's {}",
+                    rule.contract.as_str()
+                )));
+            }
         };
-        if !matches!(slot, Some(shared) if shared.rules < per_store) {
-            *slot = Some(SharedStore {
-                store: self.engine.new_store(rule.sizing, per_store),
-                rules: 0,
-            });
-        }
-        let Some(shared) = slot.as_mut() else {
-            unreachable!("filled above")
-        };
-        shared.rules += 1;
-        let stderr = arm(
-            &mut shared.store,
-            rule.wasi,
-            call.now_ms(),
-            limits,
-            per_store,
-        );
-        match instantiate_and_call(&mut shared.store, &rule.pre, call) {
+        match answer {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(message)) => Err(Failure::RuleError(truncate(message, 500))),
-            Err((e, instantiating)) => {
-                *slot = None;
-                Err(classify_output(
-                    &e,
-                    &stderr_of(stderr.as_ref()),
-                    instantiating,
-                ))
-            }
+            Err(e) => Err(failed(e, false)),
         }
-    }
-}
-
-/// A fresh instance of `pre` in `store`, called with `call` (of the same
-/// contract: checked by the caller). A wasmtime error comes with whether
-/// it happened while instantiating.
-fn instantiate_and_call(
-    store: &mut Store<RuleState>,
-    pre: &Pre,
-    call: &Call,
-) -> Result<Result<sdk::Outcome, String>, (wasmtime::Error, bool)> {
-    match (pre, call) {
-        (Pre::V0_2(pre), Call::V0_2(request)) => {
-            let instance = pre.instantiate(&mut *store).map_err(|e| (e, true))?;
-            instance
-                .call_apply(&mut *store, request)
-                .map(|r| r.map(outcome_from_v0_2))
-                .map_err(|e| (e, false))
-        }
-        (Pre::V0_1(pre), Call::V0_1(request)) => {
-            let instance = pre.instantiate(&mut *store).map_err(|e| (e, true))?;
-            instance
-                .call_apply(&mut *store, request)
-                .map(|r| r.map(outcome_from_v0_1))
-                .map_err(|e| (e, false))
-        }
-        _ => Err((
-            wasmtime::format_err!("a request of another contract than the rule's"),
-            true,
-        )),
     }
 }
 
@@ -858,22 +663,14 @@ impl RuleEngine {
         let mut warm = match idle {
             Some(mut warm) => {
                 warm.clock.store(call.now_ms(), Ordering::Relaxed);
-                warm.store.set_epoch_deadline(deadline_ticks(limits));
+                let ticks = (limits.deadline.as_millis() as u64).max(1);
+                warm.store.set_epoch_deadline(ticks);
                 warm
             }
             None => {
-                // A store of its own (the instance outlives the request),
-                // whose clock is a cell each call sets.
-                let mut store = self.new_store(rule.sizing, 1);
-                let clock = Arc::new(std::sync::atomic::AtomicI64::new(call.now_ms()));
-                let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
-                let state = store.data_mut();
-                state.limits = store_limits(limits.memory_bytes, 1);
-                if rule.wasi {
-                    state.wasi = Some(wasi_ctx(stderr.clone(), clock.clone()));
-                }
-                store.set_epoch_deadline(deadline_ticks(limits));
-                let failed = |e: wasmtime::Error| classify_output(&e, &stderr.contents(), true);
+                let (mut store, stderr, clock) =
+                    self.store_with_clock(rule.sizing, call.now_ms(), limits);
+                let failed = |e: wasmtime::Error| classify(&e, &stderr, true);
                 let instance = match &rule.pre {
                     Pre::V0_2(pre) => {
                         WarmInstance::V0_2(pre.instantiate(&mut store).map_err(failed)?)
@@ -1054,8 +851,12 @@ fn outcome_from_v0_1(o: v0_1::recengine::rules::types::Outcome) -> sdk::Outcome 
     }
 }
 
-/// Maps a wasmtime error to a failure cause, given what the call wrote to
-/// stderr (nothing, for a component without WASI).
+/// Maps a wasmtime error to a failure cause.
+fn classify(err: &wasmtime::Error, stderr: &MemoryOutputPipe, instantiating: bool) -> Failure {
+    classify_output(err, &stderr.contents(), instantiating)
+}
+
+/// [`classify`], given what the call wrote to stderr.
 fn classify_output(err: &wasmtime::Error, stderr: &[u8], instantiating: bool) -> Failure {
     if let Some(trap) = err.downcast_ref::<Trap>() {
         return match trap {
@@ -1063,7 +864,7 @@ fn classify_output(err: &wasmtime::Error, stderr: &[u8], instantiating: bool) ->
             Trap::UnreachableCodeReached => {
                 let text = String::from_utf8_lossy(stderr).trim().to_string();
                 Failure::Trap(if text.is_empty() {
-                    panic_site(err)
+                    "panicked".into()
                 } else {
                     truncate(text, 500)
                 })
@@ -1082,68 +883,6 @@ fn classify_output(err: &wasmtime::Error, stderr: &[u8], instantiating: bool) ->
     } else {
         Failure::Trap(truncate(chain, 500))
     }
-}
-
-/// A panic's message where the rule had nowhere to write one (a component
-/// without WASI, such as the built-ins): "panicked in" the innermost frame
-/// of the rule's own code in the Wasm backtrace (the frames inside it are
-/// the panic machinery), or just "panicked" when the component carries no
-/// function names.
-fn panic_site(err: &wasmtime::Error) -> String {
-    const MACHINERY: [&str; 8] = [
-        "std::", "core::", "alloc::", "<std::", "<core::", "<alloc::", "__rust", "rust_",
-    ];
-    let site = err
-        .downcast_ref::<wasmtime::WasmBacktrace>()
-        .into_iter()
-        .flat_map(|bt| bt.frames())
-        .filter_map(|frame| frame.func_name())
-        .map(demangle)
-        .find(|name| !MACHINERY.iter().any(|m| name.starts_with(m)));
-    match site {
-        Some(name) => format!("panicked in {}", truncate(name, 200)),
-        None => "panicked".into(),
-    }
-}
-
-/// A Rust legacy-mangled name (`_ZN4core9panicking5panic17h…E`) as its
-/// path (`core::panicking::panic`); any other name as it is. Enough to
-/// name a frame in a failure message; not a full demangler.
-fn demangle(name: &str) -> String {
-    let Some(mut rest) = name.strip_prefix("_ZN") else {
-        return name.to_string();
-    };
-    let mut parts = Vec::new();
-    while let Some(digits) = rest.find(|c: char| !c.is_ascii_digit()).filter(|&d| d > 0) {
-        let Some(part) = rest[..digits]
-            .parse::<usize>()
-            .ok()
-            .and_then(|len| rest.get(digits..digits + len))
-        else {
-            break;
-        };
-        rest = &rest[digits + part.len()..];
-        // The trailing hash (`h` and 16 hex digits) names no one.
-        if !(part.len() == 17 && part.starts_with('h') && rest == "E") {
-            parts.push(part);
-        }
-    }
-    if parts.is_empty() {
-        return name.to_string();
-    }
-    let mut path = parts.join("::");
-    for (escaped, plain) in [
-        ("..", "::"),
-        ("$LT$", "<"),
-        ("$GT$", ">"),
-        ("$u20$", " "),
-        ("$RF$", "&"),
-        ("$C$", ","),
-        ("$BP$", "*"),
-    ] {
-        path = path.replace(escaped, plain);
-    }
-    path.strip_prefix('_').unwrap_or(&path).to_string()
 }
 
 /// Every message in an error's chain, outermost first.
@@ -1347,26 +1086,15 @@ fn shared_engines() -> anyhow::Result<&'static Engines> {
 fn engine_config(sizing: Sizing) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
-    // A sync embedding: no per-store state for concurrent (async component
-    // model) calls. Already the default with the wasmtime features built
-    // here (no `component-model-async`: enabling it fails to create an
-    // engine in this build, checked on 2026-12-06), so it measures the
-    // same; explicit so that turning that feature on later does not
-    // quietly add the state to every request's store.
-    config.concurrency_support(false);
     config.epoch_interruption(true);
     // Deep recursion traps (StackOverflow) well before the host's own stack
     // is at risk.
     config.max_wasm_stack(512 * 1024);
     let mut pool = PoolingAllocationConfig::default();
-    let slots = match sizing {
-        Sizing::Small => SMALL_POOL_SLOTS,
-        Sizing::Large => LARGE_POOL_SLOTS,
-    };
-    pool.total_component_instances(slots);
-    pool.total_core_instances(slots);
-    pool.total_memories(slots);
-    pool.total_tables(slots);
+    pool.total_component_instances(POOL_INSTANCES);
+    pool.total_core_instances(POOL_INSTANCES);
+    pool.total_memories(POOL_INSTANCES);
+    pool.total_tables(POOL_INSTANCES);
     pool.max_memory_size(MAX_MEMORY_CEILING);
     match sizing {
         Sizing::Small => {
@@ -1453,22 +1181,6 @@ mod tests {
         assert!(err.contains("rules-sdk 9.9.0"), "{err}");
         assert!(err.contains("rebuild"), "{err}");
         assert!(err.contains("sdk-version \"0.2.0\""), "{err}");
-    }
-
-    #[test]
-    fn mangled_frame_names_read_as_paths() {
-        assert_eq!(
-            demangle("_ZN23recengine_builtin_rules9Diversity5apply17h0123456789abcdefE"),
-            "recengine_builtin_rules::Diversity::apply"
-        );
-        assert_eq!(
-            demangle(
-                "_ZN80_$LT$recengine_builtin_rules..Diversity$u20$as$u20$recengine_rules_sdk..Rule$GT$5apply17h457880bbbac81188E"
-            ),
-            "<recengine_builtin_rules::Diversity as recengine_rules_sdk::Rule>::apply"
-        );
-        assert_eq!(demangle("cabi_realloc"), "cabi_realloc");
-        assert_eq!(demangle("_ZNbroken"), "_ZNbroken");
     }
 
     #[test]

@@ -266,9 +266,6 @@ pub fn run(
         subject.items.iter().map(|i| i.id).collect(),
         subject.items.iter().map(|i| i.score).collect(),
     );
-    // One sandbox for the request: each rule a fresh instance, the store
-    // and its set-up shared (see `Session`).
-    let mut sandbox = registry.engine.session();
     let mut trace: Vec<RuleTrace> = set.rules.iter().map(new_entry).collect();
     let mut blocked_by = None;
     let mut promotions = Vec::new();
@@ -289,16 +286,17 @@ pub fn run(
         }
         let counters = registry.counters(&format!("{counter_prefix}{}", meta.name));
         let started = Instant::now();
-        // Applied in place: on a violation `contract::apply` leaves the
-        // list untouched, so no copy of it is needed per rule.
-        let result = sandbox
-            .apply(
+        let result = registry
+            .engine
+            .apply_within(
                 &rule.compiled,
                 &encoding.call(rule, &set.slots[index], &list),
                 &rule.limits,
             )
             .and_then(|outcome| {
-                contract::apply(meta.kind, &mut list, outcome)
+                let mut next = list.clone();
+                contract::apply(meta.kind, &mut next, outcome)
+                    .map(|effect| (next, effect))
                     .map_err(|v| Failure::Contract(v.to_string()))
             });
         let elapsed = started.elapsed();
@@ -308,7 +306,7 @@ pub fn run(
             .total_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         match result {
-            Ok(effect) => {
+            Ok((next, effect)) => {
                 entry.status = TraceStatus::Applied;
                 counters
                     .dropped
@@ -357,6 +355,7 @@ pub fn run(
                         });
                     }
                 }
+                list = next;
             }
             Err(failure) => {
                 counters.failure(failure.cause());
@@ -372,9 +371,8 @@ pub fn run(
                 entry.cause = Some(failure.cause());
                 entry.policy = Some(rule.policy);
                 if rule.policy == FailurePolicy::FailClosed {
-                    entry.dropped = std::mem::take(&mut list.ids);
-                    list.scores.clear();
-                    list.rows.clear();
+                    entry.dropped = list.ids.clone();
+                    list.reorder(&[]);
                     promotions.clear();
                     blocked_by = Some(meta.name.clone());
                 }
@@ -430,7 +428,6 @@ pub fn place_promotions(
     // Which filter removed which item: each vetting filter sees every
     // found item once.
     let encoding = Encoding::new(set, found);
-    let mut sandbox = registry.engine.session();
     let mut removed_by: Vec<(i64, String, bool)> = Vec::new();
     let all = List::new(
         found.items.iter().map(|i| i.id).collect(),
@@ -442,8 +439,9 @@ pub fn place_promotions(
         }
         let rule = &set.rules[index];
         let safety = rule.policy == FailurePolicy::FailClosed;
-        let outcome = sandbox
-            .apply(
+        let outcome = registry
+            .engine
+            .apply_within(
                 &rule.compiled,
                 &encoding.call(rule, &set.slots[index], &all),
                 &rule.limits,

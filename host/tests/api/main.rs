@@ -23,6 +23,5 @@ mod outages;
 mod rate_limits;
 mod recommender;
 mod rules;
-mod sandbox;
 mod server;
 mod walkthrough;
