@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building recengine needs beyond a Rust toolchain: the
-# wasm32-wasip2 target that custom rule components compile to, the
-# wasm32-unknown-unknown target the built-in rules compile to (they import
-# nothing, so they need no WASI), and the pinned
+# wasm32-wasip2 target that the rule components compile to, and the pinned
 # Python and JavaScript rule toolchains (scripts/lang-toolchains.sh).
 set -euo pipefail
 if command -v rustup >/dev/null; then
-  for target in wasm32-wasip2 wasm32-unknown-unknown; do
-    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
-  done
+  rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 fi
 # componentize-py and componentize-js, pinned, for the rules written in
 # Python and JavaScript that the test suite builds from source.
