@@ -67,9 +67,7 @@ pub mod testing;
 pub mod wire;
 
 pub use metadata::{Input, Metadata, Param, ParamValue, Scope, ValueType, input};
-pub use request::{
-    Candidate, Flags, Numbers, Params, Request, Scoped, StringLists, Symbol, Texts,
-};
+pub use request::{Candidate, Flags, Numbers, Params, Request, Scoped, StringLists, Symbol, Texts};
 
 /// The version stamped into every rule's metadata. The host accepts rules
 /// whose major.minor matches a contract it implements.

@@ -170,7 +170,8 @@ impl Request {
     }
 
     fn column(&self, name: &str, want: &[ValueType]) -> &Column {
-        self.try_column(name, want).unwrap_or_else(|e| panic!("{e}"))
+        self.try_column(name, want)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The column of a per-candidate input declared as one of `want`, or
@@ -302,9 +303,7 @@ impl<'a> Numbers<'a> {
 
     /// Every candidate's value, in list order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<f64>> + use<'a> {
-        self.values
-            .iter()
-            .map(|&n| (!n.is_nan()).then_some(n))
+        self.values.iter().map(|&n| (!n.is_nan()).then_some(n))
     }
 }
 
@@ -383,10 +382,7 @@ impl<'a> StringLists<'a> {
 
     /// Candidate `position`'s strings as [`Symbol`]s.
     pub fn symbols_of(&self, position: usize) -> impl ExactSizeIterator<Item = Symbol> + use<'a> {
-        self.column
-            .strings_at(position)
-            .iter()
-            .map(|&s| Symbol(s))
+        self.column.strings_at(position).iter().map(|&s| Symbol(s))
     }
 }
 
@@ -636,7 +632,11 @@ mod tests {
                     .tags(&["eco", "gift"])
                     .created_at_ms(1_700_000_000_000),
             )
-            .item(Item::new(2, 0.8).attr("price", "7").attr("premium", "false"))
+            .item(
+                Item::new(2, 0.8)
+                    .attr("price", "7")
+                    .attr("premium", "false"),
+            )
             .item(Item::new(3, 0.7).attr("brand", 42_i64).tags(&[]))
             .build();
         let meta = Metadata::new("both", Kind::Boost, 0, "")
@@ -661,14 +661,24 @@ mod tests {
             assert!(tags.symbols_of(i).eq(c.string_symbols("tags")));
             assert_eq!(created.timestamp(i), c.timestamp("created_at"));
         }
-        assert_eq!(price.iter().collect::<Vec<_>>(), [Some(12.5), Some(7.0), None]);
-        assert_eq!(premium.iter().collect::<Vec<_>>(), [Some(true), Some(false), None]);
+        assert_eq!(
+            price.iter().collect::<Vec<_>>(),
+            [Some(12.5), Some(7.0), None]
+        );
+        assert_eq!(
+            premium.iter().collect::<Vec<_>>(),
+            [Some(true), Some(false), None]
+        );
         assert_eq!(brand.get(2), Some("42"));
         assert_eq!(brand.symbols().filter(Option::is_some).count(), 2);
         // Out of range reads as absent; an undeclared name or another type
         // is an error saying what to declare.
         assert_eq!(price.get(3), None);
         assert!(req.numbers("weight").unwrap_err().contains("not declared"));
-        assert!(req.numbers("brand").unwrap_err().contains("declared as text"));
+        assert!(
+            req.numbers("brand")
+                .unwrap_err()
+                .contains("declared as text")
+        );
     }
 }
