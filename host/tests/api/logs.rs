@@ -38,6 +38,12 @@ async fn a_request_writes_one_json_access_line() {
     // The test runtime is single-threaded, so a thread-local subscriber sees
     // everything the request does.
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests run on other threads with no subscriber, and tracing
+    // caches each callsite's interest process-wide: a span first reached
+    // there is cached as disabled, and this request's span (which carries
+    // the request id) would be skipped here too. Recompute with this
+    // thread's subscriber counted.
+    tracing::callsite::rebuild_interest_cache();
 
     let response = recengine::app(state)
         .oneshot(
@@ -83,6 +89,8 @@ async fn passwords_and_hashes_never_reach_responses_or_logs() {
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::registry().with(json_layer(move || writer.clone()));
     let _guard = tracing::subscriber::set_default(subscriber);
+    // See `a_request_writes_one_json_access_line`.
+    tracing::callsite::rebuild_interest_cache();
     let secret = "Sup3r-Secret-Passw0rd";
     let app = recengine::app(state);
     let call = |uri: &str, body: serde_json::Value| {
