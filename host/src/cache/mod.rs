@@ -106,7 +106,7 @@ struct RedisShared {
     trips_seen: AtomicU64,
 }
 
-impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Cache<T> {
     /// `ttl` zero disables the cache: every read misses, writes are dropped.
     pub fn new(
         name: &'static str,

@@ -109,7 +109,7 @@ async fn cached_batch<T, Fut>(
     compute: impl FnOnce(Vec<i64>) -> Fut,
 ) -> AppResult<HashMap<i64, Arc<T>>>
 where
-    T: Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
     Fut: Future<Output = AppResult<Vec<T>>>,
 {
     let keys: Vec<String> = ids.iter().map(i64::to_string).collect();
