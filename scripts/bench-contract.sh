@@ -32,10 +32,12 @@ median() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["medi
 v01=$(median contract/v0_1_100)
 v02=$(median contract/v0_2_100)
 none=$(median declared_inputs/none_100)
+declares=$(median declared_inputs/declares_ten_100)
 ten=$(median declared_inputs/ten_100)
-python3 - "$v01" "$v02" "$none" "$ten" <<'PY'
+python3 - "$v01" "$v02" "$none" "$declares" "$ten" <<'PY'
 import sys
-v01, v02, none, ten = map(float, sys.argv[1:])
+v01, v02, none, declares, ten = map(float, sys.argv[1:])
 print(f"built-ins, 100 candidates: 0.1 {v01:.1f} µs, 0.2 {v02:.1f} µs: 0.2/0.1 = {v02 / v01:.2f}x (goal <= 1.1x)")
-print(f"one boost, 100 candidates: no inputs {none:.1f} µs, ten inputs {ten:.1f} µs: {ten / none:.2f}x (goal <= 1.5x)")
+print(f"one boost, 100 candidates: no inputs {none:.1f} µs, ten declared {declares:.1f} µs: {declares / none:.2f}x (goal <= 1.5x)")
+print(f"  and reading all ten for every candidate: {ten:.1f} µs: {ten / none:.2f}x")
 PY

@@ -2,7 +2,10 @@
 //! (fresh sandboxed instance per rule call, contracts enforced) beside the
 //! same rules run natively through the SDK (contracts enforced too); the
 //! cost of one sandboxed call on its own; what declaring inputs costs (a
-//! boost declaring ten attributes beside one declaring none); and, when
+//! boost declaring ten attributes beside one declaring none: as the
+//! service runs it, the candidates' item inputs read from the rows kept
+//! beside the cached items; on an item's first request, when its row is
+//! built; and encoded from a plain subject, as dry runs do); and, when
 //! `RECENGINE_BENCH_V01_RULES` names a folder of the built-ins as contract
 //! 0.1 built them (`scripts/bench-contract.sh` builds them from git), the
 //! same pipeline on 0.1 and on 0.2 in one run; and one rule
@@ -23,6 +26,7 @@ use std::{
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use recengine::rules::{
     engine::{Limits, RuleEngine},
+    input::rows::{PlainSource, RowSource},
     pipeline,
     registry::{ActiveRule, RuleRegistry, RuleSource},
 };
@@ -295,13 +299,19 @@ fn benches(c: &mut Criterion) {
     for n in [100, 1000] {
         let req = request(n);
         let kept_native = native_pipeline(&req);
-        let kept_wasm = pipeline::run(&registry, &set, &req, None, "").list.len();
+        let kept_wasm = pipeline::run(&registry, &set, &req, None, None, "")
+            .list
+            .len();
         assert_eq!(kept_native, kept_wasm, "Wasm and native disagree");
         group.bench_with_input(BenchmarkId::new("native", n), &req, |bench, req| {
             bench.iter(|| native_pipeline(req))
         });
         group.bench_with_input(BenchmarkId::new("wasm", n), &req, |bench, req| {
-            bench.iter(|| pipeline::run(&registry, &set, req, None, "").list.len())
+            bench.iter(|| {
+                pipeline::run(&registry, &set, req, None, None, "")
+                    .list
+                    .len()
+            })
         });
     }
     group.finish();
@@ -335,11 +345,15 @@ fn benches(c: &mut Criterion) {
         let req = request(100);
         let mut contract = c.benchmark_group("contract");
         contract.bench_function("v0_1_100", |bench| {
-            bench.iter(|| pipeline::run(&old, &old_set, &req, None, "").list.len())
+            bench.iter(|| {
+                pipeline::run(&old, &old_set, &req, None, None, "")
+                    .list
+                    .len()
+            })
         });
         contract.bench_function("v0_2_100", |bench| {
             bench.iter(|| {
-                pipeline::run(&registry, &current_set, &req, None, "")
+                pipeline::run(&registry, &current_set, &req, None, None, "")
                     .list
                     .len()
             })
@@ -349,20 +363,75 @@ fn benches(c: &mut Criterion) {
 
     // Declaring inputs: the same boost reading nothing and reading ten
     // attributes of 100 candidates.
-    let inputs = registry_of(&[fixture("reads_nothing"), fixture("reads_ten")]);
+    let inputs = registry_of(&[
+        fixture("reads_nothing"),
+        fixture("declares_ten"),
+        fixture("reads_ten"),
+    ]);
     let inputs_set = inputs.snapshot();
     let only = |name: &str| {
         let rule = inputs_set.rules.iter().find(|r| r.name() == name).unwrap();
         recengine::rules::registry::RuleSet::new(vec![rule.clone()], 0)
     };
-    let (nothing, ten) = (only("reads_nothing"), only("reads_ten"));
+    let (nothing, declares, ten) = (
+        only("reads_nothing"),
+        only("declares_ten"),
+        only("reads_ten"),
+    );
     let req = request(100);
+    // The service's form: the subject's items carry ids and scores, their
+    // item inputs come from the sources' kept rows.
+    let sources = |req: &Subject| -> Vec<Arc<dyn RowSource>> {
+        req.items
+            .iter()
+            .map(|i| Arc::new(PlainSource::new(i.clone())) as Arc<dyn RowSource>)
+            .collect()
+    };
+    let bare = req.with_items(req.items.iter().map(|i| Item::new(i.id, i.score)).collect());
+    let kept = sources(&req);
     let mut declared = c.benchmark_group("declared_inputs");
+    // Their ratio is a goal (<= 1.5x): more samples than the other groups.
+    declared
+        .sample_size(60)
+        .measurement_time(Duration::from_secs(5));
     declared.bench_function("none_100", |bench| {
-        bench.iter(|| pipeline::run(&inputs, &nothing, &req, None, "").list.len())
+        bench.iter(|| {
+            pipeline::run(&inputs, &nothing, &bare, Some(&kept), None, "")
+                .list
+                .len()
+        })
+    });
+    declared.bench_function("declares_ten_100", |bench| {
+        bench.iter(|| {
+            pipeline::run(&inputs, &declares, &bare, Some(&kept), None, "")
+                .list
+                .len()
+        })
     });
     declared.bench_function("ten_100", |bench| {
-        bench.iter(|| pipeline::run(&inputs, &ten, &req, None, "").list.len())
+        bench.iter(|| {
+            pipeline::run(&inputs, &ten, &bare, Some(&kept), None, "")
+                .list
+                .len()
+        })
+    });
+    declared.bench_function("ten_100_first_request", |bench| {
+        bench.iter_batched_ref(
+            || sources(&req),
+            |fresh| {
+                pipeline::run(&inputs, &ten, &bare, Some(fresh), None, "")
+                    .list
+                    .len()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    declared.bench_function("ten_100_plain_subject", |bench| {
+        bench.iter(|| {
+            pipeline::run(&inputs, &ten, &req, None, None, "")
+                .list
+                .len()
+        })
     });
     declared.finish();
 

@@ -251,7 +251,7 @@ pub mod wit {
     }
 
     /// Moves the lowered request into SDK types (no copies of the columns).
-    pub fn request_from_wit(r: w::Request, inputs: &[Input]) -> crate::Request {
+    pub fn request_from_wit(r: w::Request, inputs: Vec<Input>) -> crate::Request {
         let wire = WireRequest {
             symbols: Symbols {
                 text: r.symbol_text,
@@ -298,7 +298,7 @@ pub mod wit {
                 .collect(),
             exclude_ids: r.exclude_ids,
         };
-        crate::Request::new(wire, inputs)
+        crate::Request::with_inputs(wire, inputs)
     }
 
     pub fn outcome_to_wit(o: crate::Outcome) -> w::Outcome {
@@ -335,8 +335,11 @@ macro_rules! export_rule {
                 fn apply(
                     request: $crate::wit::recengine::rules::types::Request,
                 ) -> Result<$crate::wit::recengine::rules::types::Outcome, String> {
-                    let metadata = <$rule as $crate::Rule>::metadata();
-                    let request = $crate::wit::request_from_wit(request, &metadata.inputs);
+                    let mut metadata = <$rule as $crate::Rule>::metadata();
+                    // The request takes the declared inputs' names over
+                    // (no copy per call).
+                    let inputs = ::core::mem::take(&mut metadata.inputs);
+                    let request = $crate::wit::request_from_wit(request, inputs);
                     let params = $crate::Params::of(&metadata, &request);
                     <$rule as $crate::Rule>::apply(&request, &params)
                         .map($crate::wit::outcome_to_wit)

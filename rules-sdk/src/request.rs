@@ -35,16 +35,20 @@ impl Request {
     /// Pairs what crossed the boundary with the rule's declared inputs.
     /// Missing columns or values (a host that sent fewer) read as absent.
     pub fn new(wire: WireRequest, inputs: &[Input]) -> Self {
-        let candidate_inputs = inputs
-            .iter()
-            .filter(|i| i.scope.per_candidate())
-            .map(|i| (i.name.clone(), i.value_type))
-            .collect();
-        let request_inputs = inputs
-            .iter()
-            .filter(|i| !i.scope.per_candidate())
-            .map(|i| (i.scope, i.name.clone(), i.value_type))
-            .collect();
+        Self::with_inputs(wire, inputs.to_vec())
+    }
+
+    /// [`Request::new`], taking the inputs over.
+    pub(crate) fn with_inputs(wire: WireRequest, inputs: Vec<Input>) -> Self {
+        let mut candidate_inputs = Vec::with_capacity(inputs.len());
+        let mut request_inputs = Vec::new();
+        for i in inputs {
+            if i.scope.per_candidate() {
+                candidate_inputs.push((i.name, i.value_type));
+            } else {
+                request_inputs.push((i.scope, i.name, i.value_type));
+            }
+        }
         Self {
             wire,
             candidate_inputs,

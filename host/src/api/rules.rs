@@ -203,7 +203,7 @@ pub async fn dry_run(
     let set = state.rule_runner.rule_set();
     let runner = &state.rule_runner;
     let mut out = runner
-        .run(set.clone(), subject.clone(), kinds, None)
+        .run(set.clone(), subject.clone(), None, kinds, None)
         .await?;
     if !out.promotions.is_empty() {
         // The catalogue is what was sent: promoted ids among the candidates.

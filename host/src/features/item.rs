@@ -1,6 +1,9 @@
 //! Item features: the item's attributes plus its interaction statistics.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,6 +28,41 @@ pub struct ItemFeatures {
     /// The item itself (title, category, tags, features, ...).
     pub item: items::Item,
     pub computed_at: DateTime<Utc>,
+    /// What the rules derived from this item (its encoded row).
+    #[serde(skip)]
+    pub derived: Derived,
+}
+
+/// A tag a consumer keeps beside a cached value for as long as the value
+/// is cached (the rules' row number of an item in their encoded table):
+/// zero when the value is new or cloned, never serialised, opaque, so the
+/// feature store knows nothing of its consumers. One atomic word, read on
+/// every request for every candidate.
+#[derive(Default)]
+pub struct Derived(AtomicU64);
+
+impl Derived {
+    /// The tag (0: none).
+    pub fn load(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the tag.
+    pub fn store(&self, tag: u64) {
+        self.0.store(tag, Ordering::Relaxed);
+    }
+}
+
+impl Clone for Derived {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Derived({:#x})", self.load())
+    }
 }
 
 /// One query for the items, one aggregate over their interactions.
@@ -67,6 +105,7 @@ pub async fn compute(db: &Db, ids: &[i64]) -> AppResult<Vec<ItemFeatures>> {
                     / 100.0,
                 item,
                 computed_at: millis_to_datetime(now),
+                derived: Derived::default(),
             }
         })
         .collect())

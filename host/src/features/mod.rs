@@ -15,7 +15,7 @@ pub mod user_item;
 
 use std::{collections::HashMap, sync::Arc};
 
-pub use item::ItemFeatures;
+pub use item::{Derived, ItemFeatures};
 pub use user::UserFeatures;
 pub use user_item::UserItemFeatures;
 

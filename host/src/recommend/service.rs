@@ -25,6 +25,7 @@ use crate::{
         input::{
             InputPlan, RuleContext,
             gather::{Sources, candidate_items, gather},
+            rows::RowSource,
         },
         pipeline::rank_in_response,
         runner::{Runner, Served},
@@ -182,7 +183,17 @@ impl Recommendations {
                     exclude_ids: &q.exclude_ids,
                     content_similarity: &*similarity,
                 };
-                let subject = gather(&self.features, &plan, sources(&candidates)).await?;
+                // Item inputs come from the rows kept beside the cached
+                // items when the set allows it, else from the subject.
+                let rows: Option<Vec<Arc<dyn RowSource>>> = runner.rows_allowed(&set).then(|| {
+                    scored
+                        .iter()
+                        .filter_map(|&(j, _)| items.get(&snapshot.item_id(j)))
+                        .map(|f| f.clone() as Arc<dyn RowSource>)
+                        .collect()
+                });
+                let subject =
+                    gather(&self.features, &plan, sources(&candidates), rows.is_none()).await?;
                 // The promoted items' subject: this one's user and context.
                 let found = set.has_promote.then(|| subject.with_items(Vec::new()));
                 let served = Served {
@@ -190,7 +201,13 @@ impl Recommendations {
                     top_n: q.top_n,
                 };
                 let mut out = runner
-                    .run(set.clone(), subject, q.rule_kinds.clone(), Some(served))
+                    .run(
+                        set.clone(),
+                        subject,
+                        rows,
+                        q.rule_kinds.clone(),
+                        Some(served),
+                    )
                     .await?;
                 // Promoted items come from anywhere in the catalogue: look
                 // up those that exist, then vet and place them.
@@ -205,7 +222,8 @@ impl Recommendations {
                         .filter_map(|id| extra.get(id))
                         .map(|f| (&**f, 0.0))
                         .collect();
-                    found.items = candidate_items(&plan, &looked_up, Some(&user), &*similarity);
+                    found.items =
+                        candidate_items(&plan, &looked_up, Some(&user), &*similarity, true);
                     out = runner.place(set, out, found, q.top_n).await?;
                 }
                 let ranked: Vec<(i64, f64)> = out.list.pairs().collect();

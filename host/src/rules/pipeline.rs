@@ -5,7 +5,11 @@
 //! (they see the final list); what they ask for is vetted and placed by
 //! [`place_promotions`] once the service has looked the items up.
 
-use std::{collections::HashSet, sync::atomic::Ordering, time::Instant};
+use std::{
+    collections::HashSet,
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
 
 use recengine_rules_sdk::{self as sdk, Kind, Placement, contract};
 use serde::Serialize;
@@ -13,7 +17,7 @@ use utoipa::ToSchema;
 
 use super::{
     engine::{Call, Contract, Failure},
-    input::{Subject, encode::Encoded, legacy::Legacy},
+    input::{Subject, encode::Encoded, legacy::Legacy, rows::RowSource},
     registry::{ActiveRule, FailurePolicy, RuleRegistry, RuleSet},
 };
 
@@ -195,17 +199,29 @@ pub struct Encoding {
 }
 
 impl Encoding {
-    pub fn new(set: &RuleSet, subject: &Subject) -> Self {
+    /// `rows`: the candidates' kept rows, in the subject's item order (the
+    /// subject's items then carry no `item` / `item-stat` inputs); only for
+    /// a set without 0.1 rules, whose layout is read from the subject.
+    pub fn new(set: &RuleSet, subject: &Subject, rows: Option<&[Arc<dyn RowSource>]>) -> Self {
+        debug_assert!(rows.is_none() || !set.has_legacy);
         Self {
-            encoded: Encoded::new(subject, &set.plan),
+            encoded: Encoded::new(subject, &set.plan, rows.map(|r| (&set.rows, r))),
             legacy: set.has_legacy.then(|| Legacy::new(subject)),
         }
     }
 
-    /// The request `rule` receives for the candidates of `list`.
-    fn call(&self, rule: &ActiveRule, slots: &[usize], list: &List) -> Call {
+    /// The request `rule` receives for the candidates of `list`; `last`:
+    /// per slot, whether no later call reads it (its column is then taken,
+    /// not copied).
+    fn call(
+        &mut self,
+        rule: &ActiveRule,
+        slots: &[usize],
+        last: Option<&[bool]>,
+        list: &List,
+    ) -> Call {
         match rule.compiled.contract {
-            Contract::V0_2 => Call::V0_2(self.encoded.request(slots, list, &rule.config)),
+            Contract::V0_2 => Call::V0_2(self.encoded.request(slots, last, list, &rule.config)),
             Contract::V0_1 => {
                 let config = rule
                     .config
@@ -258,10 +274,11 @@ pub fn run(
     registry: &RuleRegistry,
     set: &RuleSet,
     subject: &Subject,
+    rows: Option<&[Arc<dyn RowSource>]>,
     kinds: Option<&[Kind]>,
     counter_prefix: &str,
 ) -> PipelineOutput {
-    let encoding = Encoding::new(set, subject);
+    let mut encoding = Encoding::new(set, subject, rows);
     let mut list = List::new(
         subject.items.iter().map(|i| i.id).collect(),
         subject.items.iter().map(|i| i.score).collect(),
@@ -290,7 +307,7 @@ pub fn run(
             .engine
             .apply_within(
                 &rule.compiled,
-                &encoding.call(rule, &set.slots[index], &list),
+                &encoding.call(rule, &set.slots[index], Some(&set.last_use[index]), &list),
                 &rule.limits,
             )
             .and_then(|outcome| {
@@ -427,7 +444,7 @@ pub fn place_promotions(
     let known: HashSet<i64> = found.items.iter().map(|i| i.id).collect();
     // Which filter removed which item: each vetting filter sees every
     // found item once.
-    let encoding = Encoding::new(set, found);
+    let mut encoding = Encoding::new(set, found, None);
     let mut removed_by: Vec<(i64, String, bool)> = Vec::new();
     let all = List::new(
         found.items.iter().map(|i| i.id).collect(),
@@ -443,7 +460,7 @@ pub fn place_promotions(
             .engine
             .apply_within(
                 &rule.compiled,
-                &encoding.call(rule, &set.slots[index], &all),
+                &encoding.call(rule, &set.slots[index], None, &all),
                 &rule.limits,
             )
             .and_then(|outcome| {
@@ -559,14 +576,14 @@ pub fn call_alone(
     rule.enabled = true;
     let set = RuleSet::new(vec![rule], 0);
     let rule = &set.rules[0];
-    let encoding = Encoding::new(&set, subject);
+    let mut encoding = Encoding::new(&set, subject, None);
     let list = List::new(
         subject.items.iter().map(|i| i.id).collect(),
         subject.items.iter().map(|i| i.score).collect(),
     );
     registry.engine.apply_within(
         &rule.compiled,
-        &encoding.call(rule, &set.slots[0], &list),
+        &encoding.call(rule, &set.slots[0], None, &list),
         &rule.limits,
     )
 }

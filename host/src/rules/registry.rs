@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use super::{
     engine::{CompiledRule, Contract, Limits, RuleEngine},
-    input::InputPlan,
+    input::{InputPlan, rows::RowTable},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -143,12 +143,18 @@ pub struct RuleSet {
     pub plan: InputPlan,
     /// Per rule (same order as `rules`): its inputs' slots in `plan`.
     pub slots: Vec<Vec<usize>>,
+    /// Per rule and slot (as `slots`): whether no rule after it in a run
+    /// reads that slot, so its request may take the column rather than
+    /// copy it.
+    pub last_use: Vec<Vec<bool>>,
     /// Whether a rule built against contract 0.1 is enabled (its request
     /// is laid out apart).
     pub has_legacy: bool,
     /// Whether a promote rule is enabled (its items are looked up after the
     /// run).
     pub has_promote: bool,
+    /// The strings of the candidates' kept rows for `plan`.
+    pub rows: RowTable,
 }
 
 impl RuleSet {
@@ -157,7 +163,7 @@ impl RuleSet {
     pub fn new(mut rules: Vec<ActiveRule>, version: u64) -> Self {
         rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
         let mut plan = InputPlan::default();
-        let slots = rules
+        let slots: Vec<Vec<usize>> = rules
             .iter()
             .map(|r| {
                 if r.enabled {
@@ -167,6 +173,24 @@ impl RuleSet {
                 }
             })
             .collect();
+        // A run's order: every rule but promote ones, then those (see
+        // `pipeline::run`); walked backwards, a slot's first sight is its
+        // last use.
+        let is_promote = |r: &ActiveRule| r.compiled.metadata.kind == sdk::Kind::Promote;
+        let order: Vec<usize> = (0..rules.len())
+            .filter(|&i| !is_promote(&rules[i]))
+            .chain((0..rules.len()).filter(|&i| is_promote(&rules[i])))
+            .collect();
+        let mut seen = vec![false; plan.inputs().len()];
+        let mut last_use: Vec<Vec<bool>> = slots.iter().map(|s| vec![false; s.len()]).collect();
+        for &i in order.iter().rev() {
+            for (k, &slot) in slots[i].iter().enumerate() {
+                if !seen[slot] {
+                    seen[slot] = true;
+                    last_use[i][k] = true;
+                }
+            }
+        }
         let has_legacy = rules
             .iter()
             .any(|r| r.enabled && r.compiled.contract == Contract::V0_1);
@@ -176,8 +200,10 @@ impl RuleSet {
         Self {
             rules,
             version,
+            rows: RowTable::new(&plan),
             plan,
             slots,
+            last_use,
             has_legacy,
             has_promote,
         }

@@ -15,7 +15,7 @@ use recengine_rules_sdk::Kind;
 
 use super::{
     bundle::BundleManager,
-    input::{InputPlan, Subject},
+    input::{InputPlan, Subject, rows::RowSource},
     pipeline::{self, PipelineOutput},
     registry::{RuleRegistry, RuleSet},
 };
@@ -60,18 +60,30 @@ impl Runner {
         Cow::Owned(plan)
     }
 
-    /// Runs `subject` through `set` (only `kinds`, when given). With
+    /// Whether a request on `set` may read its candidates' item inputs
+    /// from kept rows ([`Runner::run`]'s `rows`): not when a 0.1 rule reads
+    /// them from the subject, nor when a bundle in shadow needs a subject
+    /// with everything it declared.
+    pub fn rows_allowed(&self, set: &RuleSet) -> bool {
+        !set.has_legacy && self.bundles.shadow().is_none()
+    }
+
+    /// Runs `subject` through `set` (only `kinds`, when given); `rows`, when
+    /// [`Runner::rows_allowed`], hold the candidates' item inputs. With
     /// `served`, a bundle in shadow sees the same subject; a dry run passes
     /// `None` and leaves the shadow's report alone.
     pub async fn run(
         &self,
         set: Arc<RuleSet>,
         subject: Subject,
+        rows: Option<Vec<Arc<dyn RowSource>>>,
         kinds: Option<Vec<Kind>>,
         served: Option<Served>,
     ) -> AppResult<PipelineOutput> {
         let registry = self.registry.clone();
-        // What the shadow needs is copied only when there is one.
+        // What the shadow needs is copied only when there is one (a shadow
+        // put in place after the request chose rows waits for the next).
+        let served = served.filter(|_| rows.is_none());
         let shadow = served.and_then(|served| {
             self.bundles
                 .shadow()
@@ -79,7 +91,14 @@ impl Runner {
         });
         let live = set.clone();
         let out = tokio::task::spawn_blocking(move || {
-            pipeline::run(&registry, &live, &subject, kinds.as_deref(), "")
+            pipeline::run(
+                &registry,
+                &live,
+                &subject,
+                rows.as_deref(),
+                kinds.as_deref(),
+                "",
+            )
         })
         .await
         .map_err(|e| AppError::Internal(e.into()))?;

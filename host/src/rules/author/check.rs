@@ -173,7 +173,7 @@ pub fn check_bundle(
         subject.user_id = sample.user_id;
     }
     let set = registry.snapshot();
-    let mut out = pipeline::run(&registry, &set, &subject, None, "");
+    let mut out = pipeline::run(&registry, &set, &subject, None, None, "");
     if !out.promotions.is_empty() {
         // The catalogue is what was given: promoted ids among the items.
         let found = sample::among(&subject, &out.promotion_ids());

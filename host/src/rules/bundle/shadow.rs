@@ -163,7 +163,7 @@ impl Shadow {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let out = pipeline::run(&registry, &set, &subject, kinds.as_deref(), "shadow:");
+            let out = pipeline::run(&registry, &set, &subject, None, kinds.as_deref(), "shadow:");
             let latency = started.elapsed().as_secs_f64() * 1e3;
             let shadow: Vec<i64> = out.list.ids.iter().copied().take(top_n).collect();
             let errors = out

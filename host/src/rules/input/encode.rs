@@ -4,18 +4,27 @@
 //! the candidates still in the list.
 
 use recengine_rules_sdk::{
-    Input, ParamValue, Scope,
+    Input, ParamValue, Scope, ValueType,
     contract::List,
     wire::{Column, Datum, Interner, NONE, Symbols, Value},
 };
 
-use super::{InputPlan, Subject};
+use std::sync::Arc;
+
+use super::{
+    InputPlan, Subject,
+    rows::{RowSource, RowTable},
+};
 use crate::rules::bindings::v0_2::recengine::rules::types as wit;
 
 /// The union of the active rules' inputs, encoded.
 #[derive(Debug, Clone)]
 pub struct Encoded {
     symbols: Symbols,
+    /// How many candidates the columns cover.
+    candidates: usize,
+    /// The plan slots whose values are strings (symbols).
+    symbol_slots: Vec<usize>,
     /// By plan slot: a column for per-candidate inputs.
     columns: Vec<Option<Column>>,
     /// By plan slot: a value for per-request inputs.
@@ -45,13 +54,43 @@ fn request_datum<'a>(subject: &'a Subject, input: &Input) -> Option<&'a Datum> {
     }
 }
 
+/// Where the candidates' `item` and `item-stat` inputs come from, when not
+/// from the subject's items: their kept rows (same order as the items).
+pub type Rows<'a> = (&'a RowTable, &'a [Arc<dyn RowSource>]);
+
 impl Encoded {
-    pub fn new(subject: &Subject, plan: &InputPlan) -> Self {
+    /// `subject` encoded for `plan`; with `rows`, the candidates' `item` and
+    /// `item-stat` inputs are read from them (the subject's items then need
+    /// only their ids, scores and `user-item` inputs).
+    pub fn new(subject: &Subject, plan: &InputPlan, rows: Option<Rows<'_>>) -> Self {
+        debug_assert!(rows.is_none_or(|(_, sources)| sources.len() == subject.items.len()));
+        let mut row_symbols = Symbols::default();
+        let mut from_rows = match rows {
+            Some((table, sources)) => table.columns(sources, plan.inputs().len(), &mut row_symbols),
+            None => Vec::new(),
+        };
+        // The slots whose values are strings; those rows did not cover
+        // intern theirs, and must find the rows' strings: those seed the
+        // interner first, in order (distinct already, they keep their ids).
+        let symbol_slots: Vec<usize> = (0..plan.inputs().len())
+            .filter(|&slot| holds_symbols(&plan.inputs()[slot]))
+            .collect();
+        let others_intern = symbol_slots
+            .iter()
+            .any(|&slot| from_rows.get(slot).is_none_or(Option::is_none));
         let mut interner = Interner::new();
+        if others_intern {
+            for text in row_symbols.iter() {
+                interner.intern(text);
+            }
+        }
         let mut columns = Vec::with_capacity(plan.inputs().len());
         let mut values = Vec::with_capacity(plan.inputs().len());
-        for input in plan.inputs() {
-            if input.scope.per_candidate() {
+        for (slot, input) in plan.inputs().iter().enumerate() {
+            if let Some(column) = from_rows.get_mut(slot).and_then(Option::take) {
+                columns.push(Some(column));
+                values.push(Value::Absent);
+            } else if input.scope.per_candidate() {
                 let cells = subject.items.iter().map(|item| item_datum(item, input));
                 columns.push(Some(interner.column(input.value_type, cells)));
                 values.push(Value::Absent);
@@ -64,7 +103,13 @@ impl Encoded {
         exclude_ids.sort_unstable();
         exclude_ids.dedup();
         Self {
-            symbols: interner.finish(),
+            symbols: if others_intern {
+                interner.finish()
+            } else {
+                row_symbols
+            },
+            symbol_slots,
+            candidates: subject.items.len(),
             columns,
             values,
             user_id: subject.user_id,
@@ -74,27 +119,41 @@ impl Encoded {
     }
 
     /// The request one rule receives: the inputs at `slots` (its declared
-    /// ones, in its order) for the candidates of `list`.
-    pub fn request(&self, slots: &[usize], list: &List, params: &[ParamValue]) -> wit::Request {
-        let identity = list.rows.iter().enumerate().all(|(i, &r)| i == r)
-            && self
-                .columns
-                .iter()
-                .flatten()
-                .next()
-                .is_none_or(|c| c.len() == list.len());
+    /// ones, in its order) for the candidates of `list`. Where `last` says
+    /// no later request reads a slot, its column is moved out, not copied.
+    pub fn request(
+        &mut self,
+        slots: &[usize],
+        last: Option<&[bool]>,
+        list: &List,
+        params: &[ParamValue],
+    ) -> wit::Request {
+        let identity =
+            list.len() == self.candidates && list.rows.iter().enumerate().all(|(i, &r)| i == r);
         let mut columns = Vec::new();
         let mut values = Vec::new();
-        for &slot in slots {
-            match &self.columns[slot] {
+        for (k, &slot) in slots.iter().enumerate() {
+            let take = last.is_some_and(|l| l.get(k) == Some(&true));
+            match &mut self.columns[slot] {
+                Some(column) if identity && take => columns.push(column_to_wit(std::mem::replace(
+                    column,
+                    Column::Flags(Vec::new()),
+                ))),
                 Some(column) if identity => columns.push(column_to_wit(column.clone())),
                 Some(column) => columns.push(column_to_wit(column.pick(&list.rows))),
                 None => values.push(value_to_wit(&self.values[slot])),
             }
         }
         // Each rule gets the strings of its own inputs only: nothing another
-        // rule declared (a user's preference, say) reaches it.
-        let (symbol_text, symbol_ends) = own_symbols(&self.symbols, &mut columns, &mut values);
+        // rule declared (a user's preference, say), and none of a candidate
+        // dropped before, reaches it. A rule that declares every input
+        // holding strings, over the whole list, uses the whole table.
+        let whole = identity && self.symbol_slots.iter().all(|s| slots.contains(s));
+        let (symbol_text, symbol_ends) = if whole {
+            (self.symbols.text.clone(), self.symbols.ends.clone())
+        } else {
+            own_symbols(&self.symbols, &mut columns, &mut values)
+        };
         wit::Request {
             symbol_text,
             symbol_ends,
@@ -108,6 +167,11 @@ impl Encoded {
             exclude_ids: self.exclude_ids.clone(),
         }
     }
+}
+
+/// Whether an input's values are strings (interned as symbols).
+fn holds_symbols(input: &Input) -> bool {
+    matches!(input.value_type, ValueType::Text | ValueType::Strings)
 }
 
 /// Renumbers the symbols `columns` and `values` use into a table of their
@@ -202,10 +266,10 @@ mod tests {
         let a = plan.add(&[input::item_number("price"), input::context_number("budget")]);
         let b = plan.add(&[input::item_text("brand"), input::item_number("price")]);
         assert_eq!(b[1], a[0], "a shared input is encoded once");
-        let encoded = Encoded::new(&subject, &plan);
+        let mut encoded = Encoded::new(&subject, &plan, None);
         let mut list = List::new(vec![1, 2, 3], vec![0.9, 0.8, 0.7]);
         list.reorder(&[2, 0]);
-        let req = encoded.request(&b, &list, &[]);
+        let req = encoded.request(&b, None, &list, &[]);
         assert_eq!(req.ids, vec![3, 1]);
         assert_eq!(req.columns.len(), 2);
         assert!(req.values.is_empty());
@@ -219,9 +283,9 @@ mod tests {
         assert_eq!(prices, &vec![10.0, 50.0]);
         // Only the brand strings are in that rule's table; the other rule,
         // reading numbers alone, gets an empty one.
-        let req_b = encoded.request(&b, &list, &[]);
+        let req_b = encoded.request(&b, None, &list, &[]);
         assert_eq!(req_b.symbol_text, "acme");
-        let req = encoded.request(&a, &list, &[]);
+        let req = encoded.request(&a, None, &list, &[]);
         assert!(matches!(req.values[..], [wit::Value::Number(40.0)]));
         assert!(req.symbol_text.is_empty() && req.symbol_ends.is_empty());
     }

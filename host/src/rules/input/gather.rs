@@ -72,7 +72,7 @@ pub fn item_attribute(item: &StoredItem, name: &str) -> Option<Datum> {
     }
 }
 
-fn item_stat(f: &ItemFeatures, name: &str) -> Option<Datum> {
+pub(super) fn item_stat(f: &ItemFeatures, name: &str) -> Option<Datum> {
     let n = match name {
         "popularity_score" => f.popularity_score,
         "avg_rating" => f.avg_rating?,
@@ -102,13 +102,15 @@ fn user_stat(u: &UserFeatures, name: &str) -> Option<Datum> {
 
 /// The subject for `plan`, from `src`. Aggregates over the user's items
 /// (`purchased.brand`) cost one more feature-store batch, only when
-/// declared.
+/// declared. Without `item_inputs`, the candidates' `item` and `item-stat`
+/// inputs are left out (the rules read them from kept rows).
 pub async fn gather(
     features: &FeatureStore,
     plan: &InputPlan,
     src: Sources<'_>,
+    item_inputs: bool,
 ) -> AppResult<Subject> {
-    let mut subject = candidates_subject(plan, &src);
+    let mut subject = candidates_subject(plan, &src, item_inputs);
     let user = src.user;
     for input in plan.inputs() {
         let name = input.name.as_str();
@@ -182,11 +184,17 @@ pub async fn gather(
 
 /// Everything but the user's attributes and statistics: the candidates'
 /// attributes, statistics and user-item features, and the context.
-pub fn candidates_subject(plan: &InputPlan, src: &Sources<'_>) -> Subject {
+pub fn candidates_subject(plan: &InputPlan, src: &Sources<'_>, item_inputs: bool) -> Subject {
     Subject {
         user_id: src.user.user_id,
         now_ms: src.now.timestamp_millis(),
-        items: candidate_items(plan, src.candidates, Some(src.user), src.content_similarity),
+        items: candidate_items(
+            plan,
+            src.candidates,
+            Some(src.user),
+            src.content_similarity,
+            item_inputs,
+        ),
         user: BTreeMap::new(),
         user_stats: BTreeMap::new(),
         context: context_data(src.context, src.now),
@@ -195,12 +203,14 @@ pub fn candidates_subject(plan: &InputPlan, src: &Sources<'_>) -> Subject {
 }
 
 /// The per-candidate inputs of `plan` for `candidates` (user-item features
-/// need the `user`; without one they are absent).
+/// need the `user`; without one they are absent); `item` and `item-stat`
+/// ones only with `item_inputs`.
 pub fn candidate_items(
     plan: &InputPlan,
     candidates: &[(&ItemFeatures, f64)],
     user: Option<&UserFeatures>,
     content_similarity: &(dyn Fn(i64) -> f64 + Send + Sync),
+    item_inputs: bool,
 ) -> Vec<Item> {
     let interacted: BTreeSet<i64> = match user {
         Some(u) if plan.wants_scope(Scope::UserItem) => {
@@ -212,7 +222,7 @@ pub fn candidate_items(
     let item_inputs: Vec<_> = plan
         .inputs()
         .iter()
-        .filter(|i| i.scope.per_candidate())
+        .filter(|i| i.scope.per_candidate() && (item_inputs || i.scope == Scope::UserItem))
         .collect();
     candidates
         .iter()

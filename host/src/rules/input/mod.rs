@@ -7,6 +7,8 @@
 //!   [`Subject`] (the SDK's plain form, which tests build by hand).
 //! - [`encode`]: the subject encoded once (interned, columnar), and cut
 //!   per rule to its own inputs (`wit/rules.wit`).
+//! - [`rows`]: each candidate's item inputs encoded once per item and rule
+//!   set and kept beside the cached item, so a request copies cells.
 //! - [`legacy`]: the same for rules built against contract 0.1.
 //! - [`sample`]: hand-made users and candidates (dry runs, `rules test`,
 //!   the check a bundle's rules pass before they go live).
@@ -15,6 +17,7 @@ pub mod catalogue;
 pub mod encode;
 pub mod gather;
 pub mod legacy;
+pub mod rows;
 pub mod sample;
 
 use std::collections::{BTreeMap, HashMap};
