@@ -36,6 +36,11 @@ use recengine_rules_sdk::{
     testing::{Item, RequestBuilder, Subject, run},
 };
 
+// The service's allocator (`main.rs`): the pipeline is measured as it runs
+// there, not against the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const NOW: i64 = 1_800_000_000_000;
 const CATEGORIES: [&str; 8] = [
     "books", "toys", "home", "garden", "music", "games", "beauty", "sports",

@@ -276,6 +276,9 @@ pub struct CompiledRule {
     /// In the current SDK's terms whatever the contract (a 0.1 rule's
     /// inputs are its fixed columns; its parameters are numbers).
     pub metadata: sdk::Metadata,
+    /// Its declared inputs as `scope.name`, for traces (shared, not
+    /// formatted again on every request).
+    pub input_labels: Arc<[String]>,
     pub contract: Contract,
     pre: Pre,
     /// Instances kept for rules that opted into reuse.
@@ -494,10 +497,16 @@ impl RuleEngine {
             catalogue::check_inputs(&metadata)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", metadata.name))?;
         }
+        let input_labels = metadata
+            .inputs
+            .iter()
+            .map(|i| format!("{}.{}", i.scope.as_str(), i.name))
+            .collect();
         let compiled = Arc::new(CompiledRule {
             digest: digest.clone(),
             sizing,
             metadata,
+            input_labels,
             contract,
             pre,
             warm: Mutex::new(Vec::new()),

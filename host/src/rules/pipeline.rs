@@ -141,7 +141,9 @@ pub struct RuleTrace {
     /// What the rule does (its metadata's description): the "why".
     pub reason: String,
     /// What it read: `scope.name` for each declared input.
-    pub inputs: Vec<String>,
+    #[serde(serialize_with = "labels")]
+    #[schema(value_type = Vec<String>)]
+    pub inputs: Arc<[String]>,
     pub duration_ms: f64,
     pub dropped: Vec<i64>,
     pub boosted: Vec<Boost>,
@@ -242,6 +244,10 @@ impl Encoding {
     }
 }
 
+fn labels<S: serde::Serializer>(labels: &Arc<[String]>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(labels.iter())
+}
+
 fn new_entry(rule: &ActiveRule) -> RuleTrace {
     let meta = &rule.compiled.metadata;
     RuleTrace {
@@ -250,11 +256,7 @@ fn new_entry(rule: &ActiveRule) -> RuleTrace {
         priority: rule.priority,
         status: TraceStatus::Skipped,
         reason: meta.description.clone(),
-        inputs: meta
-            .inputs
-            .iter()
-            .map(|i| format!("{}.{}", i.scope.as_str(), i.name))
-            .collect(),
+        inputs: rule.compiled.input_labels.clone(),
         duration_ms: 0.0,
         dropped: Vec::new(),
         boosted: Vec::new(),

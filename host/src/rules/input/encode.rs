@@ -132,8 +132,14 @@ impl Encoded {
             list.len() == self.candidates && list.rows.iter().enumerate().all(|(i, &r)| i == r);
         let mut columns = Vec::new();
         let mut values = Vec::new();
+        // Whether no later request reads any of the strings (every slot
+        // holding them is read here for the last time).
+        let mut last_symbols = true;
         for (k, &slot) in slots.iter().enumerate() {
             let take = last.is_some_and(|l| l.get(k) == Some(&true));
+            if !take && self.symbol_slots.contains(&slot) {
+                last_symbols = false;
+            }
             match &mut self.columns[slot] {
                 Some(column) if identity && take => columns.push(column_to_wit(std::mem::replace(
                     column,
@@ -149,7 +155,10 @@ impl Encoded {
         // dropped before, reaches it. A rule that declares every input
         // holding strings, over the whole list, uses the whole table.
         let whole = identity && self.symbol_slots.iter().all(|s| slots.contains(s));
-        let (symbol_text, symbol_ends) = if whole {
+        let (symbol_text, symbol_ends) = if whole && last_symbols {
+            let symbols = std::mem::take(&mut self.symbols);
+            (symbols.text, symbols.ends)
+        } else if whole {
             (self.symbols.text.clone(), self.symbols.ends.clone())
         } else {
             own_symbols(&self.symbols, &mut columns, &mut values)
@@ -288,5 +297,27 @@ mod tests {
         let req = encoded.request(&a, None, &list, &[]);
         assert!(matches!(req.values[..], [wit::Value::Number(40.0)]));
         assert!(req.symbol_text.is_empty() && req.symbol_ends.is_empty());
+    }
+
+    #[test]
+    fn a_last_reader_takes_what_earlier_readers_copied() {
+        let subject = RequestBuilder::new()
+            .item(Item::new(1, 0.9).attr("brand", "acme").tags(&["eco"]))
+            .item(Item::new(2, 0.8).attr("brand", "zeta"))
+            .build();
+        let mut plan = InputPlan::default();
+        let slots = plan.add(&[input::item_text("brand"), input::item_strings("tags")]);
+        let mut encoded = Encoded::new(&subject, &plan, None);
+        let list = List::new(vec![1, 2], vec![0.9, 0.8]);
+        let first = encoded.request(&slots, Some(&[false, false]), &list, &[]);
+        let second = encoded.request(&slots, Some(&[true, true]), &list, &[]);
+        for req in [&first, &second] {
+            assert_eq!(req.symbol_text, "acmezetaeco");
+            assert_eq!(req.symbol_ends, vec![4, 8, 11]);
+            assert!(matches!(&req.columns[0], wit::Column::Texts(ids) if ids == &vec![0, 1]));
+            assert!(
+                matches!(&req.columns[1], wit::Column::Strings(l) if l.offsets == vec![0, 1, 1] && l.symbols == vec![2])
+            );
+        }
     }
 }
