@@ -163,7 +163,11 @@ impl AppState {
             &settings,
             shared_caches.as_ref(),
         ));
-        let rule_runner = rules::runner::Runner::new(registry.clone(), bundles.clone());
+        let rule_runner = rules::runner::Runner::new(
+            registry.clone(),
+            bundles.clone(),
+            settings.rule_concurrency,
+        );
         let recommendations = Arc::new(recommend::service::Recommendations::new(
             features.clone(),
             recommender.clone(),

@@ -161,6 +161,10 @@ pub struct Settings {
     pub rule_deadline_ms: u64,
     /// Memory one rule call may use, MiB.
     pub rule_memory_mb: usize,
+    /// How many requests' rule pipelines run at once (default: the
+    /// machine's cores); the others wait their turn before their rules'
+    /// deadlines start.
+    pub rule_concurrency: usize,
     /// Per-route limits (route template -> limit), keyed per client IP.
     /// `RATE_LIMIT_AUTH` sets the login, register and refresh routes;
     /// `RATE_LIMIT_ROUTES` adds or replaces any.
@@ -248,6 +252,7 @@ impl Default for Settings {
             max_bundle_bytes: 16 << 20,
             rule_deadline_ms: 25,
             rule_memory_mb: 32,
+            rule_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             rate_limit_overrides: ratelimit::auth_overrides(ratelimit::DEFAULT_AUTH_LIMIT),
             forwarded_for_hops: 0,
             redis_key_prefix: "recengine:".into(),
@@ -414,6 +419,7 @@ mod tests {
             ("HYBRID_ALPHA", "1.5"),
             ("RATE_LIMIT_DEFAULT", "100/fortnight"),
             ("ENABLE_BUSINESS_RULES", "maybe"),
+            ("RULE_CONCURRENCY", "0"),
         ])
         .unwrap_err();
         for key in [
@@ -421,6 +427,7 @@ mod tests {
             "HYBRID_ALPHA",
             "RATE_LIMIT_DEFAULT",
             "ENABLE_BUSINESS_RULES",
+            "RULE_CONCURRENCY",
         ] {
             assert!(err.contains(key), "{key} missing from {err}");
         }

@@ -21,6 +21,10 @@ pub(super) fn read(env: &mut Env, s: &mut Settings) {
     if !(1..=10_000).contains(&s.rule_deadline_ms) || !(1..=256).contains(&s.rule_memory_mb) {
         env.error("RULE_DEADLINE_MS must be 1..=10000 and RULE_MEMORY_MB 1..=256");
     }
+    env.read("RULE_CONCURRENCY", &mut s.rule_concurrency);
+    if !(1..=1024).contains(&s.rule_concurrency) {
+        env.error("RULE_CONCURRENCY must be 1..=1024");
+    }
     env.read("RULES_DIR", &mut s.rules_dir);
     if let Some(dir) = env.get("COMPILED_RULES_DIR") {
         s.compiled_rules_dir = (dir.trim() != "off").then(|| dir.trim().into());

@@ -1,8 +1,17 @@
 //! The one way a request goes through the rules: one snapshot of the rule
 //! set for the whole request (a swap mid-request changes nothing), run on
 //! the blocking pool (rule calls are synchronous and bounded by their
-//! deadline, so a slow rule never stalls the async workers), and the
-//! bundle in shadow, if any, compared beside it off the response path.
+//! deadline, so a slow rule never stalls the async workers), at most
+//! `RULE_CONCURRENCY` requests' pipelines at once, and the bundle in
+//! shadow, if any, compared beside it off the response path.
+//!
+//! Why the bound: rules are pure CPU work and their deadline is wall-clock.
+//! With more pipelines running than cores they only take turns, each
+//! call's wall time stretches by the number of pipelines sharing a core,
+//! and slow rules (an interpreted Python or JavaScript one) miss their
+//! deadline under load though each would finish well within it. Waiting
+//! for a turn happens before any rule starts, so it does not count against
+//! a deadline; the queue is bounded by the server's connection limit.
 //!
 //! A request's steps: [`Runner::rule_set`] (the snapshot), [`Runner::plan`]
 //! (what to gather for it), [`Runner::run`] on the gathered subject, and,
@@ -12,6 +21,7 @@
 use std::{borrow::Cow, sync::Arc};
 
 use recengine_rules_sdk::Kind;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
     bundle::BundleManager,
@@ -29,16 +39,39 @@ pub struct Served {
     pub top_n: usize,
 }
 
-/// Cheap to clone: two handles.
+/// Cheap to clone: three handles.
 #[derive(Clone)]
 pub struct Runner {
     registry: Arc<RuleRegistry>,
     bundles: Arc<BundleManager>,
+    /// One permit per pipeline allowed to run at once.
+    turns: Arc<Semaphore>,
 }
 
 impl Runner {
-    pub fn new(registry: Arc<RuleRegistry>, bundles: Arc<BundleManager>) -> Self {
-        Self { registry, bundles }
+    /// `concurrency`: how many requests' pipelines may run at once (at
+    /// least one).
+    pub fn new(
+        registry: Arc<RuleRegistry>,
+        bundles: Arc<BundleManager>,
+        concurrency: usize,
+    ) -> Self {
+        Self {
+            registry,
+            bundles,
+            turns: Arc::new(Semaphore::new(concurrency.max(1))),
+        }
+    }
+
+    /// Waits for a pipeline's turn. The permit moves into the blocking
+    /// task, so it is held until the rules have run even if the request
+    /// is dropped meanwhile (a client gone does not stop a started call).
+    async fn turn(&self) -> AppResult<OwnedSemaphorePermit> {
+        self.turns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| AppError::Internal(e.into()))
     }
 
     /// The rule set one request uses from start to end.
@@ -90,7 +123,9 @@ impl Runner {
                 .map(|shadow| (shadow, served, subject.clone(), set.clone(), kinds.clone()))
         });
         let live = set.clone();
+        let turn = self.turn().await?;
         let out = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             pipeline::run(
                 &registry,
                 &live,
@@ -128,7 +163,9 @@ impl Runner {
         shown: usize,
     ) -> AppResult<PipelineOutput> {
         let registry = self.registry.clone();
+        let turn = self.turn().await?;
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             pipeline::place_promotions(&registry, &set, &mut out, &found, shown, "");
             out
         })

@@ -583,6 +583,35 @@ async fn hostile_rules_are_contained() {
 }
 
 #[tokio::test]
+async fn requests_take_turns_at_the_rules_so_waiting_costs_no_deadline() {
+    // One pipeline at a time (`RULE_CONCURRENCY=1`) and a rule that loops
+    // until its deadline: three requests at once run their rules one after
+    // another (without turns they would share the cores and all stop at
+    // one deadline), and each still gets its whole deadline.
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.rule_deadline_ms = 150;
+        s.rule_concurrency = 1;
+    })
+    .await;
+    let filter = wasm::hostile("hostile_filter");
+    wasm::add_rule(&app.state, &filter, vec![0.0], FailurePolicy::FailOpen);
+    let started = Instant::now();
+    let runs = futures_util::future::join_all((0..3).map(|_| dry_run(&app, 10))).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(3 * 150),
+        "three 150 ms rules took turns, yet all ended in {elapsed:?}"
+    );
+    for (out, _) in &runs {
+        let s = step(out, "hostile_filter");
+        assert_eq!(s["cause"], "timeout", "{s}");
+        // Its whole deadline (checked on a 1 ms epoch tick).
+        assert!(s["duration_ms"].as_f64().unwrap() >= 140.0, "{s}");
+        assert_eq!(out["results"].as_array().unwrap().len(), 10);
+    }
+}
+
+#[tokio::test]
 async fn rules_cannot_reach_outside_or_keep_state() {
     // Room for a loaded test machine (see `hostile_rules_are_contained`).
     let app = TestApp::spawn_with(Backend::Sqlite, |s| s.rule_deadline_ms = 250).await;
