@@ -127,7 +127,7 @@ impl AppState {
             registry.clone(),
             db.clone(),
             settings.bundle_public_keys.clone(),
-            settings.max_bundle_bytes,
+            settings.bundle_caps(),
         ));
         // Come back on the revisions that were active before the restart.
         bundles.sync().await?;

@@ -373,7 +373,7 @@ fn rules_command(action: RulesAction, settings: &Settings) -> anyhow::Result<boo
         }
         RulesAction::Pack { dir, out } => {
             let archive = format::pack_dir(&dir).map_err(fail)?;
-            let bundle = format::unpack(&archive, usize::MAX)?;
+            let bundle = format::unpack(&archive, format::BundleCaps::NONE)?;
             let out = out.unwrap_or_else(|| {
                 PathBuf::from(format!(
                     "{}-{}.tar.gz",
@@ -407,7 +407,7 @@ fn rules_command(action: RulesAction, settings: &Settings) -> anyhow::Result<boo
             key_id,
         } => {
             let archive = std::fs::read(&bundle)?;
-            let unpacked = format::unpack(&archive, usize::MAX)?;
+            let unpacked = format::unpack(&archive, format::BundleCaps::NONE)?;
             let private = std::fs::read_to_string(&key)?;
             let signature =
                 signing::sign(&unpacked.manifest_bytes, &private, &key_id).map_err(fail)?;
@@ -416,7 +416,7 @@ fn rules_command(action: RulesAction, settings: &Settings) -> anyhow::Result<boo
         }
         RulesAction::Verify { bundle, keys } => {
             let archive = std::fs::read(&bundle)?;
-            let unpacked = format::unpack(&archive, settings.max_bundle_bytes)?;
+            let unpacked = format::unpack(&archive, settings.bundle_caps())?;
             let keys = match keys {
                 Some(spec) => signing::TrustedKeys::parse(&spec).map_err(fail)?,
                 None => settings.bundle_public_keys.clone(),

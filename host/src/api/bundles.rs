@@ -5,7 +5,8 @@ use axum::{
     Json,
     body::Bytes,
     extract::{DefaultBodyLimit, State},
-    http::StatusCode,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,7 +16,7 @@ use utoipa_axum::{
 };
 
 use super::{
-    doc::BundleName,
+    doc::{BundleName, UploadDigest},
     extract::{ApiJson, ApiPath, ApiQuery, Validate},
 };
 use crate::{
@@ -23,7 +24,9 @@ use crate::{
     auth::extract::Ops,
     error::{AppError, AppResult},
     rules::admin::policy_name,
-    rules::bundle::{ActivationReport, BundleError, LocalState, shadow::ShadowReport},
+    rules::bundle::{
+        ActivationReport, BundleError, LocalState, shadow::ShadowReport, uploads::UploadProgress,
+    },
     store::{
         bundles::{self, EventView, RevisionView},
         users::User,
@@ -36,6 +39,8 @@ pub fn router(max_bundle_bytes: usize) -> OpenApiRouter<AppState> {
     let bundle_limit = DefaultBodyLimit::max(max_bundle_bytes + 1);
     OpenApiRouter::new()
         .routes(routes!(upload, list).layer(bundle_limit))
+        .routes(routes!(uploads))
+        .routes(routes!(upload_progress))
         .routes(routes!(start_shadow, shadow_report, stop_shadow).layer(bundle_limit))
         .routes(routes!(promote_shadow))
         .routes(routes!(status, remove))
@@ -48,6 +53,11 @@ impl From<BundleError> for AppError {
         match e {
             BundleError::Refused(refusal) => AppError::Validation(refusal.to_string()),
             BundleError::NotFound => AppError::not_found("Bundle"),
+            e @ BundleError::Busy => AppError::TooManyRequests {
+                detail: e.to_string(),
+                retry_after_secs: 5,
+            },
+            e @ BundleError::InFlight(_) => AppError::Conflict(e.to_string()),
             BundleError::Database(d) => AppError::from(d),
         }
     }
@@ -57,25 +67,112 @@ fn actor(caller: &User) -> String {
     format!("user:{}", caller.id)
 }
 
+/// Whether the caller asked not to wait (RFC 7240's `Prefer:
+/// respond-async`, among any other preferences).
+fn prefers_async(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
+}
+
+fn upload_location(digest: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("/api/v1/rules/bundles/uploads/{digest}"))
+        .expect("a hex digest is a valid header value")
+}
+
 /// Uploads a bundle (`.tar.gz`, as built by `recengine rules pack`) and
-/// activates it. 422 with the reason when it is refused; the active rules
-/// are then unchanged.
+/// activates it: 201 with the activation once it is live, or 422 with the
+/// reason when it is refused (the active rules are then unchanged).
+/// Compiling an interpreted (Python, JavaScript) component takes 10-20 s
+/// on two cores; with `Prefer: respond-async` the answer is at once, 202
+/// with the upload's progress, and `Location` is where to follow it.
+/// Uploads take turns; 429 when four are already waiting.
 #[utoipa::path(post, path = "/api/v1/rules/bundles", tag = "bundles",
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
         description = "A `.tar.gz` bundle (any content type is accepted)"),
+    params(("Prefer" = Option<String>, Header,
+        description = "`respond-async`: answer 202 at once and activate in the background")),
     security(("bearer" = [])),
-    responses((status = 201, body = ActivationReport), (status = 403), (status = 413), (status = 422)))]
+    responses(
+        (status = 201, body = ActivationReport),
+        (status = 202, body = UploadProgress, description = "Taken; follow `Location`"),
+        (status = 403), (status = 409), (status = 413), (status = 422), (status = 429)))]
 pub async fn upload(
     State(state): State<AppState>,
     Ops(caller): Ops,
+    headers: HeaderMap,
     body: Bytes,
-) -> AppResult<(StatusCode, Json<ActivationReport>)> {
+) -> AppResult<Response> {
+    let asynchronous = prefers_async(&headers);
+    let (upload, taken) = match state.bundles.receive(&body).await {
+        Ok(upload) => (upload, true),
+        // The same archive again while it is on its way: an async caller
+        // is answered with the first one's progress.
+        Err(BundleError::InFlight(upload)) if asynchronous => (*upload, false),
+        Err(e) => return Err(e.into()),
+    };
+    let digest = upload.digest.clone();
+    let actor = actor(&caller);
+    if asynchronous {
+        if taken {
+            let state = state.clone();
+            let digest = digest.clone();
+            tokio::spawn(async move {
+                let outcome = state
+                    .bundles
+                    .activate_received(body.to_vec(), &digest, &actor)
+                    .await;
+                match outcome {
+                    Ok(_) => state.recommendations_changed().await,
+                    Err(e) => tracing::warn!(%digest, error = %e, "bundle upload refused"),
+                }
+            });
+        }
+        let mut response = (StatusCode::ACCEPTED, Json(upload)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::LOCATION, upload_location(&digest));
+        headers.insert(
+            "preference-applied",
+            HeaderValue::from_static("respond-async"),
+        );
+        return Ok(response);
+    }
     let report = state
         .bundles
-        .activate(body.to_vec(), &actor(&caller))
+        .activate_received(body.to_vec(), &digest, &actor)
         .await?;
     state.recommendations_changed().await;
-    Ok((StatusCode::CREATED, Json(report)))
+    Ok((StatusCode::CREATED, Json(report)).into_response())
+}
+
+/// The uploads on their way on this replica and the last ones done, newest
+/// first (at most 32).
+#[utoipa::path(get, path = "/api/v1/rules/bundles/uploads", tag = "bundles",
+    security(("bearer" = [])),
+    responses((status = 200, body = [UploadProgress]), (status = 403)))]
+pub async fn uploads(State(state): State<AppState>, _: Ops) -> Json<Vec<UploadProgress>> {
+    Json(state.bundles.uploads.list())
+}
+
+/// One upload's progress: queued, preparing (components compiled so far),
+/// active (with the activation) or refused (with the reason).
+#[utoipa::path(get, path = "/api/v1/rules/bundles/uploads/{digest}", tag = "bundles",
+    params(UploadDigest), security(("bearer" = [])),
+    responses((status = 200, body = UploadProgress), (status = 403), (status = 404)))]
+pub async fn upload_progress(
+    State(state): State<AppState>,
+    _: Ops,
+    ApiPath(digest): ApiPath<String>,
+) -> AppResult<Json<UploadProgress>> {
+    state
+        .bundles
+        .uploads
+        .get(&digest)
+        .map(Json)
+        .ok_or_else(|| AppError::not_found("Upload"))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -136,6 +233,9 @@ pub struct BundleStatus {
     pub replica: LocalState,
     pub rules: Vec<BundleRuleState>,
     pub revisions: Vec<RevisionView>,
+    /// Uploads of this bundle on their way on this replica (queued or
+    /// compiling), with their progress.
+    pub uploads: Vec<UploadProgress>,
 }
 
 #[utoipa::path(get, path = "/api/v1/rules/bundles/{name}", tag = "bundles", params(BundleName),
@@ -148,7 +248,8 @@ pub async fn status(
 ) -> AppResult<Json<BundleStatus>> {
     let revisions = bundles::revisions(&state.db, &name).await?;
     let replica = state.bundles.local_state().remove(&name);
-    if revisions.is_empty() && replica.is_none() {
+    let uploads = state.bundles.uploads.in_flight_for(&name);
+    if revisions.is_empty() && replica.is_none() && uploads.is_empty() {
         return Err(AppError::not_found("Bundle"));
     }
     let active = bundles::active(&state.db)
@@ -180,6 +281,7 @@ pub async fn status(
         replica: replica.unwrap_or_default(),
         rules,
         revisions,
+        uploads,
     }))
 }
 

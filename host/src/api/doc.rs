@@ -129,6 +129,14 @@ pub struct BundleName {
 
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
+pub struct UploadDigest {
+    /// The upload's id: the archive's hex SHA-256.
+    #[param(min_length = 1)]
+    pub digest: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct RuleName {
     /// The rule's name.
     #[param(min_length = 1)]

@@ -42,8 +42,8 @@ use recengine_models::models::HybridMethod;
 
 pub use auth::{DEV_SECRET_KEY, MIN_PRODUCTION_SECRET_LEN};
 pub use ratelimit::{AUTH_ROUTES, RateSpec};
-pub use rules::TrustedKeys;
 pub(crate) use rules::decode_key;
+pub use rules::{BundleCaps, TrustedKeys};
 
 pub use self::{
     cache::CacheSettings, http::HttpSettings, jobs::JobSettings, logging::LogFormat,
@@ -155,8 +155,10 @@ pub struct Settings {
     /// Public keys rule bundles must be signed with (`id:base64,...`);
     /// none: signatures are not checked.
     pub bundle_public_keys: TrustedKeys,
-    /// Largest rule bundle accepted, bytes (default 16 MiB).
+    /// Largest rule bundle accepted, bytes (default 64 MiB).
     pub max_bundle_bytes: usize,
+    /// Largest total of a bundle's unpacked files, bytes (default 256 MiB).
+    pub max_bundle_unpacked_bytes: u64,
     /// Wall-clock budget of one rule call, milliseconds.
     pub rule_deadline_ms: u64,
     /// Memory one rule call may use, MiB.
@@ -249,7 +251,8 @@ impl Default for Settings {
             rules_dir: PathBuf::from("rules"),
             compiled_rules_dir: Some(PathBuf::from("data/compiled-rules")),
             bundle_public_keys: TrustedKeys::default(),
-            max_bundle_bytes: 16 << 20,
+            max_bundle_bytes: BundleCaps::DEFAULT.archive_bytes,
+            max_bundle_unpacked_bytes: BundleCaps::DEFAULT.unpacked_bytes,
             rule_deadline_ms: 25,
             rule_memory_mb: 32,
             rule_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -267,6 +270,14 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The bundle size caps, packed and unpacked.
+    pub fn bundle_caps(&self) -> BundleCaps {
+        BundleCaps {
+            archive_bytes: self.max_bundle_bytes,
+            unpacked_bytes: self.max_bundle_unpacked_bytes,
+        }
+    }
+
     /// Reads `.env` (if present) and the process environment.
     pub fn from_env() -> anyhow::Result<Self> {
         // A missing .env is normal; a malformed one is not, and must not be

@@ -30,12 +30,45 @@ pub(super) fn read(env: &mut Env, s: &mut Settings) {
         s.compiled_rules_dir = (dir.trim() != "off").then(|| dir.trim().into());
     }
     env.read("MAX_BUNDLE_BYTES", &mut s.max_bundle_bytes);
+    env.read(
+        "MAX_BUNDLE_UNPACKED_BYTES",
+        &mut s.max_bundle_unpacked_bytes,
+    );
+    if s.max_bundle_bytes == 0 || !(1..u64::MAX).contains(&s.max_bundle_unpacked_bytes) {
+        env.error("MAX_BUNDLE_BYTES and MAX_BUNDLE_UNPACKED_BYTES must be at least 1");
+    }
     if let Some(spec) = env.get("BUNDLE_PUBLIC_KEYS") {
         match TrustedKeys::parse(&spec) {
             Ok(keys) => s.bundle_public_keys = keys,
             Err(e) => env.error(format!("BUNDLE_PUBLIC_KEYS: {e}")),
         }
     }
+}
+
+/// How large a bundle may be, packed and unpacked (`MAX_BUNDLE_BYTES`,
+/// `MAX_BUNDLE_UNPACKED_BYTES`).
+///
+/// Sized for interpreted rules: a Python component is ~18 MB (~6 MB
+/// gzip'd) and a JavaScript one ~12 MB (~4 MB), so the defaults hold eight
+/// or more of them. An activation holds one unpacked bundle at a time (they
+/// take turns), so the unpacked cap is also the most an activation holds
+/// in memory besides the compiler's own; it is what stops a zip bomb.
+#[derive(Debug, Clone, Copy)]
+pub struct BundleCaps {
+    pub archive_bytes: usize,
+    pub unpacked_bytes: u64,
+}
+
+impl BundleCaps {
+    pub const DEFAULT: BundleCaps = BundleCaps {
+        archive_bytes: 64 << 20,
+        unpacked_bytes: 256 << 20,
+    };
+    /// For the command line, on the operator's own files.
+    pub const NONE: BundleCaps = BundleCaps {
+        archive_bytes: usize::MAX,
+        unpacked_bytes: u64::MAX - 1,
+    };
 }
 
 /// The ed25519 public keys rule bundles may be signed with, by key id.

@@ -377,14 +377,18 @@ pub fn run(
                 list = next;
             }
             Err(failure) => {
-                counters.failure(failure.cause());
-                tracing::warn!(
-                    rule = %meta.name,
-                    cause = failure.cause(),
-                    error = %failure,
-                    policy = ?rule.policy,
-                    "rule failed"
-                );
+                // Logged at most once a minute per rule, with the count of
+                // failures since the last line; every one is counted.
+                if let Some(not_logged) = counters.failure(failure.cause()) {
+                    tracing::warn!(
+                        rule = %meta.name,
+                        cause = failure.cause(),
+                        error = %failure,
+                        policy = ?rule.policy,
+                        failures_not_logged = not_logged,
+                        "rule failed"
+                    );
+                }
                 entry.status = TraceStatus::Failed;
                 entry.error = Some(format!("{} {failure}", meta.name));
                 entry.cause = Some(failure.cause());
@@ -477,10 +481,10 @@ pub fn place_promotions(
                 }
             }
             Err(failure) => {
-                registry
-                    .counters(&format!("{counter_prefix}{}", rule.name()))
-                    .failure(failure.cause());
-                tracing::warn!(rule = %rule.name(), error = %failure, "a filter failed while vetting promoted items; none is shown");
+                let counters = registry.counters(&format!("{counter_prefix}{}", rule.name()));
+                if let Some(not_logged) = counters.failure(failure.cause()) {
+                    tracing::warn!(rule = %rule.name(), error = %failure, failures_not_logged = not_logged, "a filter failed while vetting promoted items; none is shown");
+                }
                 for &id in &all.ids {
                     removed_by.push((id, rule.name().to_string(), true));
                 }

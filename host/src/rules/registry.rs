@@ -10,6 +10,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use arc_swap::ArcSwap;
@@ -221,16 +222,45 @@ pub struct RuleCounters {
     pub moved: AtomicU64,
     /// Promoted items that were placed in a list.
     pub promoted: AtomicU64,
+    /// When a failure of this rule was last logged, and how many were not
+    /// since: a rule failing on every request (an interpreted rule missing
+    /// its deadline under load) logs once a minute, not thousands of times.
+    log_gate: Mutex<LogGate>,
 }
 
+#[derive(Debug, Default)]
+struct LogGate {
+    last: Option<Instant>,
+    unlogged: u64,
+}
+
+/// At most one failure log line per rule in this long.
+pub const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+
 impl RuleCounters {
-    pub fn failure(&self, cause: &'static str) {
+    /// Counts a failure; `Some(n)` when it is to be logged, `n` the
+    /// failures not logged since the last line.
+    pub fn failure(&self, cause: &'static str) -> Option<u64> {
+        self.failure_at(cause, Instant::now())
+    }
+
+    fn failure_at(&self, cause: &'static str, now: Instant) -> Option<u64> {
         *self
             .failures
             .lock()
             .expect("not poisoned")
             .entry(cause)
             .or_insert(0) += 1;
+        let mut gate = self.log_gate.lock().expect("not poisoned");
+        if gate
+            .last
+            .is_some_and(|last| now.duration_since(last) < FAILURE_LOG_EVERY)
+        {
+            gate.unlogged += 1;
+            return None;
+        }
+        gate.last = Some(now);
+        Some(std::mem::take(&mut gate.unlogged))
     }
 
     pub fn failures(&self) -> HashMap<&'static str, u64> {
@@ -465,7 +495,24 @@ pub fn validate_config<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::RuleSource;
+    use std::time::{Duration, Instant};
+
+    use super::{FAILURE_LOG_EVERY, RuleCounters, RuleSource};
+
+    #[test]
+    fn a_failing_rule_is_logged_once_a_minute_and_counted_every_time() {
+        let counters = RuleCounters::default();
+        let start = Instant::now();
+        assert_eq!(counters.failure_at("timeout", start), Some(0));
+        for s in 1..=100 {
+            let now = start + Duration::from_millis(s * 500);
+            assert_eq!(counters.failure_at("timeout", now), None, "{s}");
+        }
+        assert_eq!(counters.failures()["timeout"], 101);
+        let later = start + FAILURE_LOG_EVERY + Duration::from_millis(1);
+        assert_eq!(counters.failure_at("trap", later), Some(100));
+        assert_eq!(counters.failure_at("trap", later), None);
+    }
 
     #[test]
     fn a_source_reads_back_from_how_it_is_shown() {

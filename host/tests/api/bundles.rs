@@ -11,7 +11,7 @@ use crate::{
     both_backends,
     helpers::{
         Backend, TestApp,
-        bundles::{bundle, upload},
+        bundles::{bundle, follow_upload, upload, upload_async},
         eventually, eventually_some, expect_error, fresh_database_url, holds_throughout, ids_of,
         metrics, temp_dir,
         wasm::{example_rule, hostile},
@@ -155,6 +155,74 @@ async fn a_bundle_activates_rolls_back_and_survives_a_restart(backend: Backend) 
 }
 both_backends!(a_bundle_activates_rolls_back_and_survives_a_restart);
 
+/// With `Prefer: respond-async` an upload is answered at once, 202 with
+/// where to follow it; it goes live, or is refused with its reason, in the
+/// background, and the upload list and the bundle's history say which.
+#[tokio::test]
+async fn an_upload_answers_at_once_when_asked_and_can_be_followed() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let seen = follow_upload(&app, upload_async(&app, bundle("1", 2.0, true)).await).await;
+    assert_eq!(seen[0]["state"], "queued", "{seen:?}");
+    let done = seen.last().unwrap();
+    assert_eq!(done["state"], "active", "{done}");
+    assert_eq!(done["name"], "shop");
+    assert_eq!(done["revision"], "1");
+    assert_eq!(done["components"], 2);
+    assert_eq!(done["components_ready"], 2);
+    assert_eq!(
+        done["report"]["rules"],
+        json!(["boost_local_items", "hostile_filter"])
+    );
+    assert_eq!(done["digest"], done["report"]["digest"]);
+    let list = rules(&app).await;
+    assert_eq!(
+        rule(&list, "boost_local_items").unwrap()["source"],
+        "bundle:shop@1"
+    );
+
+    // Refused in the background: the reason is on the upload, in the
+    // history, and the rules are revision 1's.
+    let bad = filter_bundle("2", json!({"name": "not_the_filter"}));
+    let seen = follow_upload(&app, upload_async(&app, bad).await).await;
+    let refused = seen.last().unwrap();
+    assert_eq!(refused["state"], "refused", "{refused}");
+    let reason = refused["error"].as_str().unwrap();
+    assert!(reason.contains("the manifest says"), "{reason}");
+    let after = rules(&app).await;
+    assert_eq!(
+        rule(&after, "boost_local_items").unwrap()["source"],
+        "bundle:shop@1"
+    );
+    assert!(rule(&after, "hostile_filter").is_some());
+    let history = app.get_json("/api/v1/rules/bundles/shop/history").await;
+    assert_eq!(history[0]["action"], "refused", "{history}");
+    assert_eq!(history[0]["revision"], "2", "{history}");
+
+    // Newest first; a synchronous upload is listed too.
+    assert_eq!(upload(&app, bundle("3", 3.0, false)).await.status(), 201);
+    let uploads = app.get_json("/api/v1/rules/bundles/uploads").await;
+    let states: Vec<(&str, &str)> = uploads
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["revision"].as_str().unwrap(),
+                u["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("3", "active"), ("2", "refused"), ("1", "active")],
+        "{uploads}"
+    );
+    let unknown = app
+        .get(&format!("/api/v1/rules/bundles/uploads/{}", "0".repeat(64)))
+        .await;
+    expect_error(unknown, 404).await;
+}
+
 #[tokio::test]
 async fn bad_bundles_are_refused_and_change_nothing() {
     let (private, public) = signing::generate();
@@ -162,12 +230,13 @@ async fn bad_bundles_are_refused_and_change_nothing() {
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
         s.bundle_public_keys = signing::TrustedKeys::parse(&format!("ops:{public}")).unwrap();
         s.max_bundle_bytes = 2 << 20;
+        s.max_bundle_unpacked_bytes = 4 << 20;
     })
     .await;
     let before = rules(&app).await;
     let good = bundle("1", 2.0, true);
     let signed = |archive: &[u8], key: &str, id: &str| {
-        let unpacked = format::unpack(archive, usize::MAX).unwrap();
+        let unpacked = format::unpack(archive, format::BundleCaps::NONE).unwrap();
         let sig = signing::sign(&unpacked.manifest_bytes, key, id).unwrap();
         format::resign(archive, &sig).unwrap()
     };
@@ -189,7 +258,7 @@ async fn bad_bundles_are_refused_and_change_nothing() {
     // Tampered: a component changed after packing (the manifest's digest
     // no longer matches).
     let tampered = {
-        let b = format::unpack(&signed(&good, &private, "ops"), usize::MAX).unwrap();
+        let b = format::unpack(&signed(&good, &private, "ops"), format::BundleCaps::NONE).unwrap();
         let mut files: Vec<(String, Vec<u8>)> = b
             .manifest
             .rules
@@ -203,7 +272,7 @@ async fn bad_bundles_are_refused_and_change_nothing() {
     cases.push(("tampered", tampered, "does not match the manifest"));
     // A manifest changed after signing.
     let edited = {
-        let b = format::unpack(&signed(&good, &private, "ops"), usize::MAX).unwrap();
+        let b = format::unpack(&signed(&good, &private, "ops"), format::BundleCaps::NONE).unwrap();
         let text = String::from_utf8(b.manifest_bytes.clone())
             .unwrap()
             .replace("\"factor\": 2.0", "\"factor\": 90.0");
@@ -224,6 +293,15 @@ async fn bad_bundles_are_refused_and_change_nothing() {
     )
     .unwrap();
     cases.push(("unknown field", unknown, "unknown field"));
+    // A zip bomb: 8 MiB of zeros packs into a few KiB.
+    let bomb = format::pack(
+        br#"{"name": "shop", "revision": "z", "rules": [{"component": "z.wasm"}]}"#,
+        &[("z.wasm".into(), vec![0u8; 8 << 20])],
+        None,
+    )
+    .unwrap();
+    assert!(bomb.len() < 1 << 20);
+    cases.push(("unpacks too large", bomb, "MAX_BUNDLE_UNPACKED_BYTES"));
     // A rule that fails its dry run (mode 5: returns an error).
     let failing = filter_bundle("x", json!({"config": {"mode": 5.0}}));
     cases.push((

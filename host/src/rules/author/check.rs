@@ -130,7 +130,7 @@ pub fn check_bundle(
     input: CheckInput,
     now: DateTime<Utc>,
 ) -> Result<CheckReport, Refusal> {
-    let bundle = format::unpack(archive, format::DEFAULT_MAX_BUNDLE_BYTES)?;
+    let bundle = format::unpack(archive, format::BundleCaps::DEFAULT)?;
     let engine = RuleEngine::new(Limits::default())
         .map_err(|e| Refusal::Invalid(format!("the rule engine: {e:#}")))?;
     let registry = if input.without_builtins {
@@ -139,7 +139,7 @@ pub fn check_bundle(
         RuleRegistry::with_builtins(engine)
             .map_err(|e| Refusal::Invalid(format!("the built-in rules: {e:#}")))?
     };
-    let rules = prepare_rules(&registry, &bundle)?;
+    let rules = prepare_rules(&registry, &bundle, &|_, _| {})?;
     let names: Vec<(String, &'static str)> = rules
         .iter()
         .map(|r| (r.name().to_string(), r.compiled.contract.as_str()))

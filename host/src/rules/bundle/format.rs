@@ -22,14 +22,11 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::Refusal;
+pub use crate::config::BundleCaps;
 use crate::rules::registry::FailurePolicy;
 
 pub const MANIFEST: &str = "manifest.json";
 pub const SIGNATURE: &str = "signature.json";
-/// Largest archive accepted (compressed), unless configured otherwise.
-pub const DEFAULT_MAX_BUNDLE_BYTES: usize = 16 << 20;
-/// Largest total of the unpacked files: a zip bomb stops here.
-pub const MAX_UNPACKED_BYTES: u64 = 64 << 20;
 pub const MAX_FILES: usize = 64;
 
 /// What a bundle declares. Unknown fields are refused, so a typo is an
@@ -153,20 +150,31 @@ fn plain_path(path: &str) -> bool {
 }
 
 /// Reads and checks an archive. Every refusal says why.
-pub fn unpack(archive: &[u8], max_bytes: usize) -> Result<Bundle, Refusal> {
-    if archive.len() > max_bytes {
+pub fn unpack(archive: &[u8], caps: BundleCaps) -> Result<Bundle, Refusal> {
+    if archive.len() > caps.archive_bytes {
         return Err(Refusal::Size(format!(
-            "the bundle is {} bytes; at most {max_bytes} are accepted",
-            archive.len()
+            "the bundle is {} bytes; at most {} are accepted (MAX_BUNDLE_BYTES)",
+            archive.len(),
+            caps.archive_bytes
         )));
     }
     let digest = sha256_hex(archive);
     let gz = flate2::read::GzDecoder::new(archive);
-    let mut tar = tar::Archive::new(gz.take(MAX_UNPACKED_BYTES + 1));
+    // The files' sizes are checked against the cap as their headers are
+    // read; this bounds the stream itself (headers and padding included)
+    // should a header lie.
+    let tar_overhead = (MAX_FILES as u64 + 8) * 2048;
+    let mut tar = tar::Archive::new(gz.take(caps.unpacked_bytes.saturating_add(tar_overhead)));
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
     let mut total = 0u64;
     let not_a_tar =
         |e: std::io::Error| Refusal::Malformed(format!("not a gzip'd tar archive: {e}"));
+    let too_large = || {
+        Refusal::Size(format!(
+            "unpacks to more than {} bytes (MAX_BUNDLE_UNPACKED_BYTES)",
+            caps.unpacked_bytes
+        ))
+    };
     let entries = tar.entries().map_err(not_a_tar)?;
     for entry in entries {
         let mut entry = entry.map_err(not_a_tar)?;
@@ -193,15 +201,17 @@ pub fn unpack(archive: &[u8], max_bytes: usize) -> Result<Bundle, Refusal> {
         if files.len() >= MAX_FILES {
             return Err(Refusal::Invalid(format!("more than {MAX_FILES} files")));
         }
+        let declared = entry.header().size().unwrap_or(u64::MAX);
+        if total.saturating_add(declared) > caps.unpacked_bytes {
+            return Err(too_large());
+        }
         let mut bytes = Vec::new();
         entry
             .read_to_end(&mut bytes)
             .map_err(|e| Refusal::Invalid(format!("{path}: {e}")))?;
         total += bytes.len() as u64;
-        if total > MAX_UNPACKED_BYTES {
-            return Err(Refusal::Size(format!(
-                "unpacks to more than {MAX_UNPACKED_BYTES} bytes"
-            )));
+        if total > caps.unpacked_bytes {
+            return Err(too_large());
         }
         if files.insert(path.clone(), bytes).is_some() {
             return Err(Refusal::Invalid(format!("{path} appears twice")));
@@ -373,7 +383,7 @@ pub fn pack_dir(dir: &std::path::Path) -> Result<Vec<u8>, String> {
 
 /// `rules sign`: the same bundle with `signature.json` added (or replaced).
 pub fn resign(archive: &[u8], signature: &Signature) -> Result<Vec<u8>, String> {
-    let bundle = unpack(archive, usize::MAX).map_err(|e| e.to_string())?;
+    let bundle = unpack(archive, BundleCaps::NONE).map_err(|e| e.to_string())?;
     let files: Vec<(String, Vec<u8>)> = bundle
         .manifest
         .rules

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{BundleError, BundleManager, Prepared, Refusal, format, shadow};
+use super::{BundleError, BundleManager, Prepared, Refusal, format, shadow, uploads};
 use crate::{
     rules::registry::ActiveRule,
     store::bundles::{self, NewRevision, Saved},
@@ -114,18 +114,63 @@ impl BundleManager {
         }
     }
 
-    /// Uploads and activates. `Err` carries the reason; the active rules
+    /// Takes an upload: its digest (the upload's id), queued in
+    /// [`uploads`](Self::uploads) until [`activate_received`]
+    /// (Self::activate_received) finishes it. Refused when the same archive
+    /// or too many others are already on their way.
+    pub async fn receive(&self, archive: &[u8]) -> Result<uploads::UploadProgress, BundleError> {
+        // Hashing tens of MB takes tens of ms: not on an async worker.
+        let bytes = archive.to_vec();
+        let digest = tokio::task::spawn_blocking(move || format::sha256_hex(&bytes))
+            .await
+            .map_err(|e| Refusal::Invalid(format!("upload aborted: {e}")))?;
+        self.uploads.receive(&digest).map_err(|e| match e {
+            uploads::NotTaken::Busy => BundleError::Busy,
+            uploads::NotTaken::AlreadyInFlight(u) => BundleError::InFlight(u),
+        })
+    }
+
+    /// Receives and activates. `Err` carries the reason; the active rules
     /// are then untouched.
     pub async fn activate(
         self: &Arc<Self>,
         archive: Vec<u8>,
         actor: &str,
     ) -> Result<ActivationReport, BundleError> {
+        let upload = self.receive(&archive).await?;
+        self.activate_received(archive, &upload.digest, actor).await
+    }
+
+    /// Activates an upload [`receive`](Self::receive) took, recording its
+    /// progress and outcome under `digest`.
+    pub async fn activate_received(
+        self: &Arc<Self>,
+        archive: Vec<u8>,
+        digest: &str,
+        actor: &str,
+    ) -> Result<ActivationReport, BundleError> {
+        let outcome = self.activate_in_turn(archive, digest, actor).await;
+        self.uploads
+            .finish(digest, outcome.as_ref().map_err(|e| e.to_string()));
+        outcome
+    }
+
+    async fn activate_in_turn(
+        self: &Arc<Self>,
+        archive: Vec<u8>,
+        digest: &str,
+        actor: &str,
+    ) -> Result<ActivationReport, BundleError> {
         let _one = self.activating.lock().await;
-        let prepared = match self.prepare_off_thread(archive.clone()).await {
+        self.uploads
+            .update(digest, |u| u.state = uploads::UploadState::Preparing);
+        let prepared = match self
+            .prepare_off_thread(archive.clone(), Some(digest.to_string()))
+            .await
+        {
             Ok(p) => p,
             Err(refusal) => {
-                let (name, revision) = format::unpack(&archive, self.max_bytes)
+                let (name, revision) = format::unpack(&archive, self.caps)
                     .map(|b| (b.manifest.name, b.manifest.revision))
                     .unwrap_or_else(|_| ("?".into(), "?".into()));
                 return Err(self.refuse(&name, &revision, refusal, actor).await);
@@ -194,7 +239,7 @@ impl BundleManager {
         let (id, archive) = bundles::load_revision(&self.db, name, revision)
             .await?
             .ok_or(BundleError::NotFound)?;
-        let prepared = match self.prepare_off_thread(archive).await {
+        let prepared = match self.prepare_off_thread(archive, None).await {
             Ok(p) => p,
             Err(refusal) => return Err(self.refuse(name, revision, refusal, actor).await),
         };
@@ -220,7 +265,9 @@ impl BundleManager {
         archive: Vec<u8>,
         actor: &str,
     ) -> Result<shadow::ShadowReport, BundleError> {
-        let prepared = self.prepare_off_thread(archive.clone()).await?;
+        // In turn with activations: one unpacked bundle in memory at a time.
+        let _one = self.activating.lock().await;
+        let prepared = self.prepare_off_thread(archive.clone(), None).await?;
         self.save(&prepared, &archive, actor).await?;
         let m = &prepared.bundle.manifest;
         bundles::event(&self.db, &m.name, &m.revision, "shadow", None, actor).await?;

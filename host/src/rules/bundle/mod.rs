@@ -26,6 +26,7 @@
 //! - [`refusal`]: why a bundle was refused, and the cause that labels the
 //!   failure counter.
 //! - [`shadow`]: a bundle run beside the active rules, compared, not served.
+//! - [`uploads`]: uploads on their way to activation and their progress.
 //! - [`watch`]: the rules directory, polled for bundles.
 
 pub mod format;
@@ -35,6 +36,7 @@ pub mod refusal;
 pub mod shadow;
 pub mod signing;
 pub mod sync;
+pub mod uploads;
 pub mod watch;
 
 use std::{
@@ -70,24 +72,32 @@ pub struct BundleManager {
     registry: Arc<RuleRegistry>,
     db: Db,
     pub keys: TrustedKeys,
-    pub max_bytes: usize,
+    pub caps: format::BundleCaps,
     local: Mutex<HashMap<String, LocalState>>,
     /// One activation at a time per process; the database orders replicas.
     activating: tokio::sync::Mutex<()>,
     /// The bundle under shadow evaluation on this replica, if any.
     shadow: arc_swap::ArcSwapOption<shadow::Shadow>,
+    /// Uploads waiting for `activating`, being prepared, or just done.
+    pub uploads: uploads::Uploads,
 }
 
 impl BundleManager {
-    pub fn new(registry: Arc<RuleRegistry>, db: Db, keys: TrustedKeys, max_bytes: usize) -> Self {
+    pub fn new(
+        registry: Arc<RuleRegistry>,
+        db: Db,
+        keys: TrustedKeys,
+        caps: format::BundleCaps,
+    ) -> Self {
         Self {
             registry,
             db,
             keys,
-            max_bytes,
+            caps,
             local: Mutex::new(HashMap::new()),
             activating: tokio::sync::Mutex::new(()),
             shadow: arc_swap::ArcSwapOption::empty(),
+            uploads: uploads::Uploads::default(),
         }
     }
 
@@ -120,6 +130,15 @@ pub enum BundleError {
     Refused(#[from] Refusal),
     #[error("no such bundle or revision")]
     NotFound,
+    /// Too many uploads are on their way; nothing was stored.
+    #[error(
+        "{} uploads are already waiting for activation on this replica; retry when one has finished",
+        uploads::MAX_IN_FLIGHT
+    )]
+    Busy,
+    /// This archive is already on its way.
+    #[error("this bundle is already being activated (upload {})", .0.digest)]
+    InFlight(Box<uploads::UploadProgress>),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use recengine_rules_sdk as sdk;
 
-use super::{BundleManager, Refusal, format, format::Bundle};
+use super::{BundleManager, Refusal, format, format::Bundle, uploads::UploadProgress};
 use crate::rules::{
     engine::Limits,
     input::sample::sample_subject,
@@ -25,11 +25,27 @@ pub struct Prepared {
 }
 
 impl BundleManager {
-    /// Every check of an archive, on the calling thread.
-    pub fn prepare(&self, archive: &[u8]) -> Result<Prepared, Refusal> {
-        let bundle = format::unpack(archive, self.max_bytes)?;
+    /// Every check of an archive, on the calling thread; `upload` (a
+    /// digest) names the upload whose progress to record, if any.
+    pub fn prepare(&self, archive: &[u8], upload: Option<&str>) -> Result<Prepared, Refusal> {
+        let note = |change: &dyn Fn(&mut UploadProgress)| {
+            if let Some(digest) = upload {
+                self.uploads.update(digest, change);
+            }
+        };
+        let bundle = format::unpack(archive, self.caps)?;
+        note(&|u| {
+            u.name = Some(bundle.manifest.name.clone());
+            u.revision = Some(bundle.manifest.revision.clone());
+            u.components = bundle.manifest.rules.len();
+        });
         let signed_by = self.keys.verify(&bundle)?;
-        let rules = prepare_rules(&self.registry, &bundle)?;
+        let rules = prepare_rules(&self.registry, &bundle, &|ready, component| {
+            note(&|u| {
+                u.components_ready = ready;
+                u.current = Some(component.to_string());
+            });
+        })?;
         Ok(Prepared {
             bundle,
             rules,
@@ -41,9 +57,10 @@ impl BundleManager {
     pub(super) async fn prepare_off_thread(
         self: &Arc<Self>,
         archive: Vec<u8>,
+        upload: Option<String>,
     ) -> Result<Prepared, Refusal> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.prepare(&archive))
+        tokio::task::spawn_blocking(move || this.prepare(&archive, upload.as_deref()))
             .await
             .map_err(|e| Refusal::Invalid(format!("activation aborted: {e}")))?
     }
@@ -53,8 +70,13 @@ impl BundleManager {
 /// against its manifest entry (name, typed config, promote skips) and the
 /// engine's limits, and tries it on a sample request: the rules the bundle
 /// would activate, or why it is refused. No service needed (`rules test`
-/// runs it in a throwaway engine).
-pub fn prepare_rules(registry: &RuleRegistry, bundle: &Bundle) -> Result<Vec<ActiveRule>, Refusal> {
+/// runs it in a throwaway engine). `on_component(ready, path)` is told
+/// before each component is compiled, with how many are ready.
+pub fn prepare_rules(
+    registry: &RuleRegistry,
+    bundle: &Bundle,
+    on_component: &dyn Fn(usize, &str),
+) -> Result<Vec<ActiveRule>, Refusal> {
     let engine = &registry.engine;
     let ceiling = engine.limits();
     let source = RuleSource::Bundle {
@@ -62,7 +84,8 @@ pub fn prepare_rules(registry: &RuleRegistry, bundle: &Bundle) -> Result<Vec<Act
         revision: bundle.manifest.revision.clone(),
     };
     let mut rules = Vec::new();
-    for entry in &bundle.manifest.rules {
+    for (ready, entry) in bundle.manifest.rules.iter().enumerate() {
+        on_component(ready, &entry.component);
         let bytes = &bundle.files[&entry.component];
         let compiled = engine
             .load(bytes)

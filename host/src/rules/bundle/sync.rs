@@ -49,7 +49,7 @@ impl BundleManager {
                     else {
                         continue;
                     };
-                    match self.prepare_off_thread(archive).await {
+                    match self.prepare_off_thread(archive, None).await {
                         Ok(prepared) => {
                             if let Err(refusal) = self.swap(&row.name, prepared.rules) {
                                 self.note_error(&row.name, &refusal);

@@ -5,7 +5,7 @@
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 
-use super::{BundleManager, format::sha256_hex};
+use super::{BundleError, BundleManager, format::sha256_hex};
 
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -51,6 +51,10 @@ pub async fn scan(
             Ok(report) => {
                 activated += 1;
                 tracing::info!(file = %path.display(), bundle = %report.name, revision = %report.revision, "bundle from the rules directory activated");
+            }
+            Err(BundleError::Busy | BundleError::InFlight(_)) => {
+                // Not looked at yet: try again at the next poll.
+                seen.remove(&path);
             }
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "bundle in the rules directory refused")

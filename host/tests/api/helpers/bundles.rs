@@ -73,3 +73,42 @@ pub async fn upload(app: &TestApp, archive: Vec<u8>) -> reqwest::Response {
         .await
         .unwrap()
 }
+
+/// Uploads a bundle archive as the admin with `Prefer: respond-async`.
+pub async fn upload_async(app: &TestApp, archive: Vec<u8>) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/rules/bundles"))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "application/gzip")
+        .header("prefer", "respond-async")
+        .body(archive)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Follows an upload answered 202 until it is active or refused; every
+/// progress seen on the way, the last one finished.
+pub async fn follow_upload(app: &TestApp, res: reqwest::Response) -> Vec<serde_json::Value> {
+    assert_eq!(res.status(), 202);
+    assert_eq!(res.headers()["preference-applied"], "respond-async");
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let taken: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        location.ends_with(taken["digest"].as_str().unwrap()),
+        "{location} names the upload {taken}"
+    );
+    let mut seen = vec![taken];
+    super::eventually_some(
+        std::time::Duration::from_secs(180),
+        "the upload finishes",
+        async || {
+            let progress = app.get_json(&location).await;
+            let done = matches!(progress["state"].as_str(), Some("active" | "refused"));
+            seen.push(progress);
+            done.then_some(())
+        },
+    )
+    .await;
+    seen
+}

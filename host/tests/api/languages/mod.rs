@@ -8,13 +8,15 @@
 
 pub mod build;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use recengine::rules::{bundle::format, engine::Sizing};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, TestApp, bundles::upload, expect_error, fresh_database_url, ids_of, temp_dir,
+    Backend, TestApp,
+    bundles::{follow_upload, upload, upload_async},
+    eventually_some, expect_error, fresh_database_url, ids_of, temp_dir,
     wasm::merchandising,
 };
 use build::{Source, component, toolchains_ready};
@@ -194,7 +196,11 @@ async fn a_restart_loads_rules_compiled_before() {
     let user = first.create_user("shopper", json!({})).await["id"]
         .as_i64()
         .unwrap();
-    let res = upload(
+    // Compiling two interpreted components takes seconds: asked not to
+    // wait, the upload answers at once, and the bundle's status shows it
+    // compiling until it is live.
+    let asked = Instant::now();
+    let res = upload_async(
         &first,
         bundle(
             "interpreted",
@@ -203,7 +209,34 @@ async fn a_restart_loads_rules_compiled_before() {
         ),
     )
     .await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let answered = asked.elapsed();
+    assert_eq!(res.status(), 202);
+    let compiling = eventually_some(
+        Duration::from_secs(60),
+        "the bundle's status shows the upload",
+        async || {
+            let status = first.get("/api/v1/rules/bundles/interpreted").await;
+            if status.status() != 200 {
+                return None;
+            }
+            let status: Value = status.json().await.unwrap();
+            status["uploads"].as_array()?.first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(compiling["state"], "preparing", "{compiling}");
+    assert_eq!(compiling["components"], 2, "{compiling}");
+    let seen = follow_upload(&first, res).await;
+    let live = asked.elapsed();
+    let done = seen.last().unwrap();
+    assert_eq!(done["state"], "active", "{done}");
+    assert!(
+        answered * 4 < live,
+        "answered in {answered:?}, live after {live:?}"
+    );
+    eprintln!(
+        "upload of a Python and a JavaScript rule: answered in {answered:?}, live after {live:?}"
+    );
     let stats = first.state.rules.engine.compile_stats();
     assert!(stats.compiled >= 2, "{stats:?}");
     let stored = std::fs::read_dir(&compiled)
