@@ -35,8 +35,8 @@ use std::{
 use recengine_rules_sdk as sdk;
 use sha2::{Digest, Sha256};
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-    StoreLimits, StoreLimitsBuilder, Trap,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
+    Store, StoreLimits, StoreLimitsBuilder, Trap,
     component::{Component, Linker, ResourceTable},
 };
 use wasmtime_wasi::{
@@ -93,7 +93,19 @@ struct Warm {
     clock: Arc<std::sync::atomic::AtomicI64>,
     stderr: MemoryOutputPipe,
     memory_bytes: usize,
+    /// The guest's memory once instantiated, bytes.
+    initial_memory: usize,
     calls: u32,
+}
+
+impl Warm {
+    /// Whether the instance has used more than half of the room its cap
+    /// left it after instantiation: the next calls would likely cross it.
+    fn outgrown(&self) -> bool {
+        let grown = self.store.data().limits.memory_bytes;
+        let room = self.memory_bytes.saturating_sub(self.initial_memory);
+        grown.saturating_sub(self.initial_memory) > room / 2
+    }
 }
 
 enum WarmInstance {
@@ -159,7 +171,61 @@ impl fmt::Display for Failure {
 pub struct RuleState {
     wasi: WasiCtx,
     table: ResourceTable,
+    limits: GrowthLimits,
+}
+
+/// wasmtime's store limits, remembering how large the guest's memory has
+/// grown: a reused instance whose heap keeps growing (a JavaScript engine
+/// collects lazily) is retired before it reaches its cap, instead of
+/// failing the call that would cross it.
+struct GrowthLimits {
     limits: StoreLimits,
+    /// The largest linear memory granted so far, bytes.
+    memory_bytes: usize,
+}
+
+impl ResourceLimiter for GrowthLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let granted = self.limits.memory_growing(current, desired, maximum)?;
+        if granted {
+            self.memory_bytes = self.memory_bytes.max(desired);
+        }
+        Ok(granted)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 impl WasiView for RuleState {
@@ -559,13 +625,16 @@ impl RuleEngine {
         let state = RuleState {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .instances(16)
-                .tables(16)
-                .memories(4)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: GrowthLimits {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(limits.memory_bytes)
+                    .instances(16)
+                    .tables(16)
+                    .memories(4)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                memory_bytes: 0,
+            },
         };
         let mut store = Store::new(&self.sandbox(sizing).engine, state);
         store.limiter(|s| &mut s.limits);
@@ -655,7 +724,8 @@ impl RuleEngine {
     /// `apply_within` for a rule that opted into reuse: an idle instance of
     /// the rule (made under the same memory cap) if there is one, a new one
     /// otherwise; kept afterwards only if the call succeeded, so a trap, a
-    /// timeout or an error never leaves a broken instance behind.
+    /// timeout or an error never leaves a broken instance behind, and if
+    /// its memory has not used half of its room (see [`Warm::outgrown`]).
     fn apply_reusing(
         &self,
         rule: &CompiledRule,
@@ -689,6 +759,7 @@ impl RuleEngine {
                     }
                 };
                 Warm {
+                    initial_memory: store.data().limits.memory_bytes,
                     store,
                     instance,
                     clock,
@@ -725,7 +796,7 @@ impl RuleEngine {
             }
         };
         warm.calls += 1;
-        if result.is_ok() && warm.calls < REUSE_CALLS {
+        if result.is_ok() && warm.calls < REUSE_CALLS && !warm.outgrown() {
             let mut idle = rule.warm.lock().expect("not poisoned");
             if idle.len() < REUSE_IDLE {
                 idle.push(warm);

@@ -293,7 +293,9 @@ async fn an_import_the_host_does_not_provide_is_refused_by_name() {
 }
 
 /// What carries across calls: nothing by default; with `reuse_instances`
-/// the rule's globals, until a call fails (its instance is dropped).
+/// the rule's globals, until a call fails (its instance is dropped) or the
+/// instance has used half of its memory's room (it is retired before a call
+/// would run out).
 #[tokio::test]
 async fn reused_instances_keep_globals_until_a_call_fails() {
     use recengine::rules::{
@@ -316,28 +318,46 @@ async fn reused_instances_keep_globals_until_a_call_fails() {
         .item(Item::new(1, 0.5))
         .item(Item::new(2, 0.4))
         .build();
-    // The score each of `calls` calls gives (an error: -1).
-    let run = |reuse: bool, fail_at: f64, calls: usize| -> Vec<f64> {
+    // The score each of `calls` calls gives (an error: -1); each call
+    // keeps `grow_kib` more KiB.
+    let run = |reuse: bool, fail_at: f64, grow_kib: f64, calls: usize| -> Vec<f64> {
         let mut rule = ActiveRule::from_compiled(
             compiled.clone(),
             RuleSource::Custom("test".into()),
             Limits {
                 reuse_instances: reuse,
+                // What is tested is memory, not time: a busy machine must
+                // not fail a call by its deadline.
+                deadline: Duration::from_secs(2),
                 ..registry.engine.limits()
             },
         );
-        rule.config = vec![param_from_json(&compiled.metadata.params[0], &json!(fail_at)).unwrap()];
+        let params = &compiled.metadata.params;
+        rule.config = vec![
+            param_from_json(&params[0], &json!(fail_at)).unwrap(),
+            param_from_json(&params[1], &json!(grow_kib)).unwrap(),
+        ];
         (0..calls)
             .map(|_| match call_alone(&registry, &rule, &subject) {
                 Ok(Outcome::Rescored(scores)) => scores[0],
                 Ok(other) => panic!("{other:?}"),
-                Err(_) => -1.0,
+                Err(e) => {
+                    eprintln!("call failed: {e}");
+                    -1.0
+                }
             })
             .collect()
     };
     // Fresh instances: every call is its instance's first.
-    assert_eq!(run(false, 0.0, 4), vec![1.0; 4]);
+    assert_eq!(run(false, 0.0, 0.0, 4), vec![1.0; 4]);
     // Reused: the module global counts on; the failed third call drops
     // its instance, and the next call starts from a fresh one.
-    assert_eq!(run(true, 3.0, 5), vec![1.0, 2.0, -1.0, 1.0, 2.0]);
+    assert_eq!(run(true, 3.0, 0.0, 5), vec![1.0, 2.0, -1.0, 1.0, 2.0]);
+    // A heap that only grows (4 MiB a call under the 32 MiB cap) would
+    // run out within eight calls; the instance is retired first, so no
+    // call fails and the count starts over.
+    let growing = run(true, 0.0, 4096.0, 16);
+    assert!(!growing.contains(&-1.0), "{growing:?}");
+    assert!(growing[1..].contains(&1.0), "never retired: {growing:?}");
+    assert!(growing.contains(&2.0), "not reused at all: {growing:?}");
 }
