@@ -50,6 +50,16 @@ enum Command {
         /// random split's training part (what the defaults come from).
         #[arg(long)]
         tune: bool,
+        /// Search only these settings (comma-separated env names), in the
+        /// search's order; all when not given.
+        #[arg(long, value_delimiter = ',')]
+        knobs: Vec<String>,
+        /// Rounds of the search (0: score the given settings only).
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+        /// Stop after the validation search: no test part is read.
+        #[arg(long)]
+        validation_only: bool,
     },
     /// Rules and bundles: scaffold a rule, test a bundle, pack, keys, sign,
     /// verify (upload with the API or by dropping the file in RULES_DIR).
@@ -253,8 +263,20 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::Eval { data, tune } => {
-            recengine::recommend::eval::run(&data, &settings, tune)?;
+        Command::Eval {
+            data,
+            tune,
+            knobs,
+            rounds,
+            validation_only,
+        } => {
+            let search = recengine::recommend::eval::Search {
+                tune: tune || validation_only,
+                knobs,
+                rounds,
+                validation_only,
+            };
+            recengine::recommend::eval::run(&data, &settings, &search)?;
         }
         Command::Rules { action } => {
             // Rule calls block (the sandbox's WASI runs its own executor):

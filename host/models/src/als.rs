@@ -40,6 +40,11 @@ pub struct Als {
     pub user_factors: Vec<f32>,
     /// items x factors, row-major.
     pub item_factors: Vec<f32>,
+    /// YᵀY of the item factors and the training's λ and α, kept to fold
+    /// in a user the training did not see.
+    item_gramian: Vec<f32>,
+    regularization: f32,
+    alpha: f32,
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -141,8 +146,70 @@ impl Als {
         }
         Als {
             factors: k,
+            item_gramian: gramian(&items, k),
             user_factors: users,
             item_factors: items,
+            regularization: config.regularization,
+            alpha: config.alpha,
+        }
+    }
+
+    /// The factors of a user from their profile alone: the exact solution
+    /// of the user's half-step, (YᵀY + Yᵀ(C − I)Y + λI) x = YᵀC·1, by
+    /// conjugate gradients run to k steps (the system is k x k).
+    pub fn fold_in(&self, profile: &Profile) -> Vec<f32> {
+        let k = self.factors;
+        let n_items = self.item_factors.len() / k;
+        let mut a = self.item_gramian.clone();
+        (0..k).for_each(|d| a[d * k + d] += self.regularization);
+        let mut b = vec![0f32; k];
+        for &(i, w) in profile {
+            if i as usize >= n_items {
+                continue;
+            }
+            let yi = &self.item_factors[i as usize * k..(i as usize + 1) * k];
+            let c = self.alpha * w;
+            for d in 0..k {
+                axpy((c - 1.0) * yi[d], yi, &mut a[d * k..(d + 1) * k]);
+            }
+            axpy(c, yi, &mut b);
+        }
+        let mut x = vec![0f32; k];
+        let (mut r, mut p, mut ap) = (b.clone(), b, vec![0f32; k]);
+        let mut rs_old = dot(&r, &r);
+        for _ in 0..k {
+            if rs_old < 1e-20 {
+                break;
+            }
+            for d in 0..k {
+                ap[d] = dot(&a[d * k..(d + 1) * k], &p);
+            }
+            let step = rs_old / dot(&p, &ap);
+            axpy(step, &p, &mut x);
+            axpy(-step, &ap, &mut r);
+            let rs_new = dot(&r, &r);
+            p.iter_mut()
+                .zip(&r)
+                .for_each(|(p, r)| *p = r + rs_new / rs_old * *p);
+            rs_old = rs_new;
+        }
+        x
+    }
+
+    /// Scores for the training row `own`, or, for a user the training did
+    /// not see, for the profile folded in ([`fold_in`](Self::fold_in)).
+    pub fn score_or_fold_in(&self, profile: &Profile, own: Option<u32>, out: &mut [f32]) {
+        let k = self.factors;
+        let known = own.filter(|&u| (u as usize + 1) * k <= self.user_factors.len());
+        if known.is_some() {
+            return self.score(profile, known, out);
+        }
+        if profile.is_empty() {
+            return;
+        }
+        let xu = self.fold_in(profile);
+        for (o, yi) in out.iter_mut().zip(self.item_factors.chunks_exact(k)) {
+            *o = dot(&xu, yi);
         }
     }
 
@@ -196,5 +263,12 @@ mod tests {
         let mut none = vec![0.0; 6];
         als.score(&[], None, &mut none);
         assert_eq!(none, vec![0.0; 6]);
+        // User 0's row folded in from scratch ranks like the trained row.
+        let mut folded = vec![0.0; 6];
+        als.score_or_fold_in(&[(0, 1.0), (1, 1.0)], None, &mut folded);
+        assert!(
+            folded[2] > 3.0 * folded[5].abs().max(folded[4].abs()),
+            "{folded:?}"
+        );
     }
 }

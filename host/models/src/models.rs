@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::{
     Profile,
+    als::{Als, AlsConfig},
     content::{Content, ItemText},
     ease::Ease,
     hybrid,
@@ -54,6 +55,8 @@ pub enum Algorithm {
     /// the catalogue is too large for EASE).
     Collaborative,
     ContentBased,
+    /// Implicit ALS, trained only when it counts in the weighted hybrid.
+    Als,
     Hybrid(HybridMethod),
 }
 
@@ -96,6 +99,14 @@ pub struct ModelsConfig {
     pub sequence_recency_days: f32,
     /// ... down to this share.
     pub sequence_floor: f32,
+    /// In the weighted hybrid, the weight of implicit ALS in the
+    /// collaborative part; its factors, iterations and λ, and the α of its
+    /// confidences `1 + α · x`.
+    pub hybrid_als: f32,
+    pub als_factors: usize,
+    pub als_iterations: usize,
+    pub als_regularization: f32,
+    pub als_alpha: f32,
 }
 
 /// The service's defaults (chosen on a validation split; see the README).
@@ -118,6 +129,23 @@ impl Default for ModelsConfig {
             sequence_window: 3,
             sequence_recency_days: 3.0,
             sequence_floor: 0.0,
+            hybrid_als: 2.0,
+            als_factors: 32,
+            als_iterations: 15,
+            als_regularization: 50.0,
+            als_alpha: 20.0,
+        }
+    }
+}
+
+impl ModelsConfig {
+    /// The ALS configuration of the served blend.
+    fn als(&self) -> AlsConfig {
+        AlsConfig {
+            factors: self.als_factors,
+            iterations: self.als_iterations,
+            regularization: self.als_regularization,
+            ..AlsConfig::default()
         }
     }
 }
@@ -138,8 +166,8 @@ pub struct TrainingTimes {
     pub ease: Duration,
     pub item_knn: Duration,
     pub user_knn: Duration,
-    /// TF-IDF, the period histograms and the transitions (on their own
-    /// thread).
+    /// TF-IDF, the period histograms, the transitions and ALS (on their
+    /// own thread; the last two only when blended).
     pub content: Duration,
     /// Wall time of the whole training (the parts overlap on two threads).
     pub total: Duration,
@@ -156,6 +184,7 @@ pub struct Models {
     pub content: Content,
     pub temporal: Option<Temporal>,
     pub sequence: Option<Sequence>,
+    pub als: Option<Als>,
     pub times: TrainingTimes,
 }
 
@@ -211,7 +240,16 @@ impl Models {
                                 config.sequence_floor,
                             )
                         });
-                    (Content::train(&data.items), temporal, sequence)
+                    // Confidences 1 + α·x: with α = 0 every interaction
+                    // counts 1, the protocol's reference configuration.
+                    let als = (config.hybrid_als > 0.0).then(|| {
+                        let mut c = x.clone();
+                        c.values
+                            .iter_mut()
+                            .for_each(|v| *v = 1.0 + config.als_alpha * *v);
+                        Als::train(&c, config.als())
+                    });
+                    (Content::train(&data.items), temporal, sequence, als)
                 })
             });
             let (g, gram_time) = timed(|| knn::gram(x));
@@ -231,7 +269,7 @@ impl Models {
                 ),
             )
         });
-        let (content, temporal, sequence) = content;
+        let (content, temporal, sequence, als) = content;
         let times = TrainingTimes {
             gram: gram_time,
             ease: ease_time,
@@ -250,6 +288,7 @@ impl Models {
             content,
             temporal,
             sequence,
+            als,
             times,
         }
     }
@@ -285,6 +324,16 @@ impl Models {
                 return self.scores(self.collaborative(), profile, own, keep);
             }
             Algorithm::ContentBased => self.content.score(profile, &mut out),
+            Algorithm::Als => {
+                if let Some(als) = &self.als {
+                    // ALS's folded-in profile weighs as in training.
+                    let confidences: Vec<(u32, f32)> = profile
+                        .iter()
+                        .map(|&(i, w)| (i, 1.0 + self.config.als_alpha * w))
+                        .collect();
+                    als.score_or_fold_in(&confidences, own, &mut out);
+                }
+            }
             Algorithm::Hybrid(method) => {
                 let mut cf = self.scores(Algorithm::Collaborative, profile, own, keep);
                 if method == HybridMethod::Weighted {
@@ -310,8 +359,8 @@ impl Models {
     }
 
     /// The weighted hybrid's collaborative part: the strongest model's
-    /// scores plus the kNN models', the user's period popularity and the
-    /// transitions at their configured weights, each normalised to its
+    /// scores plus the kNN models', ALS's, the user's period popularity and
+    /// the transitions at their configured weights, each normalised to its
     /// best candidate first.
     fn collaborative_blend(
         &self,
@@ -328,6 +377,7 @@ impl Models {
         let parts = [
             (Part::Model(Algorithm::UserKnn), self.config.hybrid_user_knn),
             (Part::Model(Algorithm::ItemKnn), self.config.hybrid_item_knn),
+            (Part::Model(Algorithm::Als), self.config.hybrid_als),
             (Part::Temporal, self.config.hybrid_temporal),
             (Part::Sequence, self.config.hybrid_sequence),
         ];

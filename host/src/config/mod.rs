@@ -133,6 +133,14 @@ pub struct Settings {
     pub sequence_window: u32,
     pub sequence_recency_days: f32,
     pub sequence_floor: f32,
+    /// Weight of implicit ALS (`ALS_FACTORS`, `ALS_ITERATIONS`,
+    /// `ALS_REGULARIZATION`; confidences 1 + `ALS_ALPHA`·x) beside EASE in
+    /// the weighted hybrid (0: not trained).
+    pub hybrid_als: f32,
+    pub als_factors: u32,
+    pub als_iterations: u32,
+    pub als_regularization: f32,
+    pub als_alpha: f32,
     /// Above this many items EASE (an items² inverse) is not trained and
     /// `collaborative` falls back to item-kNN (default 20000).
     pub ease_max_items: usize,
@@ -233,6 +241,11 @@ impl Default for Settings {
             sequence_window: 3,
             sequence_recency_days: 3.0,
             sequence_floor: 0.0,
+            hybrid_als: 2.0,
+            als_factors: 32,
+            als_iterations: 15,
+            als_regularization: 50.0,
+            als_alpha: 20.0,
             ease_max_items: 20_000,
             hybrid_method: HybridMethod::Weighted,
             interaction_weights: [

@@ -47,6 +47,9 @@ pub(super) fn read(env: &mut Env, s: &mut Settings) {
         ("HYBRID_ITEM_KNN", &mut s.hybrid_item_knn),
         ("HYBRID_TEMPORAL", &mut s.hybrid_temporal),
         ("HYBRID_SEQUENCE", &mut s.hybrid_sequence),
+        ("HYBRID_ALS", &mut s.hybrid_als),
+        ("ALS_ALPHA", &mut s.als_alpha),
+        ("ALS_REGULARIZATION", &mut s.als_regularization),
     ] {
         env.read(key, slot);
         if !(slot.is_finite() && *slot >= 0.0) {
@@ -77,6 +80,11 @@ pub(super) fn read(env: &mut Env, s: &mut Settings) {
             "SEQUENCE_FLOOR={}: must be between 0 and 1",
             s.sequence_floor
         ));
+    }
+    env.read("ALS_FACTORS", &mut s.als_factors);
+    env.read("ALS_ITERATIONS", &mut s.als_iterations);
+    if s.als_factors == 0 {
+        env.error("ALS_FACTORS must be at least 1");
     }
     if let Some(name) = env.get("HYBRID_METHOD") {
         let name = name.trim().to_ascii_lowercase();
@@ -130,6 +138,11 @@ impl Settings {
             sequence_window: self.sequence_window as usize,
             sequence_recency_days: self.sequence_recency_days,
             sequence_floor: self.sequence_floor,
+            hybrid_als: self.hybrid_als,
+            als_factors: self.als_factors as usize,
+            als_iterations: self.als_iterations as usize,
+            als_regularization: self.als_regularization,
+            als_alpha: self.als_alpha,
             ..Default::default()
         }
     }

@@ -38,6 +38,7 @@ pub fn name(algorithm: Algorithm) -> &'static str {
         Algorithm::ItemKnn => "item_knn",
         Algorithm::UserKnn => "user_knn",
         Algorithm::Popularity => "popularity",
+        Algorithm::Als => "als",
     }
 }
 
