@@ -115,22 +115,41 @@ fn solve_side(m: &Csr, x: &mut [f32], y: &[f32], k: usize, config: &AlsConfig) {
             let yi = &y[i as usize * k..(i as usize + 1) * k];
             axpy(config.alpha * val, yi, &mut r);
         }
-        p.copy_from_slice(&r);
-        let mut rs_old = dot(&r, &r);
-        for _ in 0..config.cg_steps {
-            if rs_old < 1e-20 {
-                break;
-            }
-            product(&p, &mut ap, cols, vals);
-            let step = rs_old / dot(&p, &ap);
-            axpy(step, &p, xu);
-            axpy(-step, &ap, &mut r);
-            let rs_new = dot(&r, &r);
-            p.iter_mut()
-                .zip(&r)
-                .for_each(|(p, r)| *p = r + rs_new / rs_old * *p);
-            rs_old = rs_new;
+        conjugate_gradient(
+            |v, out| product(v, out, cols, vals),
+            xu,
+            &mut r,
+            (&mut p, &mut ap),
+            config.cg_steps,
+        );
+    }
+}
+
+/// At most `steps` of conjugate gradients on A·x = b (A symmetric positive
+/// definite, given by its product `apply(v, out)`: out = A·v), from `x`
+/// with its residual `r` = b − A·x. `scratch`: two vectors of x's length.
+fn conjugate_gradient(
+    apply: impl Fn(&[f32], &mut [f32]),
+    x: &mut [f32],
+    r: &mut [f32],
+    (p, ap): (&mut [f32], &mut [f32]),
+    steps: usize,
+) {
+    p.copy_from_slice(r);
+    let mut rs_old = dot(r, r);
+    for _ in 0..steps {
+        if rs_old < 1e-20 {
+            break;
         }
+        apply(p, ap);
+        let step = rs_old / dot(p, ap);
+        axpy(step, p, x);
+        axpy(-step, ap, r);
+        let rs_new = dot(r, r);
+        p.iter_mut()
+            .zip(r.iter())
+            .for_each(|(p, r)| *p = r + rs_new / rs_old * *p);
+        rs_old = rs_new;
     }
 }
 
@@ -174,25 +193,20 @@ impl Als {
             }
             axpy(c, yi, &mut b);
         }
+        // From x = 0 the residual is b.
         let mut x = vec![0f32; k];
-        let (mut r, mut p, mut ap) = (b.clone(), b, vec![0f32; k]);
-        let mut rs_old = dot(&r, &r);
-        for _ in 0..k {
-            if rs_old < 1e-20 {
-                break;
-            }
-            for d in 0..k {
-                ap[d] = dot(&a[d * k..(d + 1) * k], &p);
-            }
-            let step = rs_old / dot(&p, &ap);
-            axpy(step, &p, &mut x);
-            axpy(-step, &ap, &mut r);
-            let rs_new = dot(&r, &r);
-            p.iter_mut()
-                .zip(&r)
-                .for_each(|(p, r)| *p = r + rs_new / rs_old * *p);
-            rs_old = rs_new;
-        }
+        let (mut p, mut ap) = (vec![0f32; k], vec![0f32; k]);
+        conjugate_gradient(
+            |v, out| {
+                for (d, o) in out.iter_mut().enumerate() {
+                    *o = dot(&a[d * k..(d + 1) * k], v);
+                }
+            },
+            &mut x,
+            &mut b,
+            (&mut p, &mut ap),
+            k,
+        );
         x
     }
 
