@@ -1,7 +1,15 @@
 //! Compiles the built-in rules (`../builtin-rules`, a workspace of
-//! wasm32-wasip2 components) and embeds them in the binary, so built-in and
-//! custom rules load through the same path and a fresh clone needs nothing
-//! but `cargo build`.
+//! `wasm32-unknown-unknown` modules), encodes each as a component and embeds
+//! them in the binary, so built-in and custom rules load through the same
+//! path and a fresh clone needs nothing but `cargo build`.
+//!
+//! Why not `wasm32-wasip2`, which yields a component directly: its standard
+//! library makes every component import thirteen WASI interfaces (and link
+//! shim modules for them) even though no rule uses any, and a fresh instance
+//! of such a component costs more to set up on every call. A module built
+//! for `wasm32-unknown-unknown` imports nothing; wit-bindgen has already
+//! embedded the component type it exports, so encoding it is all that is
+//! left. The cost: a panicking built-in traps without its message.
 
 use std::{
     env,
@@ -10,7 +18,7 @@ use std::{
     process::Command,
 };
 
-const TARGET: &str = "wasm32-wasip2";
+const TARGET: &str = "wasm32-unknown-unknown";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -64,13 +72,17 @@ fn main() {
         "/// The built-in rule components: (crate name, component bytes).\n\
          pub const BUILTIN_COMPONENTS: &[(&str, &[u8])] = &[\n",
     );
+    let components_dir = target_dir.join("components");
+    std::fs::create_dir_all(&components_dir).unwrap();
     for name in &names {
-        let wasm = out_dir.join(format!("{name}.wasm"));
-        assert!(wasm.is_file(), "missing {}", wasm.display());
+        let module = out_dir.join(format!("{name}.wasm"));
+        assert!(module.is_file(), "missing {}", module.display());
+        let component = components_dir.join(format!("{name}.wasm"));
+        std::fs::write(&component, encode_component(&module)).unwrap();
         writeln!(
             code,
             "    ({name:?}, include_bytes!({:?})),",
-            wasm.display().to_string()
+            component.display().to_string()
         )
         .unwrap();
     }
@@ -79,7 +91,18 @@ fn main() {
     std::fs::write(dest, code).unwrap();
 }
 
-/// A fresh machine has no wasm32-wasip2 standard library; rustup can add it.
+/// The component of a core module that wit-bindgen built (its component
+/// type is in a custom section of the module).
+fn encode_component(module: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(module).unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&bytes)
+        .and_then(|encoder| encoder.validate(true).encode())
+        .unwrap_or_else(|e| panic!("encoding {} as a component: {e:#}", module.display()))
+}
+
+/// A fresh machine has no wasm32-unknown-unknown standard library; rustup
+/// can add it.
 fn ensure_target_installed() {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])

@@ -10,13 +10,16 @@
 //! With a compiled-code directory, the compiled form is also kept on disk,
 //! keyed by that digest and the engine's fingerprint, so a restart (or
 //! another replica sharing the directory) loads it instead of compiling.
-//! Every call gets a fresh store and instance from the pooling allocator, so
-//! no state carries from one user's request to another's, and runs under:
+//! Every call gets a fresh instance from the pooling allocator (in a store
+//! shared by one request's rules, see [`Session`]), so no state carries from
+//! one rule to another or from one user's request to another's, and runs
+//! under:
 //! - a wall-clock deadline (epoch interruption on a 1 ms tick), so an
 //!   infinite loop costs one deadline, not a worker thread;
 //! - a memory cap (`StoreLimits`, trapping on a failed grow), so a rule
 //!   cannot exhaust the host's memory;
-//! - WASI with nothing granted: no preopened directories, no environment or
+//! - WASI with nothing granted, for components that import it (the
+//!   built-ins import nothing): no preopened directories, no environment or
 //!   arguments, no sockets, stdout discarded, stderr kept (bounded) for the
 //!   panic message, and clocks fixed to the request's "now".
 
@@ -27,7 +30,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, OnceLock, Weak,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -90,8 +93,6 @@ const REUSE_IDLE: usize = 8;
 struct Warm {
     store: Store<RuleState>,
     instance: WarmInstance,
-    clock: Arc<std::sync::atomic::AtomicI64>,
-    stderr: MemoryOutputPipe,
     memory_bytes: usize,
     /// The guest's memory once instantiated, bytes.
     initial_memory: usize,
@@ -167,11 +168,39 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Per-store state: the WASI context (granting nothing) and the limits.
+/// Per-store state: the WASI context (granting nothing), built the first
+/// time the guest calls a WASI function, and the limits.
 pub struct RuleState {
-    wasi: WasiCtx,
+    /// `None` until the guest first calls into WASI: most rule calls never
+    /// do (the built-ins import nothing), and building a context is a
+    /// fixed cost per call otherwise.
+    wasi: Option<WasiCtx>,
+    /// The context's stderr, kept (bounded) for a panic message.
+    stderr: Option<MemoryOutputPipe>,
+    /// The wall clock the context reads: the request's "now".
+    clock: Arc<AtomicI64>,
     table: ResourceTable,
     limits: GrowthLimits,
+}
+
+impl RuleState {
+    fn new(now_ms: i64, limits: &Limits) -> Self {
+        Self {
+            wasi: None,
+            stderr: None,
+            clock: Arc::new(AtomicI64::new(now_ms)),
+            table: ResourceTable::new(),
+            limits: GrowthLimits::new(limits.memory_bytes, 1),
+        }
+    }
+
+    /// What the guest wrote to stderr so far.
+    fn stderr(&self) -> Vec<u8> {
+        self.stderr
+            .as_ref()
+            .map(|pipe| pipe.contents().to_vec())
+            .unwrap_or_default()
+    }
 }
 
 /// wasmtime's store limits, remembering how large the guest's memory has
@@ -182,6 +211,29 @@ struct GrowthLimits {
     limits: StoreLimits,
     /// The largest linear memory granted so far, bytes.
     memory_bytes: usize,
+}
+
+/// Core instances, tables and memories one rule's component may create.
+/// Each is a pool slot; a component asking for more is refused.
+const INSTANCES_PER_RULE: usize = 16;
+const TABLES_PER_RULE: usize = 16;
+const MEMORIES_PER_RULE: usize = 4;
+
+impl GrowthLimits {
+    /// Each memory capped at `memory_bytes`; room for `rules` rules'
+    /// instances in the store.
+    fn new(memory_bytes: usize, rules: usize) -> Self {
+        Self {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_bytes)
+                .instances(INSTANCES_PER_RULE * rules)
+                .tables(TABLES_PER_RULE * rules)
+                .memories(MEMORIES_PER_RULE * rules)
+                .trap_on_grow_failure(true)
+                .build(),
+            memory_bytes: 0,
+        }
+    }
 }
 
 impl ResourceLimiter for GrowthLimits {
@@ -230,8 +282,17 @@ impl ResourceLimiter for GrowthLimits {
 
 impl WasiView for RuleState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let wasi = self.wasi.get_or_insert_with(|| {
+            let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+            self.stderr = Some(stderr.clone());
+            WasiCtx::builder()
+                .stdout(SinkOutputStream)
+                .stderr(stderr)
+                .wall_clock(FixedClock(self.clock.clone()))
+                .build()
+        });
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: wasi,
             table: &mut self.table,
         }
     }
@@ -346,6 +407,10 @@ pub struct CompiledRule {
     /// formatted again on every request).
     pub input_labels: Arc<[String]>,
     pub contract: Contract,
+    /// Whether it imports WASI. wasmtime-wasi's synchronous bindings block
+    /// on a Tokio runtime of their own, so such a rule must not be called
+    /// from an async worker thread (see `runner`).
+    pub imports_wasi: bool,
     pre: Pre,
     /// Instances kept for rules that opted into reuse.
     warm: Mutex<Vec<Warm>>,
@@ -568,12 +633,17 @@ impl RuleEngine {
             .iter()
             .map(|i| format!("{}.{}", i.scope.as_str(), i.name))
             .collect();
+        let imports_wasi = component
+            .component_type()
+            .imports(&sandbox.engine)
+            .any(|(name, _)| name.starts_with("wasi:"));
         let compiled = Arc::new(CompiledRule {
             digest: digest.clone(),
             sizing,
             metadata,
             input_labels,
             contract,
+            imports_wasi,
             pre,
             warm: Mutex::new(Vec::new()),
         });
@@ -593,57 +663,14 @@ impl RuleEngine {
             .count()
     }
 
-    fn store(
-        &self,
-        sizing: Sizing,
-        now_ms: i64,
-        limits: &Limits,
-    ) -> (Store<RuleState>, MemoryOutputPipe) {
-        let (store, stderr, _) = self.store_with_clock(sizing, now_ms, limits);
-        (store, stderr)
-    }
-
-    /// A store whose wall clock reads the returned cell (so a reused
-    /// instance sees each request's "now").
-    fn store_with_clock(
-        &self,
-        sizing: Sizing,
-        now_ms: i64,
-        limits: &Limits,
-    ) -> (
-        Store<RuleState>,
-        MemoryOutputPipe,
-        Arc<std::sync::atomic::AtomicI64>,
-    ) {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
-        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now_ms));
-        let wasi = WasiCtx::builder()
-            .stdout(SinkOutputStream)
-            .stderr(stderr.clone())
-            .wall_clock(FixedClock(clock.clone()))
-            .build();
-        let state = RuleState {
-            wasi,
-            table: ResourceTable::new(),
-            limits: GrowthLimits {
-                limits: StoreLimitsBuilder::new()
-                    .memory_size(limits.memory_bytes)
-                    .instances(16)
-                    .tables(16)
-                    .memories(4)
-                    .trap_on_grow_failure(true)
-                    .build(),
-                memory_bytes: 0,
-            },
-        };
-        let mut store = Store::new(&self.sandbox(sizing).engine, state);
+    /// A store for one call (or, in a [`Session`], several) under `limits`,
+    /// its clock reading `now_ms`.
+    fn store(&self, sizing: Sizing, now_ms: i64, limits: &Limits) -> Store<RuleState> {
+        let mut store = Store::new(&self.sandbox(sizing).engine, RuleState::new(now_ms, limits));
         store.limiter(|s| &mut s.limits);
-        // The deadline must be armed before instantiation: a new store's is
-        // zero, and instantiation runs guest code.
-        let ticks = (limits.deadline.as_millis() as u64).max(1);
-        store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        (store, stderr, clock)
+        arm_deadline(&mut store, limits);
+        store
     }
 
     /// At load, off the request path: a busy machine must not turn a slow
@@ -655,30 +682,87 @@ impl RuleEngine {
             deadline: self.limits.deadline.max(LOAD_DEADLINE),
             ..self.limits
         };
-        let (mut store, stderr) = self.store(sizing, 0, &limits);
-        let failed = |e: wasmtime::Error, instantiating| classify(&e, &stderr, instantiating);
-        match pre {
-            Pre::V0_2(pre) => {
-                let rule = pre.instantiate(&mut store).map_err(|e| failed(e, true))?;
-                let m = rule
-                    .call_metadata(&mut store)
-                    .map_err(|e| failed(e, false))?;
-                Ok(metadata_from_v0_2(m))
-            }
-            Pre::V0_1(pre) => {
-                let rule = pre.instantiate(&mut store).map_err(|e| failed(e, true))?;
-                let m = rule
-                    .call_metadata(&mut store)
-                    .map_err(|e| failed(e, false))?;
-                Ok(metadata_from_v0_1(m))
-            }
-        }
+        let mut store = self.store(sizing, 0, &limits);
+        let answer = match pre {
+            Pre::V0_2(pre) => pre
+                .instantiate(&mut store)
+                .map_err(|e| (e, true))
+                .and_then(|rule| {
+                    rule.call_metadata(&mut store)
+                        .map(metadata_from_v0_2)
+                        .map_err(|e| (e, false))
+                }),
+            Pre::V0_1(pre) => pre
+                .instantiate(&mut store)
+                .map_err(|e| (e, true))
+                .and_then(|rule| {
+                    rule.call_metadata(&mut store)
+                        .map(metadata_from_v0_1)
+                        .map_err(|e| (e, false))
+                }),
+        };
+        answer.map_err(|(e, instantiating)| {
+            classify_output(&e, &store.data().stderr(), instantiating)
+        })
     }
 
     /// Calls the rule's `apply` in a fresh instance, under `limits` (the
-    /// engine's, or tighter ones a bundle set for the rule).
+    /// engine's, or tighter ones a bundle set for the rule). A request that
+    /// calls several rules uses a [`Session`] instead.
     pub fn apply_within(
         &self,
+        rule: &CompiledRule,
+        call: &Call,
+        limits: &Limits,
+    ) -> Result<sdk::Outcome, Failure> {
+        self.session().apply(rule, call, limits)
+    }
+
+    /// The sandbox for one request's rule calls.
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            engine: self,
+            shared: None,
+            rules: 0,
+        }
+    }
+}
+
+/// The deadline counts from now: whole epoch ticks, at least one.
+fn arm_deadline(store: &mut Store<RuleState>, limits: &Limits) {
+    let ticks = (limits.deadline.as_millis() as u64).max(1);
+    store.set_epoch_deadline(ticks);
+}
+
+/// Memory a small rule's instance may have grown to and still leave its
+/// store to the request's next rule; past it the store (and the memory)
+/// is freed at once, as when every call had a store of its own.
+const SHARED_STORE_MEMORY: usize = 4 << 20;
+
+/// The sandbox of one request. Its small rules share one store: the
+/// store, its limiter and its clock are set up once per request instead of
+/// once per rule (wasmtime's per-store setup and teardown was a large part
+/// of a small rule's fixed cost). Each rule still runs in a fresh instance
+/// of its own (its own linear memory and tables; nothing of another rule's
+/// or another request's is reachable from it), under its own deadline,
+/// memory cap and WASI context (built only if it calls WASI, with its own
+/// stderr). A trap poisons a wasmtime store, so after a failed call the
+/// next rule gets a new one; so does the rule after one whose memory grew
+/// past [`SHARED_STORE_MEMORY`]. Large components (interpreters) get a
+/// store per call: their instantiation dwarfs the store's setup, and
+/// their memory is freed as soon as they return. Dropping the session
+/// frees every instance.
+pub struct Session<'e> {
+    engine: &'e RuleEngine,
+    shared: Option<Store<RuleState>>,
+    /// Rules instantiated in `shared`.
+    rules: usize,
+}
+
+impl Session<'_> {
+    /// Calls the rule's `apply` in a fresh instance, under `limits`.
+    pub fn apply(
+        &mut self,
         rule: &CompiledRule,
         call: &Call,
         limits: &Limits,
@@ -688,36 +772,92 @@ impl RuleEngine {
             return Err(Failure::InputTooLarge(n));
         }
         if limits.reuse_instances {
-            return self.apply_reusing(rule, call, limits);
+            return self.engine.apply_reusing(rule, call, limits);
         }
-        let (mut store, stderr) = self.store(rule.sizing, call.now_ms(), limits);
-        let failed = |e: wasmtime::Error, instantiating| classify(&e, &stderr, instantiating);
-        let answer = match (&rule.pre, call) {
-            (Pre::V0_2(pre), Call::V0_2(request)) => {
-                let instance = pre.instantiate(&mut store).map_err(|e| failed(e, true))?;
-                instance
-                    .call_apply(&mut store, request)
-                    .map(|r| r.map(outcome_from_v0_2))
+        if rule.sizing == Sizing::Large {
+            let mut store = self.engine.store(rule.sizing, call.now_ms(), limits);
+            return call_fresh(&mut store, rule, call).map_err(|(failure, _)| failure);
+        }
+        let engine = self.engine;
+        let store = self.shared.get_or_insert_with(|| {
+            self.rules = 0;
+            engine.store(Sizing::Small, call.now_ms(), limits)
+        });
+        self.rules += 1;
+        // This rule's own cap, deadline, WASI context and resources.
+        let state = store.data_mut();
+        state.limits = GrowthLimits::new(limits.memory_bytes, self.rules);
+        state.wasi = None;
+        state.stderr = None;
+        state.table = ResourceTable::new();
+        state.clock.store(call.now_ms(), Ordering::Relaxed);
+        // wasmtime reads the counts (instances, tables, memories) when the
+        // limiter is installed: installed again, it sees this rule's room.
+        store.limiter(|s| &mut s.limits);
+        arm_deadline(store, limits);
+        let result = call_fresh(store, rule, call);
+        let grown = store.data().limits.memory_bytes > SHARED_STORE_MEMORY;
+        match result {
+            Ok(outcome) => {
+                if grown {
+                    self.shared = None;
+                }
+                Ok(outcome)
             }
-            (Pre::V0_1(pre), Call::V0_1(request)) => {
-                let instance = pre.instantiate(&mut store).map_err(|e| failed(e, true))?;
-                instance
-                    .call_apply(&mut store, request)
-                    .map(|r| r.map(outcome_from_v0_1))
+            Err((failure, poisoned)) => {
+                if poisoned || grown {
+                    self.shared = None;
+                }
+                Err(failure)
             }
-            _ => {
-                return Err(Failure::Instantiate(format!(
-                    "a request of another contract than the rule's {}",
-                    rule.contract.as_str()
-                )));
-            }
-        };
-        match answer {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(message)) => Err(Failure::RuleError(truncate(message, 500))),
-            Err(e) => Err(failed(e, false)),
         }
     }
+}
+
+/// Instantiates the rule in `store` and calls `apply`. The flag says
+/// whether wasmtime failed the call (a trap, which leaves the store unable
+/// to enter any instance again) rather than the rule answering an error.
+fn call_fresh(
+    store: &mut Store<RuleState>,
+    rule: &CompiledRule,
+    call: &Call,
+) -> Result<sdk::Outcome, (Failure, bool)> {
+    let answer = match (&rule.pre, call) {
+        (Pre::V0_2(pre), Call::V0_2(request)) => pre
+            .instantiate(&mut *store)
+            .map_err(|e| (e, true))
+            .and_then(|instance| {
+                instance
+                    .call_apply(&mut *store, request)
+                    .map(|r| r.map(outcome_from_v0_2))
+                    .map_err(|e| (e, false))
+            }),
+        (Pre::V0_1(pre), Call::V0_1(request)) => pre
+            .instantiate(&mut *store)
+            .map_err(|e| (e, true))
+            .and_then(|instance| {
+                instance
+                    .call_apply(&mut *store, request)
+                    .map(|r| r.map(outcome_from_v0_1))
+                    .map_err(|e| (e, false))
+            }),
+        _ => return Err((contract_mismatch(rule), false)),
+    };
+    match answer {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(message)) => Err((Failure::RuleError(truncate(message, 500)), false)),
+        Err((e, instantiating)) => Err((
+            classify_output(&e, &store.data().stderr(), instantiating),
+            true,
+        )),
+    }
+}
+
+fn contract_mismatch(rule: &CompiledRule) -> Failure {
+    Failure::Instantiate(format!(
+        "a request of another contract than the rule's {}",
+        rule.contract.as_str()
+    ))
 }
 
 impl RuleEngine {
@@ -741,29 +881,24 @@ impl RuleEngine {
         };
         let mut warm = match idle {
             Some(mut warm) => {
-                warm.clock.store(call.now_ms(), Ordering::Relaxed);
-                let ticks = (limits.deadline.as_millis() as u64).max(1);
-                warm.store.set_epoch_deadline(ticks);
+                warm.store
+                    .data()
+                    .clock
+                    .store(call.now_ms(), Ordering::Relaxed);
+                arm_deadline(&mut warm.store, limits);
                 warm
             }
             None => {
-                let (mut store, stderr, clock) =
-                    self.store_with_clock(rule.sizing, call.now_ms(), limits);
-                let failed = |e: wasmtime::Error| classify(&e, &stderr, true);
+                let mut store = self.store(rule.sizing, call.now_ms(), limits);
                 let instance = match &rule.pre {
-                    Pre::V0_2(pre) => {
-                        WarmInstance::V0_2(pre.instantiate(&mut store).map_err(failed)?)
-                    }
-                    Pre::V0_1(pre) => {
-                        WarmInstance::V0_1(pre.instantiate(&mut store).map_err(failed)?)
-                    }
-                };
+                    Pre::V0_2(pre) => pre.instantiate(&mut store).map(WarmInstance::V0_2),
+                    Pre::V0_1(pre) => pre.instantiate(&mut store).map(WarmInstance::V0_1),
+                }
+                .map_err(|e| classify_output(&e, &store.data().stderr(), true))?;
                 Warm {
                     initial_memory: store.data().limits.memory_bytes,
                     store,
                     instance,
-                    clock,
-                    stderr,
                     memory_bytes: limits.memory_bytes,
                     calls: 0,
                 }
@@ -771,7 +906,7 @@ impl RuleEngine {
         };
         // What the instance wrote to stderr before this call is not this
         // call's message.
-        let stderr_before = warm.stderr.contents().len();
+        let stderr_before = warm.store.data().stderr().len();
         let answer = match (&warm.instance, call) {
             (WarmInstance::V0_2(instance), Call::V0_2(request)) => instance
                 .call_apply(&mut warm.store, request)
@@ -779,18 +914,13 @@ impl RuleEngine {
             (WarmInstance::V0_1(instance), Call::V0_1(request)) => instance
                 .call_apply(&mut warm.store, request)
                 .map(|r| r.map(outcome_from_v0_1)),
-            _ => {
-                return Err(Failure::Instantiate(format!(
-                    "a request of another contract than the rule's {}",
-                    rule.contract.as_str()
-                )));
-            }
+            _ => return Err(contract_mismatch(rule)),
         };
         let result = match answer {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(message)) => Err(Failure::RuleError(truncate(message, 500))),
             Err(e) => {
-                let text = warm.stderr.contents();
+                let text = warm.store.data().stderr();
                 let own = text.get(stderr_before..).unwrap_or_default();
                 Err(classify_output(&e, own, false))
             }
@@ -931,12 +1061,8 @@ fn outcome_from_v0_1(o: v0_1::recengine::rules::types::Outcome) -> sdk::Outcome 
     }
 }
 
-/// Maps a wasmtime error to a failure cause.
-fn classify(err: &wasmtime::Error, stderr: &MemoryOutputPipe, instantiating: bool) -> Failure {
-    classify_output(err, &stderr.contents(), instantiating)
-}
-
-/// [`classify`], given what the call wrote to stderr.
+/// Maps a wasmtime error to a failure cause, given what the call wrote to
+/// stderr.
 fn classify_output(err: &wasmtime::Error, stderr: &[u8], instantiating: bool) -> Failure {
     if let Some(trap) = err.downcast_ref::<Trap>() {
         return match trap {
@@ -1166,6 +1292,9 @@ fn shared_engines() -> anyhow::Result<&'static Engines> {
 fn engine_config(sizing: Sizing) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // A synchronous embedding: no per-store state for component-model
+    // async (48 sets it up for every store by default).
+    config.concurrency_support(false);
     config.epoch_interruption(true);
     // Deep recursion traps (StackOverflow) well before the host's own stack
     // is at risk.
@@ -1200,6 +1329,14 @@ fn engine_config(sizing: Sizing) -> Config {
             // A/B: the eight built-ins over 100 candidates 186-190 ->
             // 143-147 us, one call 10.0 -> 9.1 us.
             pool.pagemap_scan(Enabled::Auto);
+            // Bounds-checked memories without guard pages: a slot's
+            // accessible size then never shrinks between instances, so
+            // neither instantiation nor a rule's `memory.grow` calls
+            // `mprotect`, each of which took the process's memory-map
+            // lock and interrupted the other core to flush its TLB.
+            config.signals_based_traps(false);
+            config.memory_guard_size(0);
+            config.guard_before_linear_memory(false);
         }
         Sizing::Large => {
             // An interpreter's pre-initialised heap (componentize-py's is
@@ -1241,7 +1378,7 @@ fn start_epoch_ticker(engines: Vec<Engine>) {
 /// The wall clock a rule sees: the request's "now", so every rule of one
 /// request agrees and a rule cannot use the clock to tell requests apart.
 /// A cell rather than a value so that a reused instance sees each call's.
-struct FixedClock(Arc<std::sync::atomic::AtomicI64>);
+struct FixedClock(Arc<AtomicI64>);
 
 impl wasmtime_wasi::HostWallClock for FixedClock {
     fn resolution(&self) -> Duration {

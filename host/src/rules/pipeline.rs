@@ -281,6 +281,9 @@ pub fn run(
     counter_prefix: &str,
 ) -> PipelineOutput {
     let mut encoding = Encoding::new(set, subject, rows);
+    // One sandbox for the request: the rules share its setup, each in an
+    // instance of its own.
+    let mut session = registry.engine.session();
     let mut list = List::new(
         subject.items.iter().map(|i| i.id).collect(),
         subject.items.iter().map(|i| i.score).collect(),
@@ -303,19 +306,22 @@ pub fn run(
         if !rule.enabled || !wanted || blocked_by.is_some() || list.is_empty() {
             continue;
         }
-        let counters = registry.counters(&format!("{counter_prefix}{}", meta.name));
+        let counters = if counter_prefix.is_empty() {
+            registry.counters(&meta.name)
+        } else {
+            registry.counters(&format!("{counter_prefix}{}", meta.name))
+        };
         let started = Instant::now();
-        let result = registry
-            .engine
-            .apply_within(
+        // Applied in place: on a violation the contract leaves the list
+        // untouched.
+        let result = session
+            .apply(
                 &rule.compiled,
                 &encoding.call(rule, &set.slots[index], Some(&set.last_use[index]), &list),
                 &rule.limits,
             )
             .and_then(|outcome| {
-                let mut next = list.clone();
-                contract::apply(meta.kind, &mut next, outcome)
-                    .map(|effect| (next, effect))
+                contract::apply(meta.kind, &mut list, outcome)
                     .map_err(|v| Failure::Contract(v.to_string()))
             });
         let elapsed = started.elapsed();
@@ -325,7 +331,7 @@ pub fn run(
             .total_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         match result {
-            Ok((next, effect)) => {
+            Ok(effect) => {
                 entry.status = TraceStatus::Applied;
                 counters
                     .dropped
@@ -374,7 +380,6 @@ pub fn run(
                         });
                     }
                 }
-                list = next;
             }
             Err(failure) => {
                 // Logged at most once a minute per rule, with the count of
@@ -456,15 +461,15 @@ pub fn place_promotions(
         found.items.iter().map(|i| i.id).collect(),
         found.items.iter().map(|_| 0.0).collect(),
     );
+    let mut session = registry.engine.session();
     for index in vetting_filters(set) {
         if all.is_empty() {
             break;
         }
         let rule = &set.rules[index];
         let safety = rule.policy == FailurePolicy::FailClosed;
-        let outcome = registry
-            .engine
-            .apply_within(
+        let outcome = session
+            .apply(
                 &rule.compiled,
                 &encoding.call(rule, &set.slots[index], None, &all),
                 &rule.limits,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    engine::{CompiledRule, Contract, Limits, RuleEngine},
+    engine::{CompiledRule, Contract, Limits, RuleEngine, Sizing},
     input::{InputPlan, rows::RowTable},
 };
 
@@ -156,6 +156,13 @@ pub struct RuleSet {
     pub has_promote: bool,
     /// The strings of the candidates' kept rows for `plan`.
     pub rows: RowTable,
+    /// Whether every enabled rule is a small component that imports no
+    /// WASI, run in a fresh instance (no interpreter, no kept instance): a
+    /// pipeline that may run on the request's own thread (see `runner`).
+    pub small_only: bool,
+    /// The pipeline's recent wall time, µs: a moving average kept by the
+    /// runner.
+    pub recent_micros: AtomicU64,
 }
 
 impl RuleSet {
@@ -198,6 +205,11 @@ impl RuleSet {
         let has_promote = rules
             .iter()
             .any(|r| r.enabled && r.compiled.metadata.kind == sdk::Kind::Promote);
+        let small_only = rules.iter().filter(|r| r.enabled).all(|r| {
+            r.compiled.sizing == Sizing::Small
+                && !r.compiled.imports_wasi
+                && !r.limits.reuse_instances
+        });
         Self {
             rules,
             version,
@@ -207,6 +219,8 @@ impl RuleSet {
             last_use,
             has_legacy,
             has_promote,
+            small_only,
+            recent_micros: AtomicU64::new(0),
         }
     }
 }
@@ -396,12 +410,12 @@ impl RuleRegistry {
     }
 
     pub fn counters(&self, name: &str) -> Arc<RuleCounters> {
-        self.stats
-            .lock()
-            .expect("not poisoned")
-            .entry(name.to_string())
-            .or_default()
-            .clone()
+        let mut stats = self.stats.lock().expect("not poisoned");
+        // Asked for every rule of every request: no key copied on a hit.
+        if let Some(counters) = stats.get(name) {
+            return counters.clone();
+        }
+        stats.entry(name.to_string()).or_default().clone()
     }
 }
 

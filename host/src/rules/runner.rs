@@ -1,9 +1,20 @@
 //! The one way a request goes through the rules: one snapshot of the rule
-//! set for the whole request (a swap mid-request changes nothing), run on
-//! the blocking pool (rule calls are synchronous and bounded by their
-//! deadline, so a slow rule never stalls the async workers), at most
+//! set for the whole request (a swap mid-request changes nothing), at most
 //! `RULE_CONCURRENCY` requests' pipelines at once, and the bundle in
 //! shadow, if any, compared beside it off the response path.
+//!
+//! Where a pipeline runs: rule calls are synchronous, bounded by their
+//! deadlines. A set of small components that import no WASI, whose
+//! pipelines have lately taken under [`INLINE_BUDGET_MICROS`] (the
+//! built-ins: ~0.15 ms), runs on the request's own thread; handing it to
+//! the blocking pool and back cost more than running it (two thread
+//! switches a request). Any other set (an interpreted rule, a kept
+//! instance, a rule that imports WASI, whose synchronous bindings block on
+//! a runtime of their own and so cannot run on an async worker, or a
+//! pipeline that has become slow, e.g. a rule running into its deadline)
+//! runs on the blocking pool, so it never stalls the async workers. A rule that starts to time out
+//! stalls a worker at most for the requests that measure it: one deadline
+//! raises the average past the budget at once.
 //!
 //! Why the bound: rules are pure CPU work and their deadline is wall-clock.
 //! With more pipelines running than cores they only take turns, each
@@ -18,7 +29,11 @@
 //! when promote rules asked for items, [`Runner::place`] once the caller
 //! has looked them up.
 
-use std::{borrow::Cow, sync::Arc};
+use std::{
+    borrow::Cow,
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
 
 use recengine_rules_sdk::Kind;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -123,20 +138,18 @@ impl Runner {
                 .map(|shadow| (shadow, served, subject.clone(), set.clone(), kinds.clone()))
         });
         let live = set.clone();
-        let turn = self.turn().await?;
-        let out = tokio::task::spawn_blocking(move || {
-            let _turn = turn;
-            pipeline::run(
-                &registry,
-                &live,
-                &subject,
-                rows.as_deref(),
-                kinds.as_deref(),
-                "",
-            )
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
+        let out = self
+            .on_turn(&set, move || {
+                pipeline::run(
+                    &registry,
+                    &live,
+                    &subject,
+                    rows.as_deref(),
+                    kinds.as_deref(),
+                    "",
+                )
+            })
+            .await?;
         if let Some((shadow, served, subject, set, kinds)) = shadow {
             let shown = out.list.ids.iter().copied().take(served.top_n).collect();
             shadow.evaluate(
@@ -163,13 +176,49 @@ impl Runner {
         shown: usize,
     ) -> AppResult<PipelineOutput> {
         let registry = self.registry.clone();
-        let turn = self.turn().await?;
-        tokio::task::spawn_blocking(move || {
-            let _turn = turn;
-            pipeline::place_promotions(&registry, &set, &mut out, &found, shown, "");
+        let live = set.clone();
+        self.on_turn(&set, move || {
+            pipeline::place_promotions(&registry, &live, &mut out, &found, shown, "");
             out
         })
         .await
-        .map_err(|e| AppError::Internal(e.into()))
     }
+
+    /// Runs `work` (rule calls on `set`) once it is a pipeline's turn:
+    /// inline when the set is cheap enough, on the blocking pool otherwise
+    /// (see the module's notes), keeping the set's average up to date.
+    async fn on_turn<T: Send + 'static>(
+        &self,
+        set: &Arc<RuleSet>,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> AppResult<T> {
+        let turn = self.turn().await?;
+        let timed = {
+            let set = set.clone();
+            move || {
+                let _turn = turn;
+                let started = Instant::now();
+                let out = work();
+                record(&set, started.elapsed().as_micros() as u64);
+                out
+            }
+        };
+        if set.small_only && set.recent_micros.load(Ordering::Relaxed) < INLINE_BUDGET_MICROS {
+            return Ok(timed());
+        }
+        tokio::task::spawn_blocking(timed)
+            .await
+            .map_err(|e| AppError::Internal(e.into()))
+    }
+}
+
+/// A pipeline whose moving average stays under this many microseconds
+/// runs on the request's own thread.
+pub const INLINE_BUDGET_MICROS: u64 = 1_000;
+
+/// Moves the set's average an eighth of the way to `micros`.
+fn record(set: &RuleSet, micros: u64) {
+    let old = set.recent_micros.load(Ordering::Relaxed);
+    let new = old - old / 8 + micros / 8;
+    set.recent_micros.store(new, Ordering::Relaxed);
 }
