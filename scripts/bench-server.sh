@@ -1,6 +1,7 @@
 # Sourced by the load scripts: `start_bench_server PORT WORKDIR` starts the
 # release binary in the background (killed, and WORKDIR removed, on exit)
-# and waits until /health answers; `bench_admin_token` signs in.
+# and waits until /ready answers (models trained); `bench_admin_token`
+# signs in.
 start_bench_server() {
   local port=$1 work=$2
   target/release/recengine serve --addr "127.0.0.1:$port" >"$work/server.log" 2>&1 &
@@ -9,11 +10,12 @@ start_bench_server() {
   wait_for_health "$port" "$work/server.log"
 }
 
-# `wait_for_health PORT LOG`: waits up to 30 s for /health to answer;
-# prints LOG (the server's output) if it never does.
+# `wait_for_health PORT LOG`: waits up to 30 s for /ready to answer 200
+# (the server listens at once and trains its first models in the
+# background); prints LOG (the server's output) if it never does.
 wait_for_health() {
   for _ in $(seq 1 150); do
-    curl -fs "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return 0
+    curl -fs "http://127.0.0.1:$1/ready" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
   echo "the server did not start; its log:" >&2

@@ -47,7 +47,7 @@ run() {
   local name=$1
   "$RELEASE"/recengine serve --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
   SERVER=$!
-  for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.2; done
+  for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break; sleep 0.2; done
   local by_wrk by_loadgen
   by_wrk=$(wrk_run "$URL" "$CONNECTIONS" "$SECS" 943)
   by_loadgen=$("$RELEASE"/examples/loadgen --users 943 --connections "$CONNECTIONS" --seconds "$SECS" --url "$URL")

@@ -16,8 +16,8 @@
 #     of `rule_failures_total{cause="timeout"}`, by rule) and the server's
 #     VmRSS / VmHWM before and after the load;
 #   - restarts the server on the same database and COMPILED_RULES_DIR,
-#     times start -> /health 200 (the server listens only once its rules
-#     are loaded and its model trained) and checks from its log that every
+#     times start -> /ready 200 (its rules loaded and its models trained)
+#     and checks from its log that every
 #     component was "loaded precompiled" and none "compiled" again: exits 1
 #     if anything was recompiled.
 # Ends with one table of every figure. The load generator shares the
@@ -132,7 +132,7 @@ JS_SHA=$(sha256sum "$WORK/bundle/rules/boost_high_margin_js.wasm" | cut -d' ' -f
 "$BIN" import movielens "$DATA" >/dev/null
 
 # `start_server LOG`: starts the server in the background (SERVER) and
-# sets STARTUP_MS, the milliseconds from start to /health 200 (polled every
+# sets STARTUP_MS, the milliseconds from start to /ready 200 (polled every
 # 20 ms, 60 s at most).
 start_server() {
   local log=$1 started
@@ -140,7 +140,7 @@ start_server() {
   "$BIN" serve --addr "127.0.0.1:$PORT" >"$log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 3000); do
-    if curl -fs "$BASE/health" 2>/dev/null | grep -q '"status":"healthy"'; then
+    if curl -fs "$BASE/ready" >/dev/null 2>&1; then
       STARTUP_MS=$((($(date +%s%N) - started) / 1000000))
       return 0
     fi
@@ -287,7 +287,7 @@ ok_restart = (not compiled_again and py_sha in loaded and js_sha in loaded
 restart = [
     ("bundle upload (compiles Python + JavaScript)", f"{int(upload_ms) / 1000:.1f} s"),
     ("components compiled by the first server", f"{len(compiled_first)}"),
-    ("restart: start -> /health 200 (target 3 s)", f"{int(restart_ms) / 1000:.2f} s"),
+    ("restart: start -> /ready 200 (target 3 s)", f"{int(restart_ms) / 1000:.2f} s"),
     ("restart: loaded precompiled / compiled again",
      f"{len(precompiled)} / {len(compiled_again)}"
      f" (Python {'yes' if py_sha in loaded else 'NO'}, JavaScript {'yes' if js_sha in loaded else 'NO'})"),

@@ -27,7 +27,7 @@ rss_after() {
   "$RELEASE"/recengine serve --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
   SERVER=$!
   echo "$SERVER" >"$WORK/server.pid"
-  for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.2; done
+  for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break; sleep 0.2; done
   "$RELEASE"/examples/loadgen --users 943 --connections 8 --warmup 0 --seconds 600 \
     --requests "$REQUESTS" --url "http://127.0.0.1:$PORT/api/v1/recommendations/" --body "$body" >&2
   local rss

@@ -95,12 +95,22 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
 }
 
 impl AppState {
-    /// Opens the database ([`open_database`]), creates the initial admin if
-    /// one is configured, loads the rules, trains the models, and prepares
-    /// the Redis client when one is configured. Redis being down is not
-    /// fatal: the service degrades to in-process state and says so in
-    /// `/health`.
+    /// [`AppState::open`], then trains the models before returning: what the
+    /// tests and the one-shot commands want.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let state = Self::open(settings).await?;
+        state.recommender.retrain(&state.db).await?;
+        Ok(state)
+    }
+
+    /// Opens the database ([`open_database`]), creates the initial admin if
+    /// one is configured, loads the rules, and prepares the Redis client
+    /// when one is configured. Redis being down is not fatal: the service
+    /// degrades to in-process state and says so in `/health`. The models are
+    /// not trained yet: until they are, `/ready` says `starting` and
+    /// recommendations come from the stored popularity
+    /// ([`AppState::train_in_background`]).
+    pub async fn open(settings: Settings) -> anyhow::Result<Self> {
         let db = open_database(&settings).await?;
         let redis = match &settings.redis_url {
             Some(url) => Some(Arc::new(RedisPool::new(
@@ -135,7 +145,6 @@ impl AppState {
             settings.models_config(),
             features::Confidence::from_settings(&settings),
         ));
-        recommender.retrain(&db).await?;
         let shared_caches = redis
             .clone()
             .map(|pool| cache::Shared::new(pool, &db, &settings.database_url));
@@ -202,6 +211,29 @@ impl AppState {
 }
 
 impl AppState {
+    /// Trains the first models off the start-up path, so the service listens
+    /// (and answers liveness probes) while a large catalogue trains. Retries
+    /// until it succeeds: the database may not be reachable yet.
+    pub fn train_in_background(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match state.retrain().await {
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "first training failed; retrying in 5 s");
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Whether the first models are trained (or loaded).
+    pub fn is_ready(&self) -> bool {
+        self.recommender.snapshot().version > 0
+    }
+
     /// Starts the job system (scheduler, stale-run sweep, fleet listener)
     /// and sets the gauges once. Apart from `serve`, only the tests that
     /// exercise the scheduler start it.
@@ -230,10 +262,19 @@ impl AppState {
         self.trending_cache.invalidate_all().await;
     }
 
-    /// A user's preferences changed, or the user is gone.
+    /// A user's preferences changed.
     pub async fn user_changed(&self, user_id: i64) {
         self.features.invalidate_user(user_id).await;
         self.rec_cache.invalidate_group(&user_id.to_string()).await;
+    }
+
+    /// The user is gone, and with them their interactions: the counts of
+    /// the items they touched changed too.
+    pub async fn user_deleted(&self, user_id: i64, touched_items: &[i64]) {
+        self.user_changed(user_id).await;
+        for &item_id in touched_items {
+            self.features.invalidate_item(item_id).await;
+        }
     }
 
     /// New models or new rules: every cached list is stale.

@@ -192,6 +192,19 @@ enum ImportSource {
     /// MovieLens 100K: a folder in the GroupLens layout (u.data, u.item,
     /// u.user) or the atomic layout (ml-100k.inter, .item, .user).
     Movielens { dir: PathBuf },
+    /// A seeded synthetic shop of any size: power-law item popularity,
+    /// log-normal user activity, categories, tags and the attributes the
+    /// built-in rules read. Same seed and sizes, same data.
+    Synthetic {
+        #[arg(long, default_value_t = 10_000)]
+        users: u64,
+        #[arg(long, default_value_t = 10_000)]
+        items: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        interactions: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 #[tokio::main]
@@ -216,13 +229,20 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { demo, addr } => {
             let addr = addr.unwrap_or(SocketAddr::new(settings.host, settings.port));
-            let state = AppState::build(settings).await?;
-            if demo && data::demo::prepare(&state).await? {
+            let state = AppState::open(settings).await?;
+            // The demo seeds and trains its small catalogue before listening;
+            // any other catalogue trains while the service listens, `/ready`
+            // saying `starting` and recommendations coming from popularity.
+            let seeded = demo && data::demo::prepare(&state).await?;
+            if seeded {
                 tracing::info!("demo data seeded");
             }
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
+            if !seeded {
+                state.train_in_background();
+            }
             state.start_jobs().await?;
             tracing::info!(%addr, "recengine listening");
             if demo {
@@ -255,13 +275,28 @@ async fn main() -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let report = data::movielens::import_dir(&db, &dir).await?;
             recengine::auth::bootstrap::ensure_initial_admin(&db, &settings).await?;
-            println!(
-                "imported {} users, {} items, {} interactions in {:.2} s",
-                report.users,
-                report.items,
-                report.interactions,
-                started.elapsed().as_secs_f64()
-            );
+            print_import(&report, started);
+        }
+        Command::Import {
+            source:
+                ImportSource::Synthetic {
+                    users,
+                    items,
+                    interactions,
+                    seed,
+                },
+        } => {
+            let db = recengine::open_database(&settings).await?;
+            let started = std::time::Instant::now();
+            let spec = data::synthetic::Spec {
+                users,
+                items,
+                interactions,
+                seed,
+            };
+            let report = data::synthetic::import(&db, spec).await?;
+            recengine::auth::bootstrap::ensure_initial_admin(&db, &settings).await?;
+            print_import(&report, started);
         }
         Command::Eval {
             data,
@@ -456,6 +491,17 @@ fn rules_command(action: RulesAction, settings: &Settings) -> anyhow::Result<boo
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
+/// What an import prints when it is done.
+fn print_import(report: &data::movielens::ImportReport, started: std::time::Instant) {
+    println!(
+        "imported {} users, {} items, {} interactions in {:.2} s",
+        report.users,
+        report.items,
+        report.interactions,
+        started.elapsed().as_secs_f64()
+    );
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

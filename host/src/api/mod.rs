@@ -1,5 +1,5 @@
 //! The HTTP surface: one `router()` per resource, its routes under
-//! `/api/v1`, plus the operational routes (`/health`, `/metrics`,
+//! `/api/v1`, plus the operational routes (`/health`, `/ready`, `/metrics`,
 //! `/openapi.json`, `/docs`, the console).
 //!
 //! Each resource registers its handlers once, with `utoipa-axum`'s
@@ -13,7 +13,8 @@
 //! - [`auth`], [`users`], [`items`], [`interactions`], [`recommendations`],
 //!   [`features`], [`models`], [`jobs`], [`bundles`], [`rules`]: the
 //!   `/api/v1` resources.
-//! - [`health`]: the probe, at `/health` and `/api/v1/health`.
+//! - [`health`]: the probes: liveness at `/health` and `/api/v1/health`,
+//!   readiness at `/ready`.
 //! - [`console`]: the operator console's static page.
 //! - [`extract`]: extractors that refuse bad input with `{"detail"}`.
 //! - [`doc`]: what the OpenAPI document says beyond the handlers' own
@@ -93,6 +94,7 @@ fn documented(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .merge(bundles::router(state.settings.max_bundle_bytes))
         .merge(rules::router())
         .routes(routes!(health::health))
+        .routes(routes!(health::ready))
         .split_for_parts();
     // Once every route is in: the errors follow from each route's shape.
     StandardErrors.modify(&mut openapi);

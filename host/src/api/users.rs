@@ -298,8 +298,8 @@ pub async fn delete_user(
             "Refusing to delete the last admin".into(),
         ));
     }
-    if users::delete(&state.db, user_id).await? {
-        state.user_changed(user_id).await;
+    if let Some(touched_items) = users::delete(&state.db, user_id).await? {
+        state.user_deleted(user_id, &touched_items).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::not_found("User"))

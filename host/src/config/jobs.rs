@@ -33,6 +33,10 @@ pub struct JobSettings {
     pub run_retention_days: u32,
     /// Recommendations stored per user (`BATCH_RECOMMENDATIONS_TOP_N`, 20).
     pub batch_top_n: usize,
+    /// Users whose batch lists are computed at once
+    /// (`BATCH_RECOMMENDATIONS_PARALLEL`, default 1: the job takes one
+    /// core and leaves the rest to live traffic).
+    pub batch_parallel: usize,
     /// A prerequisite that succeeded within this window is not re-run
     /// before its dependant (`JOB_CHAIN_FRESH_SECS`, default 7200).
     pub chain_fresh_for: Duration,
@@ -70,6 +74,7 @@ impl Default for JobSettings {
             retrain_check: Duration::from_secs(30),
             run_retention_days: 30,
             batch_top_n: 20,
+            batch_parallel: 1,
             chain_fresh_for: Duration::from_secs(7200),
         }
     }
@@ -102,6 +107,12 @@ impl JobSettings {
             "BATCH_RECOMMENDATIONS_TOP_N",
             &mut s.batch_top_n,
         );
+        number(
+            get,
+            errors,
+            "BATCH_RECOMMENDATIONS_PARALLEL",
+            &mut s.batch_parallel,
+        );
         let mut stale_after = s.stale_after.as_secs();
         number(get, errors, "JOB_STALE_AFTER_SECS", &mut stale_after);
         let mut retry_backoff = s.retry_backoff.as_millis() as u64;
@@ -125,6 +136,9 @@ impl JobSettings {
 
         if !(1..=20).contains(&s.max_attempts) {
             errors.push("JOB_MAX_ATTEMPTS must be 1..=20".into());
+        }
+        if !(1..=64).contains(&s.batch_parallel) {
+            errors.push("BATCH_RECOMMENDATIONS_PARALLEL must be 1..=64".into());
         }
         if !(1..=100).contains(&s.batch_top_n) {
             errors.push("BATCH_RECOMMENDATIONS_TOP_N must be 1..=100".into());

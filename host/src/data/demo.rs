@@ -32,7 +32,7 @@ pub const DEMO_ITEMS: usize = 200;
 
 const SEED: u64 = 0x5EED_DE30;
 
-const CATEGORIES: &[(&str, &[&str])] = &[
+pub(crate) const CATEGORIES: &[(&str, &[&str])] = &[
     (
         "electronics",
         &["wireless", "4k", "bluetooth", "smart", "portable"],
@@ -68,7 +68,7 @@ const CATEGORIES: &[(&str, &[&str])] = &[
         &["organic", "vegan", "snacks", "coffee", "local"],
     ),
 ];
-const BRANDS: &[&str] = &[
+pub(crate) const BRANDS: &[&str] = &[
     "Acme",
     "Zenith",
     "Nordvik",
@@ -94,7 +94,7 @@ const ADJECTIVES: &[&str] = &[
     "Ultra",
     "Handmade",
 ];
-const COUNTRIES: &[&str] = &["US", "DE", "FR", "GB", "JP", "CA", "BR", "IN"];
+pub(crate) const COUNTRIES: &[&str] = &["US", "DE", "FR", "GB", "JP", "CA", "BR", "IN"];
 const DEVICE_NAMES: &[&str] = &["Edition", "Set", "Kit", "Collection", "Series", "Pack"];
 
 /// Seeds the demo data if the catalogue is empty (no items); returns whether

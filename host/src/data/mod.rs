@@ -1,7 +1,8 @@
-//! Bulk data: the MovieLens importer and the deterministic demo catalogue,
-//! both written through the store's batched inserts
+//! Bulk data: the MovieLens importer, the deterministic demo catalogue and
+//! the seeded synthetic shop of any size, all written through the store's batched inserts
 //! ([`crate::store::bulk`]).
 
 pub mod demo;
 pub mod movielens;
 pub mod rng;
+pub mod synthetic;

@@ -65,12 +65,12 @@ impl std::fmt::Debug for Derived {
     }
 }
 
-/// One query for the items, one aggregate over their interactions.
+/// One query for the items, one for their maintained interaction counts.
 pub async fn compute(db: &Db, ids: &[i64]) -> AppResult<Vec<ItemFeatures>> {
     let found = items::get_many(db, ids).await?;
     let found_ids: Vec<i64> = found.iter().map(|item| item.id).collect();
     // Per item: (type, interactions, rated ones, sum of ratings).
-    type TypeStats = (String, i64, i64, Option<f64>);
+    type TypeStats = (String, i64, i64, f64);
     let mut by_item: HashMap<i64, Vec<TypeStats>> = HashMap::new();
     for row in feature_rows::item_type_stats(db, &found_ids).await? {
         by_item.entry(row.item_id).or_default().push((
@@ -88,7 +88,7 @@ pub async fn compute(db: &Db, ids: &[i64]) -> AppResult<Vec<ItemFeatures>> {
             let types: BTreeMap<String, i64> =
                 rows.iter().map(|(k, n, _, _)| (k.clone(), *n)).collect();
             let rated: i64 = rows.iter().map(|r| r.2).sum();
-            let rating_sum: f64 = rows.iter().filter_map(|r| r.3).sum();
+            let rating_sum: f64 = rows.iter().map(|r| r.3).sum();
             let count = |k: &str| types.get(k).copied().unwrap_or(0);
             ItemFeatures {
                 item_id: item.id,

@@ -98,53 +98,86 @@ async fn update_item_features(state: &AppState) -> anyhow::Result<Value> {
     }))
 }
 
+/// Users whose lists are computed, then written, together: the job's memory
+/// is this many lists, however many users there are.
+const BATCH_CHUNK_USERS: usize = 500;
+/// Failed users named in the run's result (the count is always whole).
+const BATCH_FAILURES_SHOWN: usize = 20;
+
 /// The top N (default 20) of every active user, with the business rules,
-/// stored in `batch_recommendations` in one transaction: readers see the
-/// old set or the new one, never half.
+/// stored in `batch_recommendations`. Users go in chunks of
+/// [`BATCH_CHUNK_USERS`], each chunk's lists computed
+/// `BATCH_RECOMMENDATIONS_PARALLEL` at a time (default one: a core is left
+/// to live traffic) and written in one short transaction, so
+/// memory stays bounded and writers are never locked out for the whole run;
+/// a reader sees each user's old list or new one, and lists of users who are
+/// no longer active go once every chunk is in.
 async fn generate_batch(state: &AppState, run_id: i64) -> anyhow::Result<Value> {
+    use futures_util::StreamExt;
     let started = std::time::Instant::now();
     let users = store::users::active_ids(&state.db).await?;
     let top_n = state.settings.jobs.batch_top_n;
-    let mut lists = Vec::with_capacity(users.len());
+    let parallel = state.settings.jobs.batch_parallel;
+    let generated_at = now_millis();
+    let algorithm = state.recommendations.algorithm("hybrid", None)?;
+    let (mut written, mut items, mut failed_count) = (0usize, 0usize, 0usize);
     let mut failed = Vec::new();
-    for &user_id in &users {
-        let query = RecommendationQuery {
-            user_id,
-            top_n,
-            algorithm: state.recommendations.algorithm("hybrid", None)?,
-            algorithm_name: "hybrid".into(),
-            exclude_interacted: true,
-            context: Default::default(),
-            exclude_ids: Vec::new(),
-            explain: false,
-            rule_kinds: None,
-        };
-        match state.recommendations.recommend(query).await {
-            Ok(list) => lists.push(list),
-            // A user deleted since the listing; reported, not fatal.
-            Err(e) => failed.push(json!({ "user_id": user_id, "error": e.to_string() })),
+    for chunk in users.chunks(BATCH_CHUNK_USERS) {
+        let lists: Vec<_> =
+            futures_util::stream::iter(chunk.iter().copied().map(|user_id| async move {
+                let query = RecommendationQuery {
+                    user_id,
+                    top_n,
+                    algorithm,
+                    algorithm_name: "hybrid".into(),
+                    exclude_interacted: true,
+                    context: Default::default(),
+                    exclude_ids: Vec::new(),
+                    explain: false,
+                    rule_kinds: None,
+                };
+                state
+                    .recommendations
+                    .recommend(query)
+                    .await
+                    .map_err(|e| (user_id, e))
+            }))
+            .buffered(parallel)
+            .collect()
+            .await;
+        let mut rows = Vec::with_capacity(lists.len());
+        for list in &lists {
+            match list {
+                Ok(list) => {
+                    items += list.recommendations.len();
+                    rows.push(BatchRow {
+                        user_id: list.user_id,
+                        items: serde_json::to_string(&list.recommendations)?,
+                        algorithm: &list.algorithm,
+                        model_version: list.model_version as i64,
+                    });
+                }
+                // A user deleted since the listing; reported, not fatal.
+                Err((user_id, e)) => {
+                    failed_count += 1;
+                    if failed.len() < BATCH_FAILURES_SHOWN {
+                        failed.push(json!({ "user_id": user_id, "error": e.to_string() }));
+                    }
+                }
+            }
         }
+        batch_recommendations::upsert(&state.db, &rows, run_id, generated_at).await?;
+        written += rows.len();
     }
-    if !users.is_empty() && lists.is_empty() {
+    if !users.is_empty() && written == 0 {
         anyhow::bail!("no user's recommendations could be generated: {failed:?}");
     }
-    let items = lists.iter().map(|l| l.recommendations.len()).sum::<usize>();
-    let rows = lists
-        .iter()
-        .map(|list| {
-            Ok(BatchRow {
-                user_id: list.user_id,
-                items: serde_json::to_string(&list.recommendations)?,
-                algorithm: &list.algorithm,
-                model_version: list.model_version as i64,
-            })
-        })
-        .collect::<serde_json::Result<Vec<_>>>()?;
-    batch_recommendations::replace_all(&state.db, &rows, run_id, now_millis()).await?;
+    batch_recommendations::delete_other_runs(&state.db, run_id).await?;
     Ok(json!({
-        "users": lists.len(),
+        "users": written,
         "recommendations": items,
         "top_n": top_n,
+        "failed_count": failed_count,
         "failed_users": failed,
         "model_version": state.recommender.snapshot().version,
         "seconds": started.elapsed().as_secs_f64(),

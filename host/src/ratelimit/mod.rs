@@ -51,7 +51,13 @@ pub struct RateLimiter {
 }
 
 /// Routes no limiter should ever refuse: probes and the docs.
-const EXEMPT: &[&str] = &["/health", "/api/v1/health", "/metrics", "/openapi.json"];
+const EXEMPT: &[&str] = &[
+    "/health",
+    "/api/v1/health",
+    "/ready",
+    "/metrics",
+    "/openapi.json",
+];
 
 impl RateLimiter {
     pub fn new(settings: &crate::config::Settings, redis: Option<Arc<RedisPool>>) -> Self {

@@ -155,19 +155,33 @@ impl Recommendations {
             .ok_or_else(|| AppError::not_found("User"))?;
         let snapshot = self.recommender.snapshot();
         let profile = user.profile();
-        let ModelCandidates { scored, fallback } = model_candidates(
-            &snapshot,
-            q.algorithm,
-            user.user_id,
-            &profile,
-            q.top_n,
-            q.exclude_interacted,
-        );
-        let ids: Vec<i64> = scored.iter().map(|&(j, _)| snapshot.item_id(j)).collect();
+        // (item id, score), best first.
+        let (scored, fallback): (Vec<(i64, f64)>, _) = if snapshot.version == 0 {
+            // No models yet (the service is starting): the stored popularity.
+            let popular = self
+                .popular_while_starting(&profile, q.top_n, q.exclude_interacted)
+                .await?;
+            (popular, Some("popularity".to_string()))
+        } else {
+            let ModelCandidates { scored, fallback } = model_candidates(
+                &snapshot,
+                q.algorithm,
+                user.user_id,
+                &profile,
+                q.top_n,
+                q.exclude_interacted,
+            );
+            let scored = scored
+                .into_iter()
+                .map(|(j, s)| (snapshot.item_id(j), s))
+                .collect();
+            (scored, fallback)
+        };
+        let ids: Vec<i64> = scored.iter().map(|&(id, _)| id).collect();
         let items = self.features.items_batch(&ids).await?;
         let candidates: Vec<(&ItemFeatures, f64)> = scored
             .iter()
-            .filter_map(|&(j, s)| items.get(&snapshot.item_id(j)).map(|f| (&**f, s)))
+            .filter_map(|&(id, s)| items.get(&id).map(|f| (&**f, s)))
             .collect();
 
         let (ranked, trace, blocked_by, rules_applied, promoted, extra_items) = match &self.rules {
@@ -188,7 +202,7 @@ impl Recommendations {
                 let rows: Option<Vec<Arc<dyn RowSource>>> = runner.rows_allowed(&set).then(|| {
                     scored
                         .iter()
-                        .filter_map(|&(j, _)| items.get(&snapshot.item_id(j)))
+                        .filter_map(|&(id, _)| items.get(&id))
                         .map(|f| f.clone() as Arc<dyn RowSource>)
                         .collect()
                 });
@@ -321,6 +335,33 @@ pub struct ModelCandidates {
     pub scored: Vec<(usize, f64)>,
     /// `popularity` when the profile holds nothing the models know.
     pub fallback: Option<String>,
+}
+
+impl Recommendations {
+    /// Before the first models are trained: the `top_n * OVERFETCH` items
+    /// with the highest stored popularity (one indexed read), scored by it
+    /// relative to the most popular.
+    async fn popular_while_starting(
+        &self,
+        profile: &[(i64, f32)],
+        top_n: usize,
+        exclude_interacted: bool,
+    ) -> AppResult<Vec<(i64, f64)>> {
+        let wanted = top_n * OVERFETCH + if exclude_interacted { profile.len() } else { 0 };
+        let popular = crate::store::items::popular(self.features.db(), wanted as i64).await?;
+        let top = popular
+            .first()
+            .map(|i| i.popularity_score)
+            .filter(|&p| p > 0.0)
+            .unwrap_or(1.0);
+        let seen: std::collections::HashSet<i64> = profile.iter().map(|&(id, _)| id).collect();
+        Ok(popular
+            .into_iter()
+            .filter(|i| !(exclude_interacted && seen.contains(&i.id)))
+            .take(top_n * OVERFETCH)
+            .map(|i| (i.id, i.popularity_score / top))
+            .collect())
+    }
 }
 
 /// The pure scoring step of `GET /recommendations/user/{id}`: the user's

@@ -1,5 +1,5 @@
 //! The lists the `generate_batch_recommendations` job stores, one row per
-//! user: written as a whole set, read one user at a time.
+//! user: written a chunk of users at a time, read one user at a time.
 
 use chrono::{DateTime, Utc};
 
@@ -55,23 +55,22 @@ pub struct BatchRow<'a> {
     pub model_version: i64,
 }
 
-/// Replaces every stored list with `rows` in one transaction: readers see
-/// the old set or the new one, never half.
-pub async fn replace_all(
+/// Writes `rows` (each replacing that user's list) in one transaction.
+pub async fn upsert(
     db: &Db,
     rows: &[BatchRow<'_>],
     run_id: i64,
     generated_at: i64,
 ) -> sqlx::Result<()> {
     let mut tx = db.pool.begin().await?;
-    sqlx::query("DELETE FROM batch_recommendations")
-        .execute(&mut *tx)
-        .await?;
     for row in rows {
         sqlx::query(
             "INSERT INTO batch_recommendations \
                  (user_id, items, algorithm, model_version, run_id, generated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (user_id) DO UPDATE SET items = excluded.items, \
+                 algorithm = excluded.algorithm, model_version = excluded.model_version, \
+                 run_id = excluded.run_id, generated_at = excluded.generated_at",
         )
         .bind(row.user_id)
         .bind(&row.items)
@@ -83,4 +82,15 @@ pub async fn replace_all(
         .await?;
     }
     tx.commit().await
+}
+
+/// Removes the lists no longer written by run `run_id`: those of users who
+/// stopped being active since an earlier run.
+pub async fn delete_other_runs(db: &Db, run_id: i64) -> sqlx::Result<u64> {
+    let done =
+        sqlx::query("DELETE FROM batch_recommendations WHERE run_id IS NULL OR run_id <> $1")
+            .bind(run_id)
+            .execute(&db.pool)
+            .await?;
+    Ok(done.rows_affected())
 }

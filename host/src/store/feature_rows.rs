@@ -1,7 +1,7 @@
 //! The rows the feature store aggregates. Read here, in as few queries as a
 //! batch allows (one per table); turned into features in `features/`.
 
-use super::{Db, placeholders, training::Signal};
+use super::{Db, training::Signal};
 use crate::error::AppResult;
 
 /// One item's interactions of one type.
@@ -12,19 +12,20 @@ pub struct ItemTypeStats {
     pub interactions: i64,
     /// How many of them carry a rating, and the ratings' sum.
     pub rated: i64,
-    pub rating_sum: Option<f64>,
+    pub rating_sum: f64,
 }
 
-/// Per item and interaction type, for every item of `item_ids`.
+/// Per item and interaction type, for every item of `item_ids`: read from
+/// the counts the database keeps as interactions arrive (the `item_stats`
+/// migration), a few rows per item however popular it is.
 pub async fn item_type_stats(db: &Db, item_ids: &[i64]) -> AppResult<Vec<ItemTypeStats>> {
     if item_ids.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT item_id, interaction_type, COUNT(*) AS interactions, COUNT(rating) AS rated, \
-         SUM(rating) AS rating_sum FROM interactions WHERE item_id IN ({}) \
-         GROUP BY item_id, interaction_type",
-        placeholders(1, item_ids.len())
+        "SELECT item_id, interaction_type, interactions, rated, rating_sum \
+         FROM item_stats WHERE item_id IN ({})",
+        db.dialect.params(1, item_ids.len())
     );
     let mut query = sqlx::query_as::<_, ItemTypeStats>(&sql);
     for id in item_ids {
@@ -48,7 +49,7 @@ pub async fn users(db: &Db, ids: &[i64]) -> AppResult<Vec<UserRow>> {
     }
     let sql = format!(
         "SELECT id, preferences, created_at FROM users WHERE id IN ({})",
-        placeholders(1, ids.len())
+        db.dialect.params(1, ids.len())
     );
     let mut query = sqlx::query_as::<_, UserRow>(&sql);
     for id in ids {
@@ -75,7 +76,7 @@ pub async fn user_interactions(db: &Db, user_ids: &[i64]) -> AppResult<Vec<UserI
         "SELECT x.user_id, x.item_id, x.interaction_type, x.rating, x.weight, x.created_at, \
          i.category FROM interactions x LEFT JOIN items i ON i.id = x.item_id \
          WHERE x.user_id IN ({})",
-        placeholders(1, user_ids.len())
+        db.dialect.params(1, user_ids.len())
     );
     let mut query = sqlx::query_as::<_, UserInteraction>(&sql);
     for id in user_ids {
@@ -101,9 +102,10 @@ pub async fn pair_counts(db: &Db, user_id: i64, item_ids: &[i64]) -> AppResult<V
     }
     let sql = format!(
         "SELECT item_id, interaction_type, COUNT(*) AS interactions, MAX(created_at) AS last_at \
-         FROM interactions WHERE user_id = $1 AND item_id IN ({}) \
+         FROM interactions WHERE user_id = {} AND item_id IN ({}) \
          GROUP BY item_id, interaction_type",
-        placeholders(2, item_ids.len())
+        db.dialect.param(1),
+        db.dialect.params(2, item_ids.len())
     );
     let mut query = sqlx::query_as::<_, PairCount>(&sql).bind(user_id);
     for id in item_ids {

@@ -109,7 +109,7 @@ pub async fn get_many(db: &Db, ids: &[i64]) -> AppResult<Vec<Item>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = super::placeholders(1, ids.len());
+    let list = db.dialect.params(1, ids.len());
     let sql = format!("SELECT {COLUMNS} FROM items WHERE id IN ({list}) ORDER BY id");
     let mut q = sqlx::query_as::<_, ItemRow>(&sql);
     for id in ids {

@@ -240,12 +240,22 @@ pub async fn update(db: &Db, id: i64, changes: UserChanges) -> AppResult<User> {
 }
 
 /// Deletes the user; its interactions go with it (ON DELETE CASCADE).
-pub async fn delete(db: &Db, id: i64) -> AppResult<bool> {
+/// Deletes the user and, by cascade, their interactions. Returns the items
+/// those interactions were on (their counts just changed), or `None` if
+/// there was no such user.
+pub async fn delete(db: &Db, id: i64) -> AppResult<Option<Vec<i64>>> {
+    let mut tx = db.pool.begin().await?;
+    let touched: Vec<(i64,)> =
+        sqlx::query_as("SELECT DISTINCT item_id FROM interactions WHERE user_id = $1")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
     let done = sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() > 0)
+    tx.commit().await?;
+    Ok((done.rows_affected() > 0).then(|| touched.into_iter().map(|(item,)| item).collect()))
 }
 
 pub async fn count(db: &Db) -> AppResult<i64> {

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::{
     both_backends,
-    helpers::{Backend, TestApp, expect_error},
+    helpers::{Backend, TestApp, expect_error, fresh_database_url, ids_of},
 };
 
 async fn health_reports_dependencies(backend: Backend) {
@@ -20,6 +20,83 @@ async fn health_reports_dependencies(backend: Backend) {
     }
 }
 both_backends!(health_reports_dependencies);
+
+/// The service listens before its first models are trained (`serve` trains
+/// in the background): alive (`/health` 200, models `starting`) but not
+/// ready (`/ready` 503 `starting`), recommending by stored popularity until
+/// the models are in, then ready and answering from them.
+async fn the_service_is_alive_but_not_ready_until_trained(backend: Backend) {
+    let settings = recengine::config::Settings::for_tests(&fresh_database_url(backend).await);
+    let state = recengine::AppState::open(settings).await.unwrap();
+    let mut app = TestApp::serve(state).await;
+    app.make_admin().await;
+    let mut items = Vec::new();
+    for title in ["Rare", "Popular", "Middling", "Seen"] {
+        items.push(
+            app.create_item(title, "books").await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let [rare, popular, middling, seen] = items[..] else {
+        unreachable!()
+    };
+    let mut users = Vec::new();
+    for name in ["ann", "ben", "cyd", "dee"] {
+        users.push(
+            app.create_user(name, json!({})).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let [ann, ben, cy, dee] = users[..] else {
+        unreachable!()
+    };
+    for (user, item) in [
+        (ben, popular),
+        (cy, popular),
+        (dee, popular),
+        (ben, middling),
+        (cy, middling),
+        (ann, seen),
+        (ben, seen),
+        (cy, seen),
+        (dee, seen),
+        (dee, rare),
+    ] {
+        assert_eq!(app.interact(user, item, "view").await.status(), 201);
+    }
+
+    let res = app.get("/ready").await;
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body, json!({"status": "starting", "model_version": 0}));
+    let health = app.get("/health").await;
+    assert_eq!(health.status(), 200, "alive while starting");
+    assert_eq!(health.json::<Value>().await.unwrap()["models"], "starting");
+    // Ann saw "Seen": the popular items she has not seen, most popular first.
+    let recs: Value = app
+        .get_json(&format!("/api/v1/recommendations/user/{ann}?top_n=2"))
+        .await;
+    assert_eq!(recs["fallback"], "popularity", "{recs}");
+    assert_eq!(recs["model_version"], 0);
+    assert_eq!(ids_of(&recs), [popular, middling]);
+
+    app.state.train_in_background().await.unwrap();
+    let res = app.get("/ready").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"status": "ready", "model_version": 1})
+    );
+    assert_eq!(app.get_json("/health").await["models"], "ready");
+    let recs: Value = app
+        .get_json(&format!("/api/v1/recommendations/user/{ann}?top_n=2"))
+        .await;
+    assert_eq!(recs["model_version"], 1, "{recs}");
+    assert_eq!(recs["fallback"], Value::Null);
+}
+both_backends!(the_service_is_alive_but_not_ready_until_trained);
 
 async fn request_ids_are_generated_or_echoed(backend: Backend) {
     let app = TestApp::spawn(backend).await;

@@ -532,6 +532,24 @@ async fn features_match_hand_computed_values(backend: Backend) {
     assert_eq!(alice["total_interactions"], 3);
     let tools_f = json_of(app.get(&format!("/api/v1/features/items/{tools}")).await).await;
     assert_eq!(tools_f["click_count"], 1);
+    // The item counts the database keeps follow a deleted user's
+    // interactions out, and the cached features of those items go stale.
+    let opera_f = json_of(app.get(&format!("/api/v1/features/items/{opera}")).await).await;
+    assert_eq!(
+        opera_f["interaction_types"],
+        json!({"like": 1, "purchase": 1})
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/users/{}", c.bob))
+            .await
+            .status(),
+        204
+    );
+    let opera_f = json_of(app.get(&format!("/api/v1/features/items/{opera}")).await).await;
+    assert_eq!(opera_f["interaction_types"], json!({"purchase": 1}));
+    assert_eq!(opera_f["total_interactions"], 1);
+    let tools_f = json_of(app.get(&format!("/api/v1/features/items/{tools}")).await).await;
+    assert_eq!(tools_f["total_interactions"], 2, "bob's view is gone");
     // Explicit invalidation is for ops; a plain user may not read features.
     for path in [
         "/api/v1/features/cache".to_string(),

@@ -146,6 +146,11 @@ impl TestApp {
         settings.database_max_connections = 5;
         configure(&mut settings);
         let state = AppState::build(settings).await.expect("app state");
+        Self::serve(state).await
+    }
+
+    /// Serves `state` as it is (trained or not), with no accounts made.
+    pub async fn serve(state: AppState) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = recengine::app(state.clone());
