@@ -215,12 +215,14 @@ async fn insert_interaction_rows(
 
 /// A large load of interactions, chunk by chunk, in one transaction. Into an
 /// empty table it goes the way databases load fastest: the secondary indexes
-/// (and, on SQLite, the per-row trigger that keeps `item_stats`) are dropped
-/// first and rebuilt once at the end, from their own stored definitions, with
-/// `item_stats` counted in one pass; a tenth of the time of maintaining them
-/// row by row. Into a table that has rows it is a plain batched insert. A
-/// load that fails or is dropped before [`InteractionLoad::finish`] rolls
-/// back whole, indexes included.
+/// and the trigger that counts each insert into `item_stats` are dropped
+/// first and rebuilt once at the end, from their own stored definitions,
+/// with `item_stats` counted in one pass. (Row by row the indexes cost most
+/// of the time; and within one long transaction on PostgreSQL every count
+/// update leaves a row version the next one must step over, so a load
+/// slowed down as it went.) Into a table that has rows it is a plain
+/// batched insert. A load that fails or is dropped before
+/// [`InteractionLoad::finish`] rolls back whole, indexes included.
 pub struct InteractionLoad {
     tx: Transaction<'static, Any>,
     dialect: Dialect,
@@ -229,10 +231,9 @@ pub struct InteractionLoad {
     inserted: u64,
 }
 
-/// The SQLite trigger that counts each inserted row into `item_stats`
-/// (migration `item_stats`); PostgreSQL's counts a whole statement at once
-/// and stays.
-const SQLITE_ROW_TRIGGER: &str = "item_stats_insert";
+/// The trigger that counts inserted rows into `item_stats` (migration
+/// `item_stats`).
+const COUNTING_TRIGGER: &str = "item_stats_insert";
 
 impl InteractionLoad {
     pub async fn begin(db: &Db) -> sqlx::Result<Self> {
@@ -243,53 +244,57 @@ impl InteractionLoad {
                 .await?;
         let mut rebuild = Vec::new();
         if any == 0 {
-            // (name, the statement that creates it): secondary indexes only,
-            // not those behind the primary key or a UNIQUE constraint.
-            let dropped: Vec<(String, String)> = match db.dialect {
+            // (what, name, the statement that creates it): secondary indexes
+            // only, not those behind the primary key or a UNIQUE constraint.
+            let dropped: Vec<(String, String, String)> = match db.dialect {
                 Dialect::Sqlite => {
                     sqlx::query_as(
-                        "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'interactions' \
-                         AND ((type = 'index' AND sql IS NOT NULL) \
-                              OR (type = 'trigger' AND name = $1)) \
+                        "SELECT upper(type), name, sql FROM sqlite_master \
+                         WHERE tbl_name = 'interactions' \
+                           AND ((type = 'index' AND sql IS NOT NULL) \
+                                OR (type = 'trigger' AND name = $1)) \
                          ORDER BY type, name",
                     )
-                    .bind(SQLITE_ROW_TRIGGER)
+                    .bind(COUNTING_TRIGGER)
                     .fetch_all(&mut *tx)
                     .await?
                 }
                 Dialect::Postgres => {
                     sqlx::query_as(
-                        "SELECT CAST(indexname AS TEXT), indexdef FROM pg_indexes \
+                        "SELECT 'INDEX', CAST(indexname AS TEXT), indexdef FROM pg_indexes \
                          WHERE schemaname = current_schema() AND tablename = 'interactions' \
                            AND indexname NOT IN (SELECT conname FROM pg_constraint \
                                                  WHERE conrelid = 'interactions'::regclass) \
-                         ORDER BY indexname",
+                         UNION ALL \
+                         SELECT 'TRIGGER', CAST(tgname AS TEXT), pg_get_triggerdef(oid) \
+                         FROM pg_trigger \
+                         WHERE tgrelid = 'interactions'::regclass AND tgname = $1 \
+                         ORDER BY 1, 2",
                     )
+                    .bind(COUNTING_TRIGGER)
                     .fetch_all(&mut *tx)
                     .await?
                 }
             };
-            for (name, create) in dropped {
-                let kind = if name == SQLITE_ROW_TRIGGER {
-                    "TRIGGER"
+            for (what, name, create) in dropped {
+                let on_table = if what == "TRIGGER" && db.dialect == Dialect::Postgres {
+                    " ON interactions"
                 } else {
-                    "INDEX"
+                    ""
                 };
-                sqlx::query(&format!("DROP {kind} {name}"))
+                sqlx::query(&format!("DROP {what} {name}{on_table}"))
                     .execute(&mut *tx)
                     .await?;
                 rebuild.push(create);
             }
-            if db.dialect == Dialect::Sqlite {
-                // What the dropped trigger would have counted, at once.
-                rebuild.push(
-                    "INSERT INTO item_stats (item_id, interaction_type, interactions, rated, \
-                     rating_sum) SELECT item_id, interaction_type, COUNT(*), COUNT(rating), \
-                     COALESCE(SUM(rating), 0) FROM interactions \
-                     GROUP BY item_id, interaction_type"
-                        .into(),
-                );
-            }
+            // What the dropped trigger would have counted, at once.
+            rebuild.push(
+                "INSERT INTO item_stats (item_id, interaction_type, interactions, rated, \
+                 rating_sum) SELECT item_id, interaction_type, COUNT(*), COUNT(rating), \
+                 COALESCE(SUM(rating), 0) FROM interactions \
+                 GROUP BY item_id, interaction_type"
+                    .into(),
+            );
         }
         Ok(Self {
             tx,
