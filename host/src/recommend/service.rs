@@ -36,6 +36,9 @@ use crate::{
 /// How many more candidates than asked for are scored and passed to the
 /// rules, so the filters can remove some and still leave `top_n`.
 pub const OVERFETCH: usize = 5;
+/// Before the first models: at most this many extra popular items are read
+/// to make up for those the user already touched.
+const STARTING_SEEN_ALLOWANCE: usize = 1_000;
 
 #[derive(Debug, Clone)]
 pub struct RecommendationQuery {
@@ -311,6 +314,38 @@ impl Recommendations {
         }
         Ok(response)
     }
+
+    /// Before the first models are trained: the `top_n * OVERFETCH` items
+    /// with the highest stored popularity (one indexed read), scored by it
+    /// relative to the most popular.
+    async fn popular_while_starting(
+        &self,
+        profile: &[(i64, f32)],
+        top_n: usize,
+        exclude_interacted: bool,
+    ) -> AppResult<Vec<(i64, f64)>> {
+        // Enough to fill the list once the user's own items are left out,
+        // within a bound whatever their history.
+        let seen_allowance = if exclude_interacted {
+            profile.len().min(STARTING_SEEN_ALLOWANCE)
+        } else {
+            0
+        };
+        let wanted = top_n * OVERFETCH + seen_allowance;
+        let popular = crate::store::items::popular(self.features.db(), wanted as i64).await?;
+        let top = popular
+            .first()
+            .map(|i| i.popularity_score)
+            .filter(|&p| p > 0.0)
+            .unwrap_or(1.0);
+        let seen: std::collections::HashSet<i64> = profile.iter().map(|&(id, _)| id).collect();
+        Ok(popular
+            .into_iter()
+            .filter(|i| !(exclude_interacted && seen.contains(&i.id)))
+            .take(top_n * OVERFETCH)
+            .map(|i| (i.id, i.popularity_score / top))
+            .collect())
+    }
 }
 
 /// The content model's similarity to the user's profile, computed only when
@@ -335,33 +370,6 @@ pub struct ModelCandidates {
     pub scored: Vec<(usize, f64)>,
     /// `popularity` when the profile holds nothing the models know.
     pub fallback: Option<String>,
-}
-
-impl Recommendations {
-    /// Before the first models are trained: the `top_n * OVERFETCH` items
-    /// with the highest stored popularity (one indexed read), scored by it
-    /// relative to the most popular.
-    async fn popular_while_starting(
-        &self,
-        profile: &[(i64, f32)],
-        top_n: usize,
-        exclude_interacted: bool,
-    ) -> AppResult<Vec<(i64, f64)>> {
-        let wanted = top_n * OVERFETCH + if exclude_interacted { profile.len() } else { 0 };
-        let popular = crate::store::items::popular(self.features.db(), wanted as i64).await?;
-        let top = popular
-            .first()
-            .map(|i| i.popularity_score)
-            .filter(|&p| p > 0.0)
-            .unwrap_or(1.0);
-        let seen: std::collections::HashSet<i64> = profile.iter().map(|&(id, _)| id).collect();
-        Ok(popular
-            .into_iter()
-            .filter(|i| !(exclude_interacted && seen.contains(&i.id)))
-            .take(top_n * OVERFETCH)
-            .map(|i| (i.id, i.popularity_score / top))
-            .collect())
-    }
 }
 
 /// The pure scoring step of `GET /recommendations/user/{id}`: the user's
