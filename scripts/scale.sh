@@ -6,10 +6,12 @@
 #   - listening: start -> /health 200 (the server listens before training);
 #   - ready: start -> /ready 200 (first models trained), and the server's
 #     peak RSS by then (VmHWM);
-#   - retrain: POST /api/v1/models/retrain, its load and train times, and
-#     the peak RSS after it;
+#   - retrain: POST /api/v1/models/retrain, its load and train times, the
+#     peak RSS of the training itself (its report) and of the server after it;
+#   - restart: stop, start again, start -> /ready: the models now come from
+#     the snapshot the retrain stored (MODEL_SNAPSHOTS), not from training;
 #   - load: wrk (1 thread, CONNECTIONS) on uncached hybrid recommendations
-#     with the built-in rules on, users cycling over all of them: req/s, p99,
+#     with the built-in rules on, served by the restarted server, users cycling over all of them: req/s, p99,
 #     and the steady RSS after it.
 #
 # Sizes: ml-100k (the real data set), and synthetic shops from
@@ -61,22 +63,10 @@ fresh_database() {
   fi
 }
 
-ROWS=()
-for size in $SIZES; do
-  case $size in
-    ml-100k) users=943 import=(movielens "$DATA") ;;
-    1m) users=10000 import=(synthetic --users 10000 --items 10000 --interactions 1000000) ;;
-    3m) users=50000 import=(synthetic --users 50000 --items 25000 --interactions 3000000) ;;
-    10m) users=100000 import=(synthetic --users 100000 --items 40000 --interactions 10000000) ;;
-    *) echo "unknown size $size (ml-100k, 1m, 3m, 10m)" >&2; exit 2 ;;
-  esac
-  export DATABASE_URL
-  DATABASE_URL=$(fresh_database "${size//-/_}")
-  echo "== $size: importing" >&2
-  /usr/bin/time -f "%e %M" -o "$WORK/import.time" target/release/recengine import "${import[@]}" >/dev/null
-  read -r import_s import_kb <"$WORK/import.time"
-
-  echo "== $size: starting" >&2
+# `start_server`: starts the server on $DATABASE_URL, waits for /ready;
+# sets SERVER, listening_ms (start -> /health) and ready_ms (start -> /ready).
+start_server() {
+  local started
   started=$(ms_now)
   target/release/recengine serve --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
   SERVER=$!
@@ -94,38 +84,70 @@ for size in $SIZES; do
     sleep 0.05
   done
   [ -n "$ready_ms" ] || { echo "not ready after $READY_TIMEOUT s" >&2; exit 1; }
+}
+
+stop_server() {
+  kill "$SERVER"
+  wait "$SERVER" 2>/dev/null || true
+  SERVER=
+}
+
+ROWS=()
+for size in $SIZES; do
+  case $size in
+    ml-100k) users=943 import=(movielens "$DATA") ;;
+    1m) users=10000 import=(synthetic --users 10000 --items 10000 --interactions 1000000) ;;
+    3m) users=50000 import=(synthetic --users 50000 --items 25000 --interactions 3000000) ;;
+    10m) users=100000 import=(synthetic --users 100000 --items 40000 --interactions 10000000) ;;
+    *) echo "unknown size $size (ml-100k, 1m, 3m, 10m)" >&2; exit 2 ;;
+  esac
+  export DATABASE_URL
+  DATABASE_URL=$(fresh_database "${size//-/_}")
+  echo "== $size: importing" >&2
+  /usr/bin/time -f "%e %M" -o "$WORK/import.time" target/release/recengine import "${import[@]}" >/dev/null
+  read -r import_s import_kb <"$WORK/import.time"
+
+  echo "== $size: starting" >&2
+  start_server
+  first_listening_ms=$listening_ms first_ready_ms=$ready_ms
   ready_peak=$(rss_kb "$SERVER" VmHWM)
 
   echo "== $size: retraining" >&2
   token=$(bench_admin_token "$BASE/api/v1")
   report=$(curl -fs -X POST "$BASE/api/v1/models/retrain" -H "Authorization: Bearer $token")
-  read -r load_ms train_ms < <(echo "$report" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["load_ms"]), round(r["train_ms"]))')
+  read -r load_ms train_ms train_peak < <(echo "$report" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["load_ms"]), round(r["train_ms"]), round(r.get("peak_rss_mb") or 0))')
   retrain_peak=$(rss_kb "$SERVER" VmHWM)
+
+  echo "== $size: restarting (from the stored snapshot)" >&2
+  stop_server
+  start_server
+  restart_ready_ms=$ready_ms
+  source=$(curl -fs "$BASE/api/v1/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["current"]["source"])')
+  [ "$source" = snapshot ] || { echo "the restart trained instead of loading the snapshot" >&2; exit 1; }
 
   echo "== $size: load" >&2
   url="$BASE/api/v1/recommendations/user/{user}?algorithm=hybrid"
   wrk_run "$url" "$CONNECTIONS" 2 "$users" >/dev/null
   load=$(wrk_run "$url" "$CONNECTIONS" "$SECS" "$users")
   steady=$(rss_kb "$SERVER" VmRSS)
-  kill "$SERVER"
-  wait "$SERVER" 2>/dev/null || true
-  SERVER=
-  ROWS+=("$size|$import_s|$(mb "$import_kb")|$listening_ms|$ready_ms|$(mb "$ready_peak")|$load_ms|$train_ms|$(mb "$retrain_peak")|$(mb "$steady")|$load")
+  stop_server
+  ROWS+=("$size|$import_s|$(mb "$import_kb")|$first_listening_ms|$first_ready_ms|$(mb "$ready_peak")|$load_ms|$train_ms|$train_peak|$(mb "$retrain_peak")|$restart_ready_ms|$(mb "$steady")|$load")
 done
 
 python3 - "$DB" "$CONNECTIONS" "${ROWS[@]}" <<'PY'
 import re, sys
 db, conns, *rows = sys.argv[1:]
 print(f"\n{db}, release build, uncached hybrid with the built-in rules on, {conns} connections (wrk, 1 thread)")
-print("| data | import | import peak RSS | listening | ready | peak RSS at ready | retrain (load + train) | peak RSS after retrain | req/s | p99 | steady RSS |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+print("| data | import | import peak RSS | listening | ready (trained) | peak RSS at ready | retrain (load + train) | training peak RSS | peak RSS after retrain | ready after a restart (stored snapshot) | req/s | p99 | steady RSS |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 first = None
 for row in rows:
-    size, imp, imp_mb, listen, ready, ready_mb, load, train, peak_mb, steady_mb, line = row.split("|")
+    (size, imp, imp_mb, listen, ready, ready_mb, load, train, train_mb, peak_mb, restart,
+     steady_mb, line) = row.split("|")
     rps = float(re.search(r"req/s ([0-9.]+)", line).group(1))
     p99 = re.search(r"p99 ([0-9.]+) ms", line).group(1)
     first = first or rps
     print(f"| {size} | {float(imp):.1f} s | {imp_mb} MB | {int(listen)/1000:.2f} s | {int(ready)/1000:.2f} s "
-          f"| {ready_mb} MB | {int(load)/1000:.2f} + {int(train)/1000:.2f} s | {peak_mb} MB | {rps:,.0f} "
-          f"({rps / first:.2f}x) | {p99} ms | {steady_mb} MB |")
+          f"| {ready_mb} MB | {int(load)/1000:.2f} + {int(train)/1000:.2f} s | {train_mb} MB | {peak_mb} MB "
+          f"| {int(restart)/1000:.2f} s | {rps:,.0f} ({rps / first:.2f}x) | {p99} ms | {steady_mb} MB |")
 PY

@@ -109,7 +109,7 @@ impl AppState {
     /// degrades to in-process state and says so in `/health`. The models are
     /// not trained yet: until they are, `/ready` says `starting` and
     /// recommendations come from the stored popularity
-    /// ([`AppState::train_in_background`]).
+    /// ([`AppState::start_models`]).
     pub async fn open(settings: Settings) -> anyhow::Result<Self> {
         let db = open_database(&settings).await?;
         let redis = match &settings.redis_url {
@@ -144,6 +144,7 @@ impl AppState {
         let recommender = Arc::new(recommend::snapshot::Recommender::new(
             settings.models_config(),
             features::Confidence::from_settings(&settings),
+            settings.model_snapshots,
         ));
         let shared_caches = redis
             .clone()
@@ -211,22 +212,59 @@ impl AppState {
 }
 
 impl AppState {
-    /// Trains the first models off the start-up path, so the service listens
-    /// (and answers liveness probes) while a large catalogue trains. Retries
-    /// until it succeeds: the database may not be reachable yet.
-    pub fn train_in_background(&self) -> tokio::task::JoinHandle<()> {
+    /// The models, off the start-up path, so the service listens (and
+    /// answers liveness probes) while they load or train: the newest stored
+    /// snapshot if there is a usable one, else trained here, retried until
+    /// it succeeds (the database may not be reachable yet); the handle
+    /// ends there. From then on it follows the fleet
+    /// ([`Self::follow_stored_models`]).
+    pub fn start_models(&self) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
         tokio::spawn(async move {
             loop {
-                match state.retrain().await {
-                    Ok(_) => return,
+                match state.recommender.load_or_train(&state.db).await {
+                    Ok(_) => break,
                     Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "first training failed; retrying in 5 s");
+                        tracing::warn!(error = %format!("{e:#}"), "first models failed; retrying in 5 s");
                         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                     }
                 }
             }
+            state.recommendations_changed().await;
+            if state.settings.model_snapshots {
+                tokio::spawn(async move { state.follow_stored_models().await });
+            }
         })
+    }
+
+    /// Loads each snapshot another replica stores: as it is announced
+    /// (PostgreSQL), and at every `MODEL_SNAPSHOT_POLL_SECS`.
+    async fn follow_stored_models(self) {
+        let state = self;
+        if state.db.dialect == store::Dialect::Postgres {
+            let listener = state.clone();
+            store::notify::listen(
+                state.settings.database_url.clone(),
+                store::model_snapshots::NOTIFY_CHANNEL,
+                move |_version| {
+                    let state = listener.clone();
+                    async move { state.load_stored_models().await }
+                },
+            );
+        }
+        loop {
+            tokio::time::sleep(state.settings.model_snapshot_poll).await;
+            state.load_stored_models().await;
+        }
+    }
+
+    /// Serves the newest stored snapshot if it is newer than what serves.
+    async fn load_stored_models(&self) {
+        match self.recommender.load_stored(&self.db).await {
+            Ok(Some(_)) => self.recommendations_changed().await,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "stored models not loaded"),
+        }
     }
 
     /// Whether the first models are trained (or loaded).

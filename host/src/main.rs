@@ -240,9 +240,9 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
-            if !seeded {
-                state.train_in_background();
-            }
+            // Loads or trains (unless the demo just did), then follows the
+            // models the fleet stores.
+            state.start_models();
             state.start_jobs().await?;
             tracing::info!(%addr, "recengine listening");
             if demo {

@@ -34,6 +34,7 @@ impl Default for AlsConfig {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Als {
     pub factors: usize,
     /// users x factors, row-major.

@@ -45,6 +45,7 @@ pub fn terms(item: &ItemText) -> Vec<String> {
     out
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Content {
     /// items x terms, TF-IDF rows of unit length.
     vectors: Csr,

@@ -11,6 +11,7 @@ use ndarray::Array2;
 
 use crate::Profile;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Ease {
     /// Row i: how much interacting with item i raises every item's score.
     pub weights: Array2<f32>,

@@ -16,7 +16,7 @@ use crate::{
     topn::top_n,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum HybridMethod {
     /// `alpha · collaborative + (1 − alpha) · content`, scores normalised.
     Weighted,
@@ -60,7 +60,7 @@ pub enum Algorithm {
     Hybrid(HybridMethod),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ModelsConfig {
     /// Neighbours per user in user-kNN.
     pub user_neighbours: usize,
@@ -73,6 +73,15 @@ pub struct ModelsConfig {
     pub ease_dropout: f32,
     /// EASE inverts an items² matrix; above this many items it is skipped.
     pub ease_max_items: usize,
+    /// What the items x items matrices of training may take, bytes: the
+    /// co-occurrence matrix, EASE and dense item-kNN need about
+    /// [`DENSE_BYTES_PER_PAIR`] bytes an item pair; a catalogue too large
+    /// for that trains sparse item-kNN instead (neighbour lists, memory
+    /// linear in items) and no EASE.
+    pub training_memory_bytes: usize,
+    /// Neighbours kept per item when item-kNN is trained sparse and
+    /// `item_neighbours` is `None`.
+    pub sparse_item_neighbours: usize,
     /// The collaborative share of the weighted and rank hybrids.
     pub hybrid_alpha: f32,
     /// In the weighted hybrid, the number of interacting users at which an
@@ -119,6 +128,8 @@ impl Default for ModelsConfig {
             ease_lambda: 500.0,
             ease_dropout: 0.5,
             ease_max_items: 20_000,
+            training_memory_bytes: 2 << 30,
+            sparse_item_neighbours: 200,
             hybrid_alpha: 0.5,
             hybrid_content_fade: 50.0,
             hybrid_user_knn: 0.1,
@@ -160,7 +171,7 @@ pub struct TrainingData {
     pub days: Option<Csr>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct TrainingTimes {
     pub gram: Duration,
     pub ease: Duration,
@@ -173,6 +184,23 @@ pub struct TrainingTimes {
     pub total: Duration,
 }
 
+/// Bytes a dense training needs per item pair: XᵀX (f32), EASE's f64
+/// system and its inverse, EASE's weights and item-kNN's dense rows (f32).
+pub const DENSE_BYTES_PER_PAIR: usize = 4 + 8 + 8 + 4 + 4;
+
+impl ModelsConfig {
+    /// Whether a catalogue of `n_items` trains the dense items x items
+    /// models (co-occurrence matrix, EASE) within the memory budget.
+    pub fn trains_dense(&self, n_items: usize) -> bool {
+        n_items <= self.ease_max_items
+            && n_items
+                .saturating_mul(n_items)
+                .saturating_mul(DENSE_BYTES_PER_PAIR)
+                <= self.training_memory_bytes
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Models {
     pub config: ModelsConfig,
     pub n_items: usize,
@@ -252,13 +280,23 @@ impl Models {
                     (Content::train(&data.items), temporal, sequence, als)
                 })
             });
-            let (g, gram_time) = timed(|| knn::gram(x));
-            let (item_knn, item_time) = timed(|| ItemKnn::train(&g, config.item_neighbours));
-            let (ease, ease_time) = timed(|| {
-                (n_items <= config.ease_max_items)
-                    .then(|| Ease::train(&g, config.ease_lambda, config.ease_dropout))
-                    .flatten()
-            });
+            let (item_knn, ease, gram_time, item_time, ease_time) = if config.trains_dense(n_items)
+            {
+                let (g, gram_time) = timed(|| knn::gram(x));
+                let (item_knn, item_time) = timed(|| ItemKnn::train(&g, config.item_neighbours));
+                let (ease, ease_time) =
+                    timed(|| Ease::train(&g, config.ease_lambda, config.ease_dropout));
+                (item_knn, ease, gram_time, item_time, ease_time)
+            } else {
+                let k = config
+                    .item_neighbours
+                    .unwrap_or(config.sparse_item_neighbours)
+                    .max(1);
+                // One worker: the content models train beside it, and the
+                // other core is left to requests.
+                let (item_knn, item_time) = timed(|| ItemKnn::train_sparse(x, k, 1));
+                (item_knn, None, Duration::ZERO, item_time, Duration::ZERO)
+            };
             let (user_knn, user_time) = timed(|| {
                 UserKnn::train(x, config.user_neighbours, config.user_similarity_exponent)
             });
@@ -487,5 +525,68 @@ impl Models {
         because_of.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         because_of.truncate(5);
         Explanation { parts, because_of }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 200 users over 40 items in four blocks of ten: users of a block
+    /// take items of that block.
+    fn blocks() -> TrainingData {
+        let mut t = Vec::new();
+        for u in 0..200u32 {
+            let block = u % 4;
+            for step in 0..6 {
+                t.push((u, block * 10 + (u / 4 + step * 3) % 10, 1.0));
+            }
+        }
+        let items = (0..40)
+            .map(|i| ItemText {
+                title: format!("item {i}"),
+                description: String::new(),
+                category: format!("block{}", i / 10),
+                tags: Vec::new(),
+            })
+            .collect();
+        TrainingData {
+            interactions: Csr::from_triplets(200, 40, t),
+            items,
+            days: None,
+        }
+    }
+
+    #[test]
+    fn a_catalogue_beyond_the_memory_budget_trains_sparse_neighbours_and_no_ease() {
+        let data = blocks();
+        let dense = Models::train(&data, ModelsConfig::default());
+        assert!(dense.ease.is_some());
+        let budget = ModelsConfig {
+            // Room for 39² pairs, not 40².
+            training_memory_bytes: 39 * 39 * DENSE_BYTES_PER_PAIR,
+            sparse_item_neighbours: 5,
+            ..ModelsConfig::default()
+        };
+        assert!(!budget.trains_dense(40) && budget.trains_dense(39));
+        let sparse = Models::train(&data, budget);
+        assert!(sparse.ease.is_none());
+        assert_eq!(sparse.collaborative(), Algorithm::ItemKnn);
+        for i in 0..40 {
+            let mut s = vec![0f32; 40];
+            sparse.item_knn.similarities(i, &mut s);
+            let kept = s.iter().filter(|&&s| s > 0.0).count();
+            assert!((1..=5).contains(&kept), "item {i} keeps {kept}");
+        }
+        // Still recommends within the profile's block.
+        let profile = [(0u32, 1.0f32), (3, 1.0)];
+        for algorithm in [
+            Algorithm::Collaborative,
+            Algorithm::Hybrid(HybridMethod::Weighted),
+        ] {
+            let top = sparse.recommend(algorithm, &profile, None, 5, &|j| j != 0 && j != 3);
+            assert_eq!(top.len(), 5);
+            assert!(top.iter().all(|&(j, _)| j < 10), "{algorithm:?}: {top:?}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::{Profile, sparse::Csr};
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Sequence {
     /// items x items: the number of histories in which the two items lie
     /// within `window` steps of each other, over √(n_i · n_j) (n: users

@@ -2,7 +2,7 @@
 //! transpose. Interaction data is >90 % empty; rows are what every model
 //! walks.
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Csr {
     pub n_rows: usize,
     pub n_cols: usize,

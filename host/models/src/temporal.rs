@@ -7,6 +7,7 @@
 
 use crate::sparse::Csr;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Temporal {
     /// users x buckets: the share of the user's interactions in each.
     users: Csr,

@@ -17,6 +17,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModelStatus {
     pub current: TrainingReport,
+    /// This replica's name (`current.trained_by` names the one that trained).
+    pub replica: String,
     /// The collaborative model behind `collaborative` and the hybrid.
     pub collaborative_model: String,
     pub hybrid_method: String,
@@ -32,6 +34,7 @@ pub async fn status(State(state): State<AppState>) -> Json<ModelStatus> {
     let snapshot = state.recommender.snapshot();
     Json(ModelStatus {
         current: snapshot.report.clone(),
+        replica: state.recommender.replica().to_string(),
         collaborative_model: crate::recommend::algorithms::name(snapshot.models.collaborative())
             .to_string(),
         hybrid_method: state.settings.hybrid_method.name().to_string(),

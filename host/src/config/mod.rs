@@ -144,6 +144,18 @@ pub struct Settings {
     /// Above this many items EASE (an items² inverse) is not trained and
     /// `collaborative` falls back to item-kNN (default 20000).
     pub ease_max_items: usize,
+    /// What training's items x items matrices may take, MiB (default
+    /// 2048): a catalogue whose dense co-occurrence matrix and EASE would
+    /// not fit trains item-kNN as neighbour lists instead, and no EASE.
+    pub training_memory_mb: usize,
+    /// Store each trained snapshot in the database for the other replicas
+    /// and for restarts, and load the newest one instead of training
+    /// (default true).
+    pub model_snapshots: bool,
+    /// How often a replica checks for a newer stored snapshot (PostgreSQL
+    /// also announces each one at once; the check covers a missed
+    /// announcement, and SQLite, which has none). Default 30 s.
+    pub model_snapshot_poll: Duration,
     /// How `algorithm=hybrid` combines when the request does not say:
     /// weighted (default), rank, cascade.
     pub hybrid_method: HybridMethod,
@@ -247,6 +259,9 @@ impl Default for Settings {
             als_regularization: 50.0,
             als_alpha: 20.0,
             ease_max_items: 20_000,
+            training_memory_mb: 2048,
+            model_snapshots: true,
+            model_snapshot_poll: Duration::from_secs(30),
             hybrid_method: HybridMethod::Weighted,
             interaction_weights: [
                 ("purchase", 5.0),

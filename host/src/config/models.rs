@@ -41,6 +41,15 @@ pub(super) fn read(env: &mut Env, s: &mut Settings) {
         ));
     }
     env.read("EASE_MAX_ITEMS", &mut s.ease_max_items);
+    env.flag("MODEL_SNAPSHOTS", &mut s.model_snapshots);
+    env.seconds("MODEL_SNAPSHOT_POLL_SECS", &mut s.model_snapshot_poll);
+    if s.model_snapshot_poll.is_zero() {
+        env.error("MODEL_SNAPSHOT_POLL_SECS must be at least 1");
+    }
+    env.read("TRAINING_MEMORY_MB", &mut s.training_memory_mb);
+    if s.training_memory_mb == 0 {
+        env.error("TRAINING_MEMORY_MB must be at least 1");
+    }
     for (key, slot) in [
         ("HYBRID_CONTENT_FADE", &mut s.hybrid_content_fade),
         ("HYBRID_USER_KNN", &mut s.hybrid_user_knn),
@@ -128,6 +137,7 @@ impl Settings {
             ease_lambda: self.ease_lambda,
             ease_dropout: self.ease_dropout,
             ease_max_items: self.ease_max_items,
+            training_memory_bytes: self.training_memory_mb.saturating_mul(1 << 20),
             hybrid_alpha: self.hybrid_alpha as f32,
             hybrid_content_fade: self.hybrid_content_fade,
             hybrid_user_knn: self.hybrid_user_knn,

@@ -58,6 +58,17 @@ impl Confidence {
         base * rating * weight
     }
 
+    /// The settings as one stable line (types in order), for telling
+    /// whether models were trained with the same confidences.
+    pub fn describe(&self) -> String {
+        let mut types: Vec<_> = self.by_type.iter().collect();
+        types.sort_by(|a, b| a.0.cmp(b.0));
+        format!(
+            "{types:?} unknown={} ratings={}",
+            self.unknown, self.ratings
+        )
+    }
+
     /// Several interactions with the same item add up, to at most 1: ten
     /// views are not worth ten purchases.
     pub fn combine(total: f32) -> f32 {

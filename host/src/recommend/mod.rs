@@ -4,6 +4,7 @@
 //! models.
 //!
 //! - [`snapshot`]: training from the database and the swapped snapshot.
+//! - [`fleet`]: the stored form of a snapshot, which one trainer shares.
 //! - [`algorithms`]: the API's algorithm names and what each one runs.
 //! - [`service`]: a user's recommendations (cache, models, rules).
 //! - [`response`]: what a recommendation request answers.
@@ -14,6 +15,7 @@
 pub mod algorithms;
 pub mod eval;
 pub mod explain;
+pub mod fleet;
 pub mod response;
 pub mod service;
 pub mod similar;

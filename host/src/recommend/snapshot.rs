@@ -16,12 +16,16 @@ use chrono::{DateTime, Utc};
 use recengine_models::{
     Algorithm, Models, ModelsConfig, TrainingData, content::ItemText, sparse::Csr,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::fleet;
 use crate::features::Confidence;
-use crate::store::{Db, training};
+use crate::store::{Db, model_snapshots, training};
 
+/// Serialisable: the replica that trains stores it ([`fleet`]) and the
+/// others load it.
+#[derive(Serialize, Deserialize)]
 pub struct Snapshot {
     /// 0 before the first training; +1 per retrain.
     pub version: u64,
@@ -39,7 +43,7 @@ pub struct Snapshot {
     pub report: TrainingReport,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TrainingReport {
     pub version: u64,
     pub trained_at: DateTime<Utc>,
@@ -51,6 +55,20 @@ pub struct TrainingReport {
     /// Training every model (they train in parallel).
     pub train_ms: f64,
     pub ease_trained: bool,
+    /// Item-kNN kept as neighbour lists (a large catalogue) rather than
+    /// dense rows.
+    pub item_neighbour_lists: bool,
+    /// The process's peak resident memory while loading and training, MiB
+    /// (Linux; absent elsewhere).
+    pub peak_rss_mb: Option<f64>,
+    /// `trained` here, or loaded from a `snapshot` another replica (or this
+    /// one before a restart) stored.
+    pub source: String,
+    /// The replica that trained these models.
+    pub trained_by: String,
+    /// The stored snapshot's size (absent when snapshots are off or the
+    /// store failed).
+    pub snapshot_bytes: Option<u64>,
 }
 
 impl Snapshot {
@@ -210,6 +228,11 @@ impl Snapshot {
             load_ms: load.as_secs_f64() * 1e3,
             train_ms: started.elapsed().as_secs_f64() * 1e3,
             ease_trained: models.ease.is_some(),
+            item_neighbour_lists: !models.item_knn.is_dense(),
+            peak_rss_mb: None,
+            source: "trained".into(),
+            trained_by: String::new(),
+            snapshot_bytes: None,
         };
         Snapshot {
             version,
@@ -264,19 +287,28 @@ async fn load(db: &Db, confidence: &Confidence) -> sqlx::Result<TrainingRows> {
     })
 }
 
-/// Owns the current snapshot; retrains on demand.
+/// Owns the current snapshot; retrains on demand, and shares what it
+/// trains with the fleet (when `MODEL_SNAPSHOTS` is on).
 pub struct Recommender {
     current: ArcSwap<Snapshot>,
     config: ModelsConfig,
     confidence: Confidence,
     versions: AtomicU64,
-    /// One retrain at a time; a second caller waits and trains again on
-    /// fresher data.
+    /// One retrain or load at a time; a second caller waits and trains
+    /// again on fresher data.
     training: tokio::sync::Mutex<()>,
+    /// This replica's name, in the reports of what it trains.
+    replica: String,
+    /// The digest of the training settings, when snapshots are shared
+    /// ([`fleet::settings_digest`]); `None`: this replica keeps its own.
+    shared: Option<String>,
+    /// The newest stored version found unusable here (other settings or
+    /// layout), so it is reported once, not on every check.
+    refused: AtomicU64,
 }
 
 impl Recommender {
-    pub fn new(config: ModelsConfig, confidence: Confidence) -> Self {
+    pub fn new(config: ModelsConfig, confidence: Confidence, share_snapshots: bool) -> Self {
         let empty = Snapshot::train(
             0,
             TrainingRows {
@@ -286,17 +318,26 @@ impl Recommender {
             config.clone(),
             Duration::ZERO,
         );
+        let shared = share_snapshots.then(|| fleet::settings_digest(&config, &confidence));
         Self {
             current: ArcSwap::from_pointee(empty),
             config,
             confidence,
             versions: AtomicU64::new(0),
             training: tokio::sync::Mutex::new(()),
+            replica: fleet::replica_name(),
+            shared,
+            refused: AtomicU64::new(0),
         }
     }
 
     pub fn confidence(&self) -> &Confidence {
         &self.confidence
+    }
+
+    /// This replica's name in the fleet.
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// The snapshot to serve one request from.
@@ -305,18 +346,27 @@ impl Recommender {
     }
 
     /// Reads the interactions, trains every model off the async threads,
-    /// and swaps the new snapshot in. Requests keep being served from the
-    /// old one until the swap.
+    /// stores the snapshot for the fleet, and swaps it in. Requests keep
+    /// being served from the old one until the swap.
     pub async fn retrain(&self, db: &Db) -> anyhow::Result<TrainingReport> {
         let _one_at_a_time = self.training.lock().await;
         let started = Instant::now();
+        crate::telemetry::memory::reset_peak();
         let rows = load(db, &self.confidence).await?;
         let load_time = started.elapsed();
-        let version = self.versions.fetch_add(1, Ordering::SeqCst) + 1;
+        let version = self.versions.load(Ordering::SeqCst) + 1;
         let config = self.config.clone();
-        let snapshot =
+        let mut snapshot =
             tokio::task::spawn_blocking(move || Snapshot::train(version, rows, config, load_time))
                 .await?;
+        snapshot.report.trained_by = self.replica.clone();
+        snapshot.report.peak_rss_mb =
+            crate::telemetry::memory::peak_rss_bytes().map(|b| b as f64 / f64::from(1 << 20));
+        let snapshot = match &self.shared {
+            Some(settings) => self.store(db, snapshot, settings).await?,
+            None => snapshot,
+        };
+        self.versions.fetch_max(snapshot.version, Ordering::SeqCst);
         let report = snapshot.report.clone();
         self.current.store(Arc::new(snapshot));
         tracing::info!(
@@ -326,8 +376,121 @@ impl Recommender {
             interactions = report.interactions,
             load_ms = report.load_ms,
             train_ms = report.train_ms,
+            ease = report.ease_trained,
+            peak_rss_mb = report.peak_rss_mb,
+            snapshot_bytes = report.snapshot_bytes,
             "models retrained"
         );
         Ok(report)
+    }
+
+    /// Stores a freshly trained snapshot for the fleet; it takes the
+    /// version the database gives it. If storing fails the models still
+    /// serve here, under this replica's next version, and the failure is
+    /// logged: the fleet keeps the previous snapshot until the next retrain.
+    async fn store(&self, db: &Db, snapshot: Snapshot, settings: &str) -> anyhow::Result<Snapshot> {
+        let (mut snapshot, bytes) = tokio::task::spawn_blocking(move || {
+            let bytes = fleet::encode(&snapshot);
+            (snapshot, bytes)
+        })
+        .await?;
+        let bytes = bytes?;
+        let sha256 = fleet::sha256_hex(&bytes);
+        let saved = model_snapshots::save(
+            db,
+            &model_snapshots::NewSnapshot {
+                format: fleet::FORMAT,
+                settings,
+                sha256: &sha256,
+                trained_by: &self.replica,
+                bytes: &bytes,
+            },
+        )
+        .await;
+        match saved {
+            Ok(version) => {
+                let version = version as u64;
+                snapshot.version = version;
+                snapshot.report.version = version;
+                snapshot.report.snapshot_bytes = Some(bytes.len() as u64);
+            }
+            Err(e) => tracing::warn!(error = %e, "trained models not stored for the fleet"),
+        }
+        Ok(snapshot)
+    }
+
+    /// Loads the newest stored snapshot if it is newer than the one
+    /// serving and was trained with this replica's settings; `None` when
+    /// there is nothing to load. A snapshot that fails its checksum or
+    /// does not decode is an error (the caller trains instead).
+    pub async fn load_stored(&self, db: &Db) -> anyhow::Result<Option<TrainingReport>> {
+        let Some(settings) = &self.shared else {
+            return Ok(None);
+        };
+        let Some(stored) = model_snapshots::newest(db).await? else {
+            return Ok(None);
+        };
+        let version = stored.version as u64;
+        if version <= self.snapshot().version {
+            return Ok(None);
+        }
+        if stored.format != fleet::FORMAT || &stored.settings != settings {
+            if self.refused.swap(version, Ordering::SeqCst) != version {
+                tracing::warn!(
+                    version,
+                    trained_by = stored.trained_by,
+                    "stored models were trained with other settings or another layout; not loaded"
+                );
+            }
+            return Ok(None);
+        }
+        let _one_at_a_time = self.training.lock().await;
+        if version <= self.snapshot().version {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let Some(bytes) = model_snapshots::bytes(db, &stored).await? else {
+            // Replaced while being read: the next check finds the newer one.
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            fleet::sha256_hex(&bytes) == stored.sha256,
+            "stored model snapshot {version} fails its checksum"
+        );
+        let mut snapshot = tokio::task::spawn_blocking(move || fleet::decode(&bytes)).await??;
+        snapshot.version = version;
+        snapshot.report.version = version;
+        snapshot.report.source = "snapshot".into();
+        snapshot.report.load_ms = started.elapsed().as_secs_f64() * 1e3;
+        snapshot.report.snapshot_bytes = Some(stored.bytes as u64);
+        self.versions.fetch_max(version, Ordering::SeqCst);
+        let report = snapshot.report.clone();
+        self.current.store(Arc::new(snapshot));
+        tracing::info!(
+            version,
+            trained_by = report.trained_by,
+            load_ms = report.load_ms,
+            bytes = stored.bytes,
+            "models loaded from the stored snapshot"
+        );
+        Ok(Some(report))
+    }
+
+    /// The first models: the newest stored snapshot when there is a usable
+    /// one, else trained here (and stored). Nothing when models are
+    /// serving already.
+    pub async fn load_or_train(&self, db: &Db) -> anyhow::Result<TrainingReport> {
+        match self.load_stored(db).await {
+            Ok(Some(report)) => return Ok(report),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "stored models not loaded; training")
+            }
+        }
+        let current = self.snapshot();
+        if current.version > 0 {
+            return Ok(current.report.clone());
+        }
+        self.retrain(db).await
     }
 }

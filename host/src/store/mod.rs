@@ -16,6 +16,7 @@ pub mod feature_rows;
 pub mod interactions;
 pub mod items;
 pub mod job_runs;
+pub mod model_snapshots;
 pub mod notify;
 pub mod refresh_tokens;
 pub mod rule_settings;

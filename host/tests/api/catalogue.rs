@@ -82,7 +82,7 @@ async fn the_service_is_alive_but_not_ready_until_trained(backend: Backend) {
     assert_eq!(recs["model_version"], 0);
     assert_eq!(ids_of(&recs), [popular, middling]);
 
-    app.state.train_in_background().await.unwrap();
+    app.state.start_models().await.unwrap();
     let res = app.get("/ready").await;
     assert_eq!(res.status(), 200);
     assert_eq!(
