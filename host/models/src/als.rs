@@ -214,18 +214,29 @@ impl Als {
     /// Scores for the training row `own`, or, for a user the training did
     /// not see, for the profile folded in ([`fold_in`](Self::fold_in)).
     pub fn score_or_fold_in(&self, profile: &Profile, own: Option<u32>, out: &mut [f32]) {
+        self.score_or_fold_in_only(profile, own, None, out);
+    }
+
+    /// [`Self::score_or_fold_in`] for just the items `only` lists, when
+    /// given (a large catalogue's candidates); the rest of `out` is left.
+    pub fn score_or_fold_in_only(
+        &self,
+        profile: &Profile,
+        own: Option<u32>,
+        only: Option<&[u32]>,
+        out: &mut [f32],
+    ) {
         let k = self.factors;
         let known = own.filter(|&u| (u as usize + 1) * k <= self.user_factors.len());
-        if known.is_some() {
-            return self.score(profile, known, out);
+        if let Some(u) = known {
+            let u = u as usize;
+            return self.fill(&self.user_factors[u * k..(u + 1) * k], only, out);
         }
         if profile.is_empty() {
             return;
         }
         let xu = self.fold_in(profile);
-        for (o, yi) in out.iter_mut().zip(self.item_factors.chunks_exact(k)) {
-            *o = dot(&xu, yi);
-        }
+        self.fill(&xu, only, out);
     }
 
     /// Scores for the training row `own`; a profile without one gets
@@ -238,9 +249,28 @@ impl Als {
         if (u + 1) * k > self.user_factors.len() {
             return;
         }
-        let xu = &self.user_factors[u * k..(u + 1) * k];
-        for (o, yi) in out.iter_mut().zip(self.item_factors.chunks_exact(k)) {
-            *o = dot(xu, yi);
+        self.fill(&self.user_factors[u * k..(u + 1) * k], None, out);
+    }
+
+    /// `out[j] = xu · y_j` for every item, or for those `only` lists.
+    fn fill(&self, xu: &[f32], only: Option<&[u32]>, out: &mut [f32]) {
+        let k = self.factors;
+        match only {
+            None => {
+                for (o, yi) in out.iter_mut().zip(self.item_factors.chunks_exact(k)) {
+                    *o = dot(xu, yi);
+                }
+            }
+            Some(items) => {
+                for &j in items {
+                    let j = j as usize;
+                    if let (Some(yi), Some(o)) =
+                        (self.item_factors.get(j * k..(j + 1) * k), out.get_mut(j))
+                    {
+                        *o = dot(xu, yi);
+                    }
+                }
+            }
         }
     }
 }

@@ -88,6 +88,13 @@ impl Content {
 
     /// Cosine similarity of the profile's combined vector to every item.
     pub fn score(&self, profile: &Profile, out: &mut [f32]) {
+        self.score_only(profile, None, out);
+    }
+
+    /// [`Self::score`] for just the items `only` lists, when given: each
+    /// candidate's vector against the profile's, instead of every posting
+    /// of the profile's terms.
+    pub fn score_only(&self, profile: &Profile, only: Option<&[u32]>, out: &mut [f32]) {
         let mut query = vec![0f32; self.postings.n_rows];
         for &(i, w) in profile {
             let (ts, vs) = self.vectors.row(i as usize);
@@ -97,6 +104,20 @@ impl Content {
         }
         let norm = query.iter().map(|q| q * q).sum::<f32>().sqrt();
         if norm == 0.0 {
+            return;
+        }
+        if let Some(items) = only {
+            for &j in items {
+                if (j as usize) < self.vectors.n_rows && (j as usize) < out.len() {
+                    let (ts, vs) = self.vectors.row(j as usize);
+                    let dot: f32 = ts
+                        .iter()
+                        .zip(vs)
+                        .map(|(&t, &v)| query[t as usize] * v)
+                        .sum();
+                    out[j as usize] += dot / norm;
+                }
+            }
             return;
         }
         for (t, &q) in query.iter().enumerate() {

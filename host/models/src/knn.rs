@@ -4,7 +4,11 @@
 
 use ndarray::Array2;
 
-use crate::{Profile, sparse::Csr, topn::top_n};
+use crate::{
+    Profile,
+    sparse::Csr,
+    topn::{best, top_n},
+};
 
 /// The item-item co-occurrence matrix XᵀX, dense (items x items).
 pub fn gram(x: &Csr) -> Array2<f32> {
@@ -118,26 +122,21 @@ impl ItemKnn {
                                     *a += wu * vj;
                                 }
                             }
-                            let mut sims: Vec<(u32, f32)> = touched
-                                .drain(..)
-                                .filter(|&j| j as usize != i)
-                                .map(|j| {
-                                    let s = acc[j as usize] / (norms[i] * norms[j as usize]);
-                                    (j, s)
-                                })
+                            let sims: Vec<(usize, f32)> = touched
+                                .iter()
+                                .map(|&j| j as usize)
+                                .filter(|&j| j != i)
+                                .map(|j| (j, acc[j] / (norms[i] * norms[j])))
                                 .filter(|&(_, s)| s > 0.0)
                                 .collect();
-                            for &(j, _) in &sims {
+                            for j in touched.drain(..) {
                                 acc[j as usize] = 0.0;
                             }
-                            acc[i] = 0.0;
-                            if sims.len() > k {
-                                sims.select_nth_unstable_by(k - 1, |a, b| {
-                                    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
-                                });
-                                sims.truncate(k);
-                            }
-                            out.extend(sims.into_iter().map(|(j, s)| (i as u32, j, s)));
+                            out.extend(
+                                best(sims, k)
+                                    .into_iter()
+                                    .map(|(j, s)| (i as u32, j as u32, s)),
+                            );
                         }
                         out
                     })
@@ -217,12 +216,25 @@ pub struct UserKnn {
 }
 
 impl UserKnn {
-    pub fn train(x: &Csr, k: usize, amplification: f32) -> UserKnn {
+    /// `max_users_per_item`: in a large catalogue, each item reaches at
+    /// most this many users when neighbours are sought (those for whom it
+    /// weighs most: short histories), so a request's cost no longer grows
+    /// with the popularity of the items in its profile.
+    pub fn train(
+        x: &Csr,
+        k: usize,
+        amplification: f32,
+        max_users_per_item: Option<usize>,
+    ) -> UserKnn {
+        let mut item_users = x.l2_normalized_rows().transpose();
+        if let Some(m) = max_users_per_item {
+            item_users = item_users.keep_largest_per_row(m.max(1));
+        }
         UserKnn {
             k: k.max(1),
             amplification,
             x: x.clone(),
-            item_users: x.l2_normalized_rows().transpose(),
+            item_users,
         }
     }
 
@@ -233,18 +245,35 @@ impl UserKnn {
         if norm == 0.0 {
             return;
         }
+        // Only the users who share an item with the profile are candidates:
+        // the neighbours are picked among them, not among every user.
         let mut sims = vec![0f32; self.x.n_rows];
+        let mut touched: Vec<u32> = Vec::new();
         for &(i, w) in profile {
             if i as usize >= self.item_users.n_rows {
                 continue;
             }
             let (users, vals) = self.item_users.row(i as usize);
             for (&v, &xv) in users.iter().zip(vals) {
-                sims[v as usize] += w / norm * xv;
+                let add = w / norm * xv;
+                if add <= 0.0 {
+                    continue;
+                }
+                // Positive additions only: a user is touched once.
+                let s = &mut sims[v as usize];
+                if *s == 0.0 {
+                    touched.push(v);
+                }
+                *s += add;
             }
         }
-        let nearest = top_n(&sims, self.k, |v| sims[v] > 0.0 && Some(v as u32) != own);
-        for (v, s) in nearest {
+        let candidates: Vec<(usize, f32)> = touched
+            .into_iter()
+            .filter(|&v| Some(v) != own)
+            .map(|v| (v as usize, sims[v as usize]))
+            .filter(|&(_, s)| s > 0.0)
+            .collect();
+        for (v, s) in best(candidates, self.k) {
             let s = s.powf(self.amplification);
             let (items, vals) = self.x.row(v);
             for (&j, &xj) in items.iter().zip(vals) {
@@ -326,7 +355,7 @@ mod tests {
 
     #[test]
     fn user_knn_recommends_what_similar_users_liked() {
-        let knn = UserKnn::train(&data(), 1, 1.0);
+        let knn = UserKnn::train(&data(), 1, 1.0, None);
         // A new user who liked item 0 is nearest to users 0/1 (cos 1/√2),
         // and they liked item 1.
         let mut out = vec![0.0; 4];

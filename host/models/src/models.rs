@@ -82,6 +82,15 @@ pub struct ModelsConfig {
     /// Neighbours kept per item when item-kNN is trained sparse and
     /// `item_neighbours` is `None`.
     pub sparse_item_neighbours: usize,
+    /// In a catalogue trained sparse, the users each item reaches in
+    /// user-kNN's neighbour search (see [`UserKnn::train`]).
+    pub sparse_item_users: usize,
+    /// In a catalogue trained sparse, a hybrid recommendation scores only
+    /// a bounded pool of candidates: the profile's best this many item-kNN
+    /// neighbours ...
+    pub sparse_candidates: usize,
+    /// ... and the this many most popular items.
+    pub sparse_popular_candidates: usize,
     /// The collaborative share of the weighted and rank hybrids.
     pub hybrid_alpha: f32,
     /// In the weighted hybrid, the number of interacting users at which an
@@ -130,6 +139,9 @@ impl Default for ModelsConfig {
             ease_max_items: 20_000,
             training_memory_bytes: 2 << 30,
             sparse_item_neighbours: 200,
+            sparse_item_users: 1_000,
+            sparse_candidates: 2_000,
+            sparse_popular_candidates: 200,
             hybrid_alpha: 0.5,
             hybrid_content_fade: 50.0,
             hybrid_user_knn: 0.1,
@@ -214,6 +226,10 @@ pub struct Models {
     pub sequence: Option<Sequence>,
     pub als: Option<Als>,
     pub times: TrainingTimes,
+    /// The most popular items, best first, when the catalogue was trained
+    /// sparse: hybrid recommendations then score a bounded pool (these and
+    /// the profile's item-kNN neighbours) instead of every item.
+    pub popular_pool: Option<Vec<u32>>,
 }
 
 /// Each algorithm's part in one item's score for one profile.
@@ -241,6 +257,7 @@ impl Models {
         let start = Instant::now();
         let x = &data.interactions;
         let n_items = x.n_cols.max(data.items.len());
+        let dense = config.trains_dense(n_items);
         let mut popularity = vec![0f32; n_items];
         for &i in &x.indices {
             popularity[i as usize] += 1.0;
@@ -280,8 +297,7 @@ impl Models {
                     (Content::train(&data.items), temporal, sequence, als)
                 })
             });
-            let (item_knn, ease, gram_time, item_time, ease_time) = if config.trains_dense(n_items)
-            {
+            let (item_knn, ease, gram_time, item_time, ease_time) = if dense {
                 let (g, gram_time) = timed(|| knn::gram(x));
                 let (item_knn, item_time) = timed(|| ItemKnn::train(&g, config.item_neighbours));
                 let (ease, ease_time) =
@@ -298,7 +314,15 @@ impl Models {
                 (item_knn, None, Duration::ZERO, item_time, Duration::ZERO)
             };
             let (user_knn, user_time) = timed(|| {
-                UserKnn::train(x, config.user_neighbours, config.user_similarity_exponent)
+                // Bounded reach only where the catalogue is large (the
+                // small one keeps every user: its quality is measured so).
+                let reach = (!dense).then_some(config.sparse_item_users);
+                UserKnn::train(
+                    x,
+                    config.user_neighbours,
+                    config.user_similarity_exponent,
+                    reach,
+                )
             });
             (
                 content.join().expect("content training does not panic"),
@@ -316,9 +340,16 @@ impl Models {
             content: content_time,
             total: start.elapsed(),
         };
+        let popular_pool = (!dense).then(|| {
+            crate::topn::top_n(&popularity, config.sparse_popular_candidates, |_| true)
+                .into_iter()
+                .map(|(j, _)| j as u32)
+                .collect()
+        });
         Models {
             config,
             n_items,
+            popular_pool,
             popularity,
             item_knn,
             user_knn,
@@ -349,6 +380,46 @@ impl Models {
         own: Option<u32>,
         keep: &dyn Fn(usize) -> bool,
     ) -> Vec<f32> {
+        self.scores_in(algorithm, profile, own, keep, None)
+    }
+
+    /// A large catalogue's bounded candidate pool for a hybrid
+    /// recommendation: the profile's best item-kNN neighbours and the most
+    /// popular items; `None` where every item is scored (a catalogue small
+    /// enough to train dense, or another algorithm).
+    pub fn candidate_pool(&self, algorithm: Algorithm, profile: &Profile) -> Option<Vec<u32>> {
+        let popular = self.popular_pool.as_ref()?;
+        if !matches!(algorithm, Algorithm::Hybrid(_)) {
+            return None;
+        }
+        let mut neighbours = vec![0f32; self.n_items];
+        self.item_knn.score(profile, &mut neighbours);
+        let reached: Vec<(usize, f32)> = neighbours
+            .iter()
+            .enumerate()
+            .filter(|&(_, &s)| s > 0.0)
+            .map(|(j, &s)| (j, s))
+            .collect();
+        let mut pool: Vec<u32> = crate::topn::best(reached, self.config.sparse_candidates)
+            .into_iter()
+            .map(|(j, _)| j as u32)
+            .chain(popular.iter().copied())
+            .collect();
+        pool.sort_unstable();
+        pool.dedup();
+        Some(pool)
+    }
+
+    /// [`Self::scores`], computing the models that visit every item only
+    /// for the items `only` lists, when given.
+    fn scores_in(
+        &self,
+        algorithm: Algorithm,
+        profile: &Profile,
+        own: Option<u32>,
+        keep: &dyn Fn(usize) -> bool,
+        only: Option<&[u32]>,
+    ) -> Vec<f32> {
         let mut out = vec![0f32; self.n_items];
         match algorithm {
             Algorithm::Popularity => out.copy_from_slice(&self.popularity),
@@ -359,9 +430,9 @@ impl Models {
                 None => self.item_knn.score(profile, &mut out),
             },
             Algorithm::Collaborative => {
-                return self.scores(self.collaborative(), profile, own, keep);
+                return self.scores_in(self.collaborative(), profile, own, keep, only);
             }
-            Algorithm::ContentBased => self.content.score(profile, &mut out),
+            Algorithm::ContentBased => self.content.score_only(profile, only, &mut out),
             Algorithm::Als => {
                 if let Some(als) = &self.als {
                     // ALS's folded-in profile weighs as in training.
@@ -369,15 +440,15 @@ impl Models {
                         .iter()
                         .map(|&(i, w)| (i, 1.0 + self.config.als_alpha * w))
                         .collect();
-                    als.score_or_fold_in(&confidences, own, &mut out);
+                    als.score_or_fold_in_only(&confidences, own, only, &mut out);
                 }
             }
             Algorithm::Hybrid(method) => {
-                let mut cf = self.scores(Algorithm::Collaborative, profile, own, keep);
+                let mut cf = self.scores_in(Algorithm::Collaborative, profile, own, keep, only);
                 if method == HybridMethod::Weighted {
-                    cf = self.collaborative_blend(cf, profile, own, keep);
+                    cf = self.collaborative_blend(cf, profile, own, keep, only);
                 }
-                let content = self.scores(Algorithm::ContentBased, profile, own, keep);
+                let content = self.scores_in(Algorithm::ContentBased, profile, own, keep, only);
                 let alpha = self.config.hybrid_alpha;
                 return match method {
                     HybridMethod::Weighted => hybrid::weighted(
@@ -406,6 +477,7 @@ impl Models {
         profile: &Profile,
         own: Option<u32>,
         keep: &dyn Fn(usize) -> bool,
+        only: Option<&[u32]>,
     ) -> Vec<f32> {
         enum Part {
             Model(Algorithm),
@@ -426,11 +498,11 @@ impl Models {
         for (algorithm, w) in parts {
             if w > 0.0 {
                 let mut s = match algorithm {
-                    Part::Model(algorithm) => self.scores(algorithm, profile, own, keep),
+                    Part::Model(algorithm) => self.scores_in(algorithm, profile, own, keep, only),
                     Part::Temporal => {
                         let mut s = vec![0f32; self.n_items];
                         if let Some(temporal) = &self.temporal {
-                            temporal.score(own, &mut s);
+                            temporal.score_only(own, only, &mut s);
                         }
                         s
                     }
@@ -450,7 +522,9 @@ impl Models {
     }
 
     /// The `n` best candidates for a profile; items in the profile are
-    /// candidates only if `keep` says so.
+    /// candidates only if `keep` says so. In a large catalogue a hybrid
+    /// scores only the [`candidate_pool`](Self::candidate_pool), so its
+    /// cost follows the profile, not the catalogue.
     pub fn recommend(
         &self,
         algorithm: Algorithm,
@@ -459,7 +533,16 @@ impl Models {
         n: usize,
         keep: &dyn Fn(usize) -> bool,
     ) -> Vec<(usize, f32)> {
-        let scores = self.scores(algorithm, profile, own, keep);
+        let Some(pool) = self.candidate_pool(algorithm, profile) else {
+            let scores = self.scores(algorithm, profile, own, keep);
+            return top_n(&scores, n, keep);
+        };
+        let mut in_pool = vec![false; self.n_items];
+        for &j in &pool {
+            in_pool[j as usize] = true;
+        }
+        let keep = |j: usize| in_pool[j] && keep(j);
+        let scores = self.scores_in(algorithm, profile, own, &keep, Some(&pool));
         top_n(&scores, n, keep)
     }
 
@@ -566,6 +649,8 @@ mod tests {
             // Room for 39² pairs, not 40².
             training_memory_bytes: 39 * 39 * DENSE_BYTES_PER_PAIR,
             sparse_item_neighbours: 5,
+            sparse_candidates: 8,
+            sparse_popular_candidates: 2,
             ..ModelsConfig::default()
         };
         assert!(!budget.trains_dense(40) && budget.trains_dense(39));
@@ -580,6 +665,16 @@ mod tests {
         }
         // Still recommends within the profile's block.
         let profile = [(0u32, 1.0f32), (3, 1.0)];
+        let hybrid = Algorithm::Hybrid(HybridMethod::Weighted);
+        assert!(dense.candidate_pool(hybrid, &profile).is_none());
+        assert!(sparse.candidate_pool(Algorithm::Ease, &profile).is_none());
+        let pool = sparse.candidate_pool(hybrid, &profile).unwrap();
+        assert!(pool.len() <= 8 + 2, "{pool:?}");
+        let top = sparse.recommend(hybrid, &profile, None, 10, &|_| true);
+        assert!(
+            top.iter().all(|&(j, _)| pool.contains(&(j as u32))),
+            "only the pool is scored: {top:?} vs {pool:?}"
+        );
         for algorithm in [
             Algorithm::Collaborative,
             Algorithm::Hybrid(HybridMethod::Weighted),

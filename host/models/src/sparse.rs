@@ -90,6 +90,26 @@ impl Csr {
         }
     }
 
+    /// Each row cut to its `m` largest values (ties to the lower column),
+    /// columns still in order.
+    pub fn keep_largest_per_row(&self, m: usize) -> Csr {
+        let mut triplets = Vec::new();
+        for r in 0..self.n_rows {
+            let (cols, vals) = self.row(r);
+            let pool: Vec<(usize, f32)> = cols
+                .iter()
+                .map(|&c| c as usize)
+                .zip(vals.iter().copied())
+                .collect();
+            triplets.extend(
+                crate::topn::best(pool, m)
+                    .into_iter()
+                    .map(|(c, v)| (r as u32, c as u32, v)),
+            );
+        }
+        Csr::from_triplets(self.n_rows, self.n_cols, triplets)
+    }
+
     /// Each row scaled to unit Euclidean length (empty rows stay empty).
     pub fn l2_normalized_rows(&self) -> Csr {
         let mut out = self.clone();
@@ -127,6 +147,24 @@ mod tests {
         let back = t.transpose();
         assert_eq!(back.indices, m.indices);
         assert_eq!(back.values, m.values);
+    }
+
+    #[test]
+    fn rows_keep_their_largest_values_in_column_order() {
+        let m = Csr::from_triplets(
+            2,
+            4,
+            vec![
+                (0, 0, 1.0),
+                (0, 1, 3.0),
+                (0, 2, 2.0),
+                (0, 3, 3.0),
+                (1, 2, 5.0),
+            ],
+        );
+        let kept = m.keep_largest_per_row(2);
+        assert_eq!(kept.row(0), (&[1u32, 3][..], &[3.0f32, 3.0][..]));
+        assert_eq!(kept.row(1), (&[2u32][..], &[5.0f32][..]));
     }
 
     #[test]

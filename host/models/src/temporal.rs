@@ -57,19 +57,38 @@ impl Temporal {
     /// Scores for the training row `own` (a user the snapshot has not seen
     /// has no period yet, and gets nothing).
     pub fn score(&self, own: Option<u32>, out: &mut [f32]) {
+        self.score_only(own, None, out);
+    }
+
+    /// [`Self::score`] for just the items `only` lists, when given.
+    pub fn score_only(&self, own: Option<u32>, only: Option<&[u32]>, out: &mut [f32]) {
         let Some(u) = own.map(|u| u as usize).filter(|&u| u < self.users.n_rows) else {
             return;
         };
         let (bs, shares) = self.users.row(u);
-        for (j, o) in out.iter_mut().enumerate() {
-            let Some(row) = self.items.get(j * self.buckets..(j + 1) * self.buckets) else {
-                break;
-            };
-            *o += bs
-                .iter()
-                .zip(shares)
-                .map(|(&b, &s)| s * row[b as usize])
-                .sum::<f32>();
+        let item = |j: usize| -> Option<f32> {
+            let row = self.items.get(j * self.buckets..(j + 1) * self.buckets)?;
+            Some(
+                bs.iter()
+                    .zip(shares)
+                    .map(|(&b, &s)| s * row[b as usize])
+                    .sum::<f32>(),
+            )
+        };
+        match only {
+            None => {
+                for (j, o) in out.iter_mut().enumerate() {
+                    let Some(v) = item(j) else { break };
+                    *o += v;
+                }
+            }
+            Some(items) => {
+                for &j in items {
+                    if let (Some(v), Some(o)) = (item(j as usize), out.get_mut(j as usize)) {
+                        *o += v;
+                    }
+                }
+            }
         }
     }
 }

@@ -9,12 +9,18 @@ fn better(a: (usize, f32), b: (usize, f32)) -> Ordering {
 
 /// Indices of the `n` highest scores among those `keep` accepts, best first.
 pub fn top_n(scores: &[f32], n: usize, keep: impl Fn(usize) -> bool) -> Vec<(usize, f32)> {
-    let mut pool: Vec<(usize, f32)> = scores
+    let pool: Vec<(usize, f32)> = scores
         .iter()
         .copied()
         .enumerate()
         .filter(|&(i, s)| !s.is_nan() && keep(i))
         .collect();
+    best(pool, n)
+}
+
+/// The `n` best of (index, score) pairs, best first, ties to the lower
+/// index: [`top_n`] for candidates that are already gathered.
+pub fn best(mut pool: Vec<(usize, f32)>, n: usize) -> Vec<(usize, f32)> {
     if n == 0 {
         return Vec::new();
     }
