@@ -313,6 +313,7 @@ async fn seed(db: &Db) -> anyhow::Result<()> {
     }
     bulk::insert_interactions(db, &interactions).await?;
     bulk::recompute_popularity(db).await?;
+    bulk::refresh_statistics(db).await?;
     tracing::info!(
         users = DEMO_USERS,
         items = DEMO_ITEMS,

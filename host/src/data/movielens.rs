@@ -362,6 +362,7 @@ pub async fn import(db: &Db, data: &Dataset) -> anyhow::Result<ImportReport> {
         interactions: bulk::insert_interactions(db, &interaction_rows).await?,
     };
     bulk::recompute_popularity(db).await?;
+    bulk::refresh_statistics(db).await?;
     Ok(report)
 }
 

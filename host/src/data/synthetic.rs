@@ -188,6 +188,7 @@ pub async fn import(db: &Db, spec: Spec) -> anyhow::Result<ImportReport> {
     progress.finish();
     report.interactions = load.finish().await?;
     bulk::recompute_popularity(db).await?;
+    bulk::refresh_statistics(db).await?;
     Ok(report)
 }
 

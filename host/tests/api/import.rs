@@ -278,6 +278,24 @@ async fn synthetic_import_is_seeded_skewed_and_servable(backend: Backend) {
             "{expected} missing: {names:?}"
         );
     }
+    if db.dialect == store::Dialect::Postgres {
+        // The planner has statistics on what the load filled (autovacuum
+        // may be off, as on the test server).
+        let analysed: Vec<(String,)> = sqlx::query_as(
+            "SELECT CAST(relname AS TEXT) FROM pg_stat_user_tables \
+             WHERE last_analyze IS NOT NULL ORDER BY 1",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        let analysed: Vec<&str> = analysed.iter().map(|(n,)| n.as_str()).collect();
+        for table in ["interactions", "item_stats", "items", "users"] {
+            assert!(
+                analysed.contains(&table),
+                "{table} not analysed: {analysed:?}"
+            );
+        }
+    }
     let first = synthetic[2]["id"].as_i64().unwrap();
     assert_eq!(app.interact(first, 1, "purchase").await.status(), 201);
     let (kept, counted) = item_stats_and_recount(db).await;
