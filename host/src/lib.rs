@@ -240,11 +240,10 @@ impl AppState {
     /// Loads each snapshot another replica stores: as it is announced
     /// (PostgreSQL), and at every `MODEL_SNAPSHOT_POLL_SECS`.
     async fn follow_stored_models(self) {
-        let state = self;
-        if state.db.dialect == store::Dialect::Postgres {
-            let listener = state.clone();
+        if self.db.dialect == store::Dialect::Postgres {
+            let listener = self.clone();
             store::notify::listen(
-                state.settings.database_url.clone(),
+                self.settings.database_url.clone(),
                 store::model_snapshots::NOTIFY_CHANNEL,
                 move |_version| {
                     let state = listener.clone();
@@ -253,8 +252,8 @@ impl AppState {
             );
         }
         loop {
-            tokio::time::sleep(state.settings.model_snapshot_poll).await;
-            state.load_stored_models().await;
+            tokio::time::sleep(self.settings.model_snapshot_poll).await;
+            self.load_stored_models().await;
         }
     }
 

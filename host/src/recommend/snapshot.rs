@@ -27,7 +27,8 @@ use crate::store::{Db, model_snapshots, training};
 /// others load it.
 #[derive(Serialize, Deserialize)]
 pub struct Snapshot {
-    /// 0 before the first training; +1 per retrain.
+    /// 0 before the first models; then the version the database gave the
+    /// stored snapshot, or +1 per retrain here when snapshots are off.
     pub version: u64,
     pub trained_at: DateTime<Utc>,
     pub models: Models,
