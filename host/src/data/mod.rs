@@ -4,5 +4,7 @@
 
 pub mod demo;
 pub mod movielens;
+pub mod progress;
 pub mod rng;
 pub mod synthetic;
+pub mod writer;

@@ -8,9 +8,17 @@
 //! Users and items keep the data set's ids, so "user 196" is user 196 in the
 //! API. Every rating becomes a `rating` interaction with a stable source key,
 //! which makes the import idempotent: a second run inserts nothing.
+//!
+//! The same layouts carry far more than 100,000 ratings (exports of a shop,
+//! generated data sets), so an import streams the ratings file twice, line
+//! by line: once for each user's and item's first appearance, once to write
+//! the ratings in chunks through an [`InteractionWriter`]. Memory grows
+//! with users and items, never with ratings.
 
 use std::{
     collections::HashMap,
+    fs::File,
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -18,6 +26,7 @@ use std::{
 use anyhow::{Context, bail};
 use serde_json::json;
 
+use super::writer::InteractionWriter;
 use crate::store::{
     Db,
     bulk::{self, InteractionRecord, ItemRecord, UserRecord},
@@ -113,17 +122,64 @@ pub struct ImportReport {
     pub interactions: u64,
 }
 
-/// Reads whichever layout `dir` holds.
+/// Reads whichever layout `dir` holds, ratings and all, into memory (the
+/// evaluation's way; an import streams instead: [`import_dir`]).
 pub fn read_dataset(dir: &Path) -> anyhow::Result<Dataset> {
-    if dir.join("u.data").is_file() {
-        read_grouplens(dir)
-    } else if let Some(inter) = find_with_extension(dir, "inter")? {
-        read_atomic(&inter)
-    } else {
-        bail!(
-            "{} holds neither u.data (GroupLens layout) nor a .inter file (atomic layout)",
-            dir.display()
-        )
+    let layout = Layout::find(dir)?;
+    let ratings = layout.ratings()?.collect::<anyhow::Result<Vec<_>>>()?;
+    let (users, items) = layout.users_and_items()?;
+    Ok(Dataset {
+        users,
+        items,
+        ratings,
+    })
+}
+
+/// Where a folder keeps its data, by layout.
+enum Layout {
+    /// `u.data`, `u.item`, `u.user` in this folder.
+    GroupLens(PathBuf),
+    /// The `.inter` file; `.item` and `.user` beside it.
+    Atomic(PathBuf),
+}
+
+impl Layout {
+    fn find(dir: &Path) -> anyhow::Result<Self> {
+        if dir.join("u.data").is_file() {
+            Ok(Self::GroupLens(dir.to_path_buf()))
+        } else if let Some(inter) = find_with_extension(dir, "inter")? {
+            Ok(Self::Atomic(inter))
+        } else {
+            bail!(
+                "{} holds neither u.data (GroupLens layout) nor a .inter file (atomic layout)",
+                dir.display()
+            )
+        }
+    }
+
+    /// The ratings, streamed from the file.
+    fn ratings(&self) -> anyhow::Result<RatingsFile> {
+        match self {
+            Self::GroupLens(dir) => RatingsFile::open(&dir.join("u.data"), 0),
+            Self::Atomic(inter) => RatingsFile::open(inter, 1),
+        }
+    }
+
+    /// The users and items files (small: one line a user or an item).
+    fn users_and_items(&self) -> anyhow::Result<(Vec<MlUser>, Vec<MlItem>)> {
+        match self {
+            Self::GroupLens(dir) => Ok((
+                read_users(&dir.join("u.user"), '|', 0)?,
+                read_grouplens_items(&dir.join("u.item"))?,
+            )),
+            Self::Atomic(inter) => {
+                let stem = inter.with_extension("");
+                Ok((
+                    read_users(&stem.with_extension("user"), '\t', 1)?,
+                    read_atomic_items(&stem.with_extension("item"))?,
+                ))
+            }
+        }
     }
 }
 
@@ -157,33 +213,77 @@ fn int(field: &str, what: &str, line: usize) -> anyhow::Result<i64> {
         .with_context(|| format!("line {line}: {what} {field:?} is not a number"))
 }
 
-fn read_ratings(text: &str, skip_header: bool) -> anyhow::Result<Vec<Rating>> {
-    let mut ratings = Vec::with_capacity(100_000);
-    for (n, line) in text.lines().enumerate().skip(usize::from(skip_header)) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split('\t').collect();
-        if f.len() < 4 {
-            bail!("line {}: expected 4 tab-separated fields", n + 1);
-        }
-        ratings.push(Rating {
-            user_id: int(f[0], "user id", n + 1)?,
-            item_id: int(f[1], "item id", n + 1)?,
-            rating: f[2]
-                .trim()
-                .parse()
-                .with_context(|| format!("line {}: bad rating", n + 1))?,
-            timestamp: int(f[3], "timestamp", n + 1)?,
-        });
-    }
-    Ok(ratings)
+/// A ratings file read line by line: user, item, rating, time,
+/// tab-separated, after `header_lines`; blank lines are skipped.
+struct RatingsFile {
+    path: PathBuf,
+    reader: BufReader<File>,
+    header_lines: usize,
+    line: usize,
+    buf: String,
 }
 
-fn read_grouplens(dir: &Path) -> anyhow::Result<Dataset> {
-    let ratings = read_ratings(&read_text(&dir.join("u.data"))?, false)?;
+impl RatingsFile {
+    fn open(path: &Path, header_lines: usize) -> anyhow::Result<Self> {
+        let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader: BufReader::with_capacity(1 << 20, file),
+            header_lines,
+            line: 0,
+            buf: String::new(),
+        })
+    }
+
+    fn parse(&self) -> anyhow::Result<Rating> {
+        let n = self.line;
+        let mut f = self.buf.trim_end_matches(['\n', '\r']).split('\t');
+        let mut field = || f.next().unwrap_or("");
+        let (user, item, rating, time) = (field(), field(), field(), field());
+        if time.is_empty() {
+            bail!("line {n}: expected 4 tab-separated fields");
+        }
+        Ok(Rating {
+            user_id: int(user, "user id", n)?,
+            item_id: int(item, "item id", n)?,
+            rating: rating
+                .trim()
+                .parse()
+                .ok()
+                .filter(|r: &f64| r.is_finite())
+                .with_context(|| format!("line {n}: rating {rating:?} is not a number"))?,
+            timestamp: int(time, "timestamp", n)?,
+        })
+    }
+}
+
+impl Iterator for RatingsFile {
+    type Item = anyhow::Result<Rating>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.buf.clear();
+            match self.reader.read_line(&mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => self.line += 1,
+                Err(e) => {
+                    return Some(Err(anyhow::Error::new(e).context(format!(
+                        "{} line {}",
+                        self.path.display(),
+                        self.line + 1
+                    ))));
+                }
+            }
+            if self.line > self.header_lines && !self.buf.trim().is_empty() {
+                return Some(self.parse());
+            }
+        }
+    }
+}
+
+fn read_grouplens_items(file: &Path) -> anyhow::Result<Vec<MlItem>> {
     let mut items = Vec::new();
-    for (n, line) in read_text(&dir.join("u.item"))?.lines().enumerate() {
+    for (n, line) in read_text(file)?.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
@@ -211,12 +311,7 @@ fn read_grouplens(dir: &Path) -> anyhow::Result<Dataset> {
             genres,
         });
     }
-    let users = read_users(&dir.join("u.user"), '|', 0)?;
-    Ok(Dataset {
-        users,
-        items,
-        ratings,
-    })
+    Ok(items)
 }
 
 /// The users file, if there is one: id, age, gender, occupation, zip code,
@@ -242,38 +337,72 @@ fn read_users(file: &Path, separator: char, header_lines: usize) -> anyhow::Resu
     Ok(users)
 }
 
-fn read_atomic(inter: &Path) -> anyhow::Result<Dataset> {
-    let ratings = read_ratings(&read_text(inter)?, true)?;
-    let stem = inter.with_extension("");
+fn read_atomic_items(file: &Path) -> anyhow::Result<Vec<MlItem>> {
     let mut items = Vec::new();
-    let item_file = stem.with_extension("item");
-    if item_file.is_file() {
-        for (n, line) in read_text(&item_file)?.lines().enumerate().skip(1) {
-            let f: Vec<&str> = line.split('\t').collect();
-            if f.len() < 4 {
-                continue;
-            }
-            items.push(MlItem {
-                id: int(f[0], "item id", n + 1)?,
-                title: f[1].trim().to_string(),
-                release_year: f[2].trim().parse().ok(),
-                genres: f[3].split_whitespace().map(str::to_string).collect(),
-            });
-        }
+    if !file.is_file() {
+        return Ok(items);
     }
-    let users = read_users(&stem.with_extension("user"), '\t', 1)?;
-    Ok(Dataset {
-        users,
-        items,
-        ratings,
-    })
+    for (n, line) in read_text(file)?.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 4 {
+            continue;
+        }
+        items.push(MlItem {
+            id: int(f[0], "item id", n + 1)?,
+            title: f[1].trim().to_string(),
+            release_year: f[2].trim().parse().ok(),
+            genres: f[3].split_whitespace().map(str::to_string).collect(),
+        });
+    }
+    Ok(items)
 }
 
-/// Writes the data set; safe to run again (nothing is duplicated).
+/// Writes a data set held in memory; safe to run again (nothing is
+/// duplicated).
 pub async fn import(db: &Db, data: &Dataset) -> anyhow::Result<ImportReport> {
+    write(db, data.users.clone(), &data.items, || {
+        Ok(data.ratings.iter().copied().map(Ok))
+    })
+    .await
+}
+
+/// Reads `dir` (either layout) and imports it, streaming the ratings;
+/// safe to run again. Logs what was added and how long it took.
+pub async fn import_dir(db: &Db, dir: &Path) -> anyhow::Result<ImportReport> {
+    let started = Instant::now();
+    let layout = Layout::find(dir)?;
+    let (users, items) = layout.users_and_items()?;
+    let (read_users, read_items) = (users.len(), items.len());
+    let report = write(db, users, &items, || layout.ratings()).await?;
+    tracing::info!(
+        users = report.users,
+        items = report.items,
+        interactions = report.interactions,
+        read_users,
+        read_items,
+        seconds = started.elapsed().as_secs_f64(),
+        "MovieLens import finished"
+    );
+    Ok(report)
+}
+
+/// The import proper. `ratings` opens the ratings afresh: they are read
+/// twice, first for when each user and item first appears and how many
+/// there are, then to write them.
+async fn write<R>(
+    db: &Db,
+    mut users: Vec<MlUser>,
+    items: &[MlItem],
+    ratings: impl Fn() -> anyhow::Result<R>,
+) -> anyhow::Result<ImportReport>
+where
+    R: Iterator<Item = anyhow::Result<Rating>>,
+{
     let mut first_seen_user: HashMap<i64, i64> = HashMap::new();
     let mut first_seen_item: HashMap<i64, i64> = HashMap::new();
-    for r in &data.ratings {
+    let mut total = 0u64;
+    for r in ratings()? {
+        let r = r?;
         let ms = r.timestamp * 1000;
         first_seen_user
             .entry(r.user_id)
@@ -283,11 +412,11 @@ pub async fn import(db: &Db, data: &Dataset) -> anyhow::Result<ImportReport> {
             .entry(r.item_id)
             .and_modify(|t| *t = (*t).min(ms))
             .or_insert(ms);
+        total += 1;
     }
     let now = crate::store::now_millis();
 
     // Users named only in the ratings file still need a row.
-    let mut users: Vec<MlUser> = data.users.clone();
     let known: std::collections::HashSet<i64> = users.iter().map(|u| u.id).collect();
     let mut missing: Vec<i64> = first_seen_user
         .keys()
@@ -322,8 +451,7 @@ pub async fn import(db: &Db, data: &Dataset) -> anyhow::Result<ImportReport> {
             created_at: first_seen_user.get(&u.id).copied().unwrap_or(now),
         })
         .collect();
-    let item_rows: Vec<ItemRecord> = data
-        .items
+    let item_rows: Vec<ItemRecord> = items
         .iter()
         .map(|i| ItemRecord {
             id: Some(i.id),
@@ -341,29 +469,34 @@ pub async fn import(db: &Db, data: &Dataset) -> anyhow::Result<ImportReport> {
             created_at: first_seen_item.get(&i.id).copied().unwrap_or(now),
         })
         .collect();
-    let interaction_rows: Vec<InteractionRecord> = data
-        .ratings
-        .iter()
-        .map(|r| InteractionRecord {
-            user_id: r.user_id,
-            item_id: r.item_id,
-            interaction_type: "rating",
-            rating: Some(r.rating),
-            weight: 1.0,
-            created_at: r.timestamp * 1000,
-            source_key: Some(format!("ml-100k:{}:{}", r.user_id, r.item_id)),
-        })
-        .collect();
+    drop((first_seen_user, first_seen_item));
 
     ensure_ids_are_free(db, &user_rows, &item_rows).await?;
-    let report = ImportReport {
-        users: bulk::insert_users(db, &user_rows).await?,
-        items: bulk::insert_items(db, &item_rows).await?,
-        interactions: bulk::insert_interactions(db, &interaction_rows).await?,
-    };
-    bulk::recompute_popularity(db).await?;
-    bulk::refresh_statistics(db).await?;
-    Ok(report)
+    let users = bulk::insert_users(db, &user_rows).await?;
+    let items = bulk::insert_items(db, &item_rows).await?;
+    drop((user_rows, item_rows));
+
+    let mut writer = InteractionWriter::begin(db, "MovieLens import", total).await?;
+    for r in ratings()? {
+        let r = r?;
+        writer
+            .push(InteractionRecord {
+                user_id: r.user_id,
+                item_id: r.item_id,
+                interaction_type: "rating",
+                rating: Some(r.rating),
+                weight: 1.0,
+                created_at: r.timestamp * 1000,
+                source_key: Some(format!("ml-100k:{}:{}", r.user_id, r.item_id)),
+            })
+            .await?;
+    }
+    let interactions = writer.finish(db).await?;
+    Ok(ImportReport {
+        users,
+        items,
+        interactions,
+    })
 }
 
 /// The data set keeps its ids; if rows that did not come from it already
@@ -390,24 +523,6 @@ async fn ensure_ids_are_free(
         );
     }
     Ok(())
-}
-
-/// Reads and imports, logging what was added and how long it took.
-pub async fn import_dir(db: &Db, dir: &Path) -> anyhow::Result<ImportReport> {
-    let started = Instant::now();
-    let data = read_dataset(dir)?;
-    let report = import(db, &data).await?;
-    tracing::info!(
-        users = report.users,
-        items = report.items,
-        interactions = report.interactions,
-        read_users = data.users.len(),
-        read_items = data.items.len(),
-        read_ratings = data.ratings.len(),
-        seconds = started.elapsed().as_secs_f64(),
-        "MovieLens import finished"
-    );
-    Ok(report)
 }
 
 #[cfg(test)]

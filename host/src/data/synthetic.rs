@@ -10,17 +10,12 @@
 //!
 //! Memory stays bounded by the number of users and items (a weight each),
 //! never by the number of interactions: those are generated and written in
-//! chunks of [`CHUNK_ROWS`], through one [`bulk::InteractionLoad`] (into an
+//! chunks, through one [`InteractionWriter`] (into an
 //! empty table, indexes are built once at the end).
 //!
 //! The same seed and sizes give the same users, items and interactions;
 //! times are relative to the day of the import, so "new" and "trending"
 //! mean the same whenever it runs.
-
-use std::{
-    io::{IsTerminal, Write},
-    time::{Duration, Instant},
-};
 
 use anyhow::bail;
 use chrono::{Duration as Days, Utc};
@@ -29,7 +24,9 @@ use serde_json::json;
 use super::{
     demo::{BRANDS, CATEGORIES, COUNTRIES},
     movielens::ImportReport,
+    progress::Progress,
     rng::SplitMix64,
+    writer::InteractionWriter,
 };
 use crate::store::{
     Db,
@@ -82,7 +79,7 @@ pub async fn import(db: &Db, spec: Spec) -> anyhow::Result<ImportReport> {
     // shuffled ranking, so popularity does not follow ids or categories).
     let mut rng = SplitMix64::new(spec.seed);
     let mut item_category = Vec::with_capacity(spec.items as usize);
-    let mut progress = Progress::new("items", spec.items);
+    let mut progress = Progress::new("synthetic import", "items", spec.items);
     let mut chunk = Vec::with_capacity(CHUNK_ROWS.min(spec.items as usize));
     let mut report = ImportReport::default();
     for n in 0..spec.items {
@@ -102,7 +99,7 @@ pub async fn import(db: &Db, spec: Spec) -> anyhow::Result<ImportReport> {
     let mut activity = Vec::with_capacity(spec.users as usize);
     let mut favourites = Vec::with_capacity(spec.users as usize);
     let mut joined = Vec::with_capacity(spec.users as usize);
-    let mut progress = Progress::new("users", spec.users);
+    let mut progress = Progress::new("synthetic import", "users", spec.users);
     let mut chunk = Vec::with_capacity(CHUNK_ROWS.min(spec.users as usize));
     for n in 0..spec.users {
         let fav_a = rng.below(CATEGORIES.len());
@@ -142,11 +139,9 @@ pub async fn import(db: &Db, spec: Spec) -> anyhow::Result<ImportReport> {
 
     // Interactions, user by user: each user's share of the total is their
     // activity weight over the weights still to come, so the total is exact.
-    let mut load = bulk::InteractionLoad::begin(db).await?;
+    let mut writer = InteractionWriter::begin(db, "synthetic import", spec.interactions).await?;
     let mut remaining = spec.interactions;
     let mut remaining_weight: f64 = activity.iter().sum();
-    let mut progress = Progress::new("interactions", spec.interactions);
-    let mut chunk = Vec::with_capacity(CHUNK_ROWS.min(spec.interactions as usize));
     for u in 0..spec.users as usize {
         let count = if u + 1 == spec.users as usize {
             remaining
@@ -165,30 +160,20 @@ pub async fn import(db: &Db, spec: Spec) -> anyhow::Result<ImportReport> {
                 popularity.draw(&mut rng)
             };
             let (kind, rating) = interaction_kind(&mut rng);
-            chunk.push(InteractionRecord {
-                user_id,
-                item_id: first_item + rank as i64,
-                interaction_type: kind,
-                rating,
-                weight: 1.0,
-                created_at: ms(now) - (rng.next_f64() * span_ms as f64) as i64,
-                source_key: None,
-            });
-            if chunk.len() == CHUNK_ROWS {
-                load.insert(&chunk).await?;
-                progress.advance(chunk.len() as u64);
-                chunk.clear();
-            }
+            writer
+                .push(InteractionRecord {
+                    user_id,
+                    item_id: first_item + rank as i64,
+                    interaction_type: kind,
+                    rating,
+                    weight: 1.0,
+                    created_at: ms(now) - (rng.next_f64() * span_ms as f64) as i64,
+                    source_key: None,
+                })
+                .await?;
         }
     }
-    if !chunk.is_empty() {
-        load.insert(&chunk).await?;
-        progress.advance(chunk.len() as u64);
-    }
-    progress.finish();
-    report.interactions = load.finish().await?;
-    bulk::recompute_popularity(db).await?;
-    bulk::refresh_statistics(db).await?;
+    report.interactions = writer.finish(db).await?;
     Ok(report)
 }
 
@@ -319,72 +304,6 @@ fn pick(cumulative: &[f64], rng: &mut SplitMix64) -> usize {
     cumulative
         .partition_point(|&c| c <= target)
         .min(cumulative.len() - 1)
-}
-
-/// A progress line on a terminal (redrawn at most five times a second), a
-/// log line per tenth otherwise.
-struct Progress {
-    label: &'static str,
-    total: u64,
-    done: u64,
-    started: Instant,
-    last_drawn: Instant,
-    logged_tenths: u64,
-    terminal: bool,
-}
-
-impl Progress {
-    fn new(label: &'static str, total: u64) -> Self {
-        let now = Instant::now();
-        Self {
-            label,
-            total,
-            done: 0,
-            started: now,
-            last_drawn: now,
-            logged_tenths: 0,
-            terminal: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn advance(&mut self, n: u64) {
-        self.done += n;
-        let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-        if self.terminal {
-            if self.last_drawn.elapsed() >= Duration::from_millis(200) || self.done == self.total {
-                self.last_drawn = Instant::now();
-                let mut err = std::io::stderr().lock();
-                let _ = write!(
-                    err,
-                    "\r{}: {} / {} ({:.0}%), {:.0}/s   ",
-                    self.label,
-                    self.done,
-                    self.total,
-                    100.0 * self.done as f64 / self.total.max(1) as f64,
-                    rate
-                );
-                let _ = err.flush();
-            }
-        } else {
-            let tenths = self.done * 10 / self.total.max(1);
-            if tenths > self.logged_tenths {
-                self.logged_tenths = tenths;
-                tracing::info!(
-                    what = self.label,
-                    done = self.done,
-                    total = self.total,
-                    per_second = rate.round(),
-                    "synthetic import"
-                );
-            }
-        }
-    }
-
-    fn finish(&self) {
-        if self.terminal && self.total > 0 {
-            eprintln!();
-        }
-    }
 }
 
 #[cfg(test)]

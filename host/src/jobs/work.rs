@@ -191,7 +191,7 @@ pub async fn update_metrics(state: &AppState) -> anyhow::Result<Value> {
     let items = store::items::count(&state.db)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let interactions = store::interactions::count(&state.db)
+    let interactions = store::interactions::total(&state.db)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let m = &*METRICS;

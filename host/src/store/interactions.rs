@@ -199,9 +199,23 @@ pub async fn count_since(db: &Db, after_ms: i64) -> sqlx::Result<i64> {
     Ok(n)
 }
 
+/// The rows, counted: a scan of the whole table (seconds at 10M on
+/// PostgreSQL). Where a figure will do, [`total`] reads the kept counts.
 pub async fn count(db: &Db) -> AppResult<i64> {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM interactions")
         .fetch_one(&db.pool)
         .await?;
+    Ok(n)
+}
+
+/// How many interactions there are, from the per-item counts the database
+/// keeps (`item_stats`): a read of one row per item and type, whatever the
+/// number of interactions. Counting the table instead held a 10M-row
+/// PostgreSQL server's start for 6 s, the first scan after an import.
+pub async fn total(db: &Db) -> AppResult<i64> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT CAST(COALESCE(SUM(interactions), 0) AS BIGINT) FROM item_stats")
+            .fetch_one(&db.pool)
+            .await?;
     Ok(n)
 }

@@ -64,6 +64,80 @@ async fn importing_ml100k_twice_is_idempotent(backend: Backend) {
 }
 both_backends!(importing_ml100k_twice_is_idempotent);
 
+/// A folder in MovieLens layout, streamed in: a repeated (user, item) line
+/// counts once (the first wins, as a re-import would skip it), a user named
+/// only in the ratings gets an account, the per-item counts match a
+/// recount, and every index and constraint the load dropped is back.
+async fn a_movielens_folder_streams_in_and_a_repeated_line_counts_once(backend: Backend) {
+    let app = TestApp::spawn_without_admin(backend, |_| {}).await;
+    let db = &app.state.db;
+    let dir = std::env::temp_dir().join(format!("ml-stream-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("u.data"),
+        "1\t1\t5\t874965758\n1\t2\t3\t874965759\n2\t1\t4\t876893171\n\n\
+         1\t1\t1\t880000000\n3\t3\t2\t881000000\n",
+    )
+    .unwrap();
+    let flags = |genre: usize| {
+        (0..19)
+            .map(|g| if g == genre { "1" } else { "0" })
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    std::fs::write(
+        dir.join("u.item"),
+        format!(
+            "1|One (1990)|01-Jan-1990||u|{}\n2|Two (1991)|01-Jan-1991||u|{}\n3|Three (1992)|01-Jan-1992||u|{}\n",
+            flags(1),
+            flags(5),
+            flags(8)
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("u.user"),
+        "1|24|M|technician|85711\n2|53|F|other|94043\n",
+    )
+    .unwrap();
+
+    let report = data::movielens::import_dir(db, &dir).await.unwrap();
+    assert_eq!((report.users, report.items, report.interactions), (3, 3, 4));
+    let (rating,): (Option<f64>,) =
+        sqlx::query_as("SELECT rating FROM interactions WHERE user_id = 1 AND item_id = 1")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(rating, Some(5.0), "the first of the repeated lines is kept");
+    let (kept, counted) = item_stats_and_recount(db).await;
+    assert_eq!(kept.len(), 3);
+    assert_eq!(kept, counted);
+    let one: Value = app.get("/api/v1/items/1").await.json().await.unwrap();
+    assert_eq!(one["popularity_score"], 2.0);
+    let (username,): (String,) = sqlx::query_as("SELECT username FROM users WHERE id = 3")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(username, "ml_user_3", "named only in the ratings");
+    assert_back_after_a_load(db).await;
+
+    let again = data::movielens::import_dir(db, &dir).await.unwrap();
+    assert_eq!((again.users, again.items, again.interactions), (0, 0, 0));
+
+    // A rating that is not a number is refused with its line, and nothing
+    // of that file is written.
+    std::fs::write(
+        dir.join("u.data"),
+        "1\t3\t4\t874965758\n2\t2\tNaN\t874965758\n",
+    )
+    .unwrap();
+    let err = data::movielens::import_dir(db, &dir).await.unwrap_err();
+    assert!(format!("{err:#}").contains("line 2"), "{err:#}");
+    assert_eq!(store::interactions::count(db).await.unwrap(), 4);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+both_backends!(a_movielens_folder_streams_in_and_a_repeated_line_counts_once);
+
 async fn demo_catalogue_gives_every_rule_something_to_do(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let db = &app.state.db;
@@ -214,38 +288,10 @@ async fn item_stats_and_recount(
     (kept, counted)
 }
 
-async fn synthetic_import_is_seeded_skewed_and_servable(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let db = &app.state.db;
-    let spec = data::synthetic::Spec {
-        users: 400,
-        items: 600,
-        interactions: 30_000,
-        seed: 7,
-    };
-    let report = data::synthetic::import(db, spec).await.unwrap();
-    assert_eq!(
-        (report.users, report.items, report.interactions),
-        (400, 600, 30_000)
-    );
-    let err = data::synthetic::import(db, spec)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("already holds synthetic data"), "{err}");
-    assert_eq!(store::interactions::count(db).await.unwrap(), 30_000);
-
-    // The counts kept by the database match a recount, after a bulk insert
-    // and after a user (and by cascade their interactions) is deleted.
-    let (kept, counted) = item_stats_and_recount(db).await;
-    assert!(!kept.is_empty());
-    assert_eq!(kept, counted);
-    let users = app.get_json("/api/v1/users/?limit=1000").await;
-    let users = users.as_array().unwrap();
-    let synthetic: Vec<&Value> = users.iter().filter(|u| u["role"] == "user").collect();
-    assert_eq!(synthetic.len(), 400);
-    // The load dropped the secondary indexes (and SQLite's per-row
-    // trigger) and rebuilt them: all there, and counting again.
+/// What a load into an empty table drops and rebuilds (secondary indexes,
+/// the counting triggers, PostgreSQL's foreign keys and the source key's
+/// uniqueness) is all there again.
+async fn assert_back_after_a_load(db: &store::Db) {
     let names_sql = match db.dialect {
         store::Dialect::Sqlite => {
             "SELECT name FROM sqlite_master WHERE tbl_name = 'interactions' \
@@ -278,6 +324,58 @@ async fn synthetic_import_is_seeded_skewed_and_servable(backend: Backend) {
             "{expected} missing: {names:?}"
         );
     }
+    if db.dialect == store::Dialect::Postgres {
+        let constraints: Vec<(String,)> = sqlx::query_as(
+            "SELECT CAST(conname AS TEXT) FROM pg_constraint \
+             WHERE conrelid = 'interactions'::regclass ORDER BY 1",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        let constraints: Vec<&str> = constraints.iter().map(|(n,)| n.as_str()).collect();
+        assert_eq!(
+            constraints,
+            [
+                "interactions_item_id_fkey",
+                "interactions_pkey",
+                "interactions_source_key_key",
+                "interactions_user_id_fkey"
+            ]
+        );
+    }
+}
+
+async fn synthetic_import_is_seeded_skewed_and_servable(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let db = &app.state.db;
+    let spec = data::synthetic::Spec {
+        users: 400,
+        items: 600,
+        interactions: 30_000,
+        seed: 7,
+    };
+    let report = data::synthetic::import(db, spec).await.unwrap();
+    assert_eq!(
+        (report.users, report.items, report.interactions),
+        (400, 600, 30_000)
+    );
+    let err = data::synthetic::import(db, spec)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already holds synthetic data"), "{err}");
+    assert_eq!(store::interactions::count(db).await.unwrap(), 30_000);
+
+    // The counts kept by the database match a recount, after a bulk insert
+    // and after a user (and by cascade their interactions) is deleted.
+    let (kept, counted) = item_stats_and_recount(db).await;
+    assert!(!kept.is_empty());
+    assert_eq!(kept, counted);
+    let users = app.get_json("/api/v1/users/?limit=1000").await;
+    let users = users.as_array().unwrap();
+    let synthetic: Vec<&Value> = users.iter().filter(|u| u["role"] == "user").collect();
+    assert_eq!(synthetic.len(), 400);
+    assert_back_after_a_load(db).await;
     if db.dialect == store::Dialect::Postgres {
         // The planner has statistics on what the load filled (autovacuum
         // may be off, as on the test server).
