@@ -501,8 +501,7 @@ impl InteractionLoad {
         if n == rows.len() as u64 {
             for r in rows {
                 // As stored: the NULL stand-in is no rating.
-                let rating = Some(crate::store::nullable_f64(r.rating))
-                    .filter(|&x| x != crate::store::NULL_F64);
+                let rating = r.rating.filter(|&x| x != crate::store::NULL_F64);
                 count_row(counts, r.item_id, r.interaction_type, rating);
             }
         } else {
