@@ -93,7 +93,7 @@ impl Content {
 
     /// [`Self::score`] for just the items `only` lists, when given: each
     /// candidate's vector against the profile's, instead of every posting
-    /// of the profile's terms.
+    /// of the profile's terms; `out[k]` is then item `only[k]`'s score.
     pub fn score_only(&self, profile: &Profile, only: Option<&[u32]>, out: &mut [f32]) {
         let mut query = vec![0f32; self.postings.n_rows];
         for &(i, w) in profile {
@@ -107,15 +107,15 @@ impl Content {
             return;
         }
         if let Some(items) = only {
-            for &j in items {
-                if (j as usize) < self.vectors.n_rows && (j as usize) < out.len() {
+            for (&j, o) in items.iter().zip(out.iter_mut()) {
+                if (j as usize) < self.vectors.n_rows {
                     let (ts, vs) = self.vectors.row(j as usize);
                     let dot: f32 = ts
                         .iter()
                         .zip(vs)
                         .map(|(&t, &v)| query[t as usize] * v)
                         .sum();
-                    out[j as usize] += dot / norm;
+                    *o += dot / norm;
                 }
             }
             return;

@@ -239,12 +239,23 @@ impl UserKnn {
     }
 
     /// `own`: the profile's row in the training data, left out of the
-    /// neighbours (a user is not their own neighbour).
-    pub fn score(&self, profile: &Profile, own: Option<u32>, out: &mut [f32]) {
+    /// neighbours (a user is not their own neighbour). `max_visits`: in a
+    /// large catalogue, the neighbour search visits at most about this many
+    /// (item, user) pairs, each profile item an equal share of its users
+    /// (the first of its row, in user order), so a long history costs no
+    /// more than a short one.
+    pub fn score(
+        &self,
+        profile: &Profile,
+        own: Option<u32>,
+        max_visits: Option<usize>,
+        out: &mut [f32],
+    ) {
         let norm = profile.iter().map(|&(_, w)| w * w).sum::<f32>().sqrt();
         if norm == 0.0 {
             return;
         }
+        let per_item = max_visits.map_or(usize::MAX, |m| (m / profile.len()).max(1));
         // Only the users who share an item with the profile are candidates:
         // the neighbours are picked among them, not among every user.
         let mut sims = vec![0f32; self.x.n_rows];
@@ -254,7 +265,8 @@ impl UserKnn {
                 continue;
             }
             let (users, vals) = self.item_users.row(i as usize);
-            for (&v, &xv) in users.iter().zip(vals) {
+            let reach = users.len().min(per_item);
+            for (&v, &xv) in users[..reach].iter().zip(&vals[..reach]) {
                 let add = w / norm * xv;
                 if add <= 0.0 {
                     continue;
@@ -359,11 +371,24 @@ mod tests {
         // A new user who liked item 0 is nearest to users 0/1 (cos 1/√2),
         // and they liked item 1.
         let mut out = vec![0.0; 4];
-        knn.score(&[(0, 1.0)], None, &mut out);
+        knn.score(&[(0, 1.0)], None, None, &mut out);
         assert!(out[1] > 0.0 && out[2] == 0.0 && out[3] == 0.0, "{out:?}");
         // User 2 is excluded from their own neighbourhood.
         let mut own = vec![0.0; 4];
-        knn.score(&[(2, 1.0), (3, 1.0)], Some(2), &mut own);
+        knn.score(&[(2, 1.0), (3, 1.0)], Some(2), None, &mut own);
         assert!(own[0] > 0.0, "falls through to user 3: {own:?}");
+    }
+
+    #[test]
+    fn user_knn_visits_at_most_its_share_of_each_items_users() {
+        let knn = UserKnn::train(&data(), 3, 1.0, None);
+        // Item 0's users are 0, 1 and 3; with one visit per item only
+        // user 0 is reached, and user 0 liked items 0 and 1 only.
+        let mut out = vec![0.0; 4];
+        knn.score(&[(0, 1.0)], None, Some(1), &mut out);
+        assert!(out[1] > 0.0 && out[2] == 0.0, "{out:?}");
+        let mut unbounded = vec![0.0; 4];
+        knn.score(&[(0, 1.0)], None, None, &mut unbounded);
+        assert!(unbounded[2] > 0.0, "user 3 liked item 2: {unbounded:?}");
     }
 }

@@ -85,6 +85,9 @@ pub struct ModelsConfig {
     /// In a catalogue trained sparse, the users each item reaches in
     /// user-kNN's neighbour search (see [`UserKnn::train`]).
     pub sparse_item_users: usize,
+    /// In a catalogue trained sparse, user-kNN's neighbour search for a
+    /// request visits about this many (item, user) pairs at most.
+    pub sparse_user_visits: usize,
     /// In a catalogue trained sparse, a hybrid recommendation scores only
     /// a bounded pool of candidates: the profile's best this many item-kNN
     /// neighbours ...
@@ -140,6 +143,7 @@ impl Default for ModelsConfig {
             training_memory_bytes: 2 << 30,
             sparse_item_neighbours: 200,
             sparse_item_users: 1_000,
+            sparse_user_visits: 20_000,
             sparse_candidates: 2_000,
             sparse_popular_candidates: 200,
             hybrid_alpha: 0.5,
@@ -241,6 +245,53 @@ pub struct Explanation {
     /// The profile items that pulled this item up most in item-kNN, with
     /// their contribution.
     pub because_of: Vec<(u32, f32)>,
+}
+
+/// What a score vector holds: an entry per catalogue item, or, in a large
+/// catalogue's recommendation, an entry per candidate of its pool (entry
+/// `k` is item `items[k]`), so no pass over the scores visits the rest of
+/// the catalogue.
+#[derive(Clone, Copy)]
+enum Entries<'a> {
+    Catalogue,
+    /// With the pool's item-kNN scores, already computed to choose it.
+    Pool {
+        items: &'a [u32],
+        item_knn: &'a [f32],
+    },
+}
+
+impl<'a> Entries<'a> {
+    fn len(self, n_items: usize) -> usize {
+        match self {
+            Entries::Catalogue => n_items,
+            Entries::Pool { items, .. } => items.len(),
+        }
+    }
+
+    /// The pool's items, or `None` for the whole catalogue.
+    fn pool(self) -> Option<&'a [u32]> {
+        match self {
+            Entries::Catalogue => None,
+            Entries::Pool { items, .. } => Some(items),
+        }
+    }
+
+    /// A value per item, as entries.
+    fn gather(self, every_item: &[f32]) -> Vec<f32> {
+        match self {
+            Entries::Catalogue => every_item.to_vec(),
+            Entries::Pool { items, .. } => items.iter().map(|&j| every_item[j as usize]).collect(),
+        }
+    }
+
+    /// [`Self::gather`], taking the whole catalogue's vector as it is.
+    fn take(self, every_item: Vec<f32>) -> Vec<f32> {
+        match self {
+            Entries::Catalogue => every_item,
+            Entries::Pool { .. } => self.gather(&every_item),
+        }
+    }
 }
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
@@ -380,7 +431,7 @@ impl Models {
         own: Option<u32>,
         keep: &dyn Fn(usize) -> bool,
     ) -> Vec<f32> {
-        self.scores_in(algorithm, profile, own, keep, None)
+        self.scores_in(algorithm, profile, own, keep, Entries::Catalogue)
     }
 
     /// A large catalogue's bounded candidate pool for a hybrid
@@ -388,52 +439,103 @@ impl Models {
     /// popular items; `None` where every item is scored (a catalogue small
     /// enough to train dense, or another algorithm).
     pub fn candidate_pool(&self, algorithm: Algorithm, profile: &Profile) -> Option<Vec<u32>> {
+        self.pool_with_item_knn(algorithm, profile)
+            .map(|(pool, _)| pool)
+    }
+
+    /// [`Self::candidate_pool`], ascending, with the pool's item-kNN scores
+    /// in the same order (the pool is chosen by them, and the blend needs
+    /// them again).
+    fn pool_with_item_knn(
+        &self,
+        algorithm: Algorithm,
+        profile: &Profile,
+    ) -> Option<(Vec<u32>, Vec<f32>)> {
         let popular = self.popular_pool.as_ref()?;
         if !matches!(algorithm, Algorithm::Hybrid(_)) {
             return None;
         }
         let mut neighbours = vec![0f32; self.n_items];
         self.item_knn.score(profile, &mut neighbours);
-        let reached: Vec<(usize, f32)> = neighbours
+        let mut reached: Vec<(usize, f32)> = neighbours
             .iter()
             .enumerate()
             .filter(|&(_, &s)| s > 0.0)
             .map(|(j, &s)| (j, s))
             .collect();
-        let mut pool: Vec<u32> = crate::topn::best(reached, self.config.sparse_candidates)
-            .into_iter()
-            .map(|(j, _)| j as u32)
-            .chain(popular.iter().copied())
+        // The best neighbours in no order, then the pool in column order,
+        // marked on a bitmap: no sort of the pool.
+        let n = self.config.sparse_candidates;
+        if reached.len() > n {
+            if n == 0 {
+                reached.clear();
+            } else {
+                reached
+                    .select_nth_unstable_by(n - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                reached.truncate(n);
+            }
+        }
+        let mut in_pool = vec![false; self.n_items];
+        for j in reached
+            .iter()
+            .map(|&(j, _)| j)
+            .chain(popular.iter().map(|&j| j as usize))
+        {
+            in_pool[j] = true;
+        }
+        let pool: Vec<u32> = (0..self.n_items as u32)
+            .filter(|&j| in_pool[j as usize])
             .collect();
-        pool.sort_unstable();
-        pool.dedup();
-        Some(pool)
+        let item_knn = pool.iter().map(|&j| neighbours[j as usize]).collect();
+        Some((pool, item_knn))
     }
 
-    /// [`Self::scores`], computing the models that visit every item only
-    /// for the items `only` lists, when given.
+    /// Raw scores of the `entries` for a profile: a vector with one score
+    /// per entry, which `keep` (asked by entry) marks as candidates.
     fn scores_in(
         &self,
         algorithm: Algorithm,
         profile: &Profile,
         own: Option<u32>,
         keep: &dyn Fn(usize) -> bool,
-        only: Option<&[u32]>,
+        entries: Entries,
     ) -> Vec<f32> {
-        let mut out = vec![0f32; self.n_items];
+        let only = entries.pool();
+        // The models that scatter a profile over their neighbours score
+        // every item, then the pool's entries are kept.
+        let scattered = |score: &dyn Fn(&mut [f32])| {
+            let mut out = vec![0f32; self.n_items];
+            score(&mut out);
+            entries.take(out)
+        };
         match algorithm {
-            Algorithm::Popularity => out.copy_from_slice(&self.popularity),
-            Algorithm::ItemKnn => self.item_knn.score(profile, &mut out),
-            Algorithm::UserKnn => self.user_knn.score(profile, own, &mut out),
+            Algorithm::Popularity => entries.gather(&self.popularity),
+            Algorithm::ItemKnn => match entries {
+                Entries::Pool { item_knn, .. } => item_knn.to_vec(),
+                Entries::Catalogue => scattered(&|out| self.item_knn.score(profile, out)),
+            },
+            Algorithm::UserKnn => {
+                // A large catalogue bounds the neighbour search.
+                let visits = self
+                    .popular_pool
+                    .is_some()
+                    .then_some(self.config.sparse_user_visits);
+                scattered(&|out| self.user_knn.score(profile, own, visits, out))
+            }
             Algorithm::Ease => match &self.ease {
-                Some(ease) => ease.score(profile, &mut out),
-                None => self.item_knn.score(profile, &mut out),
+                Some(ease) => scattered(&|out| ease.score(profile, out)),
+                None => self.scores_in(Algorithm::ItemKnn, profile, own, keep, entries),
             },
             Algorithm::Collaborative => {
-                return self.scores_in(self.collaborative(), profile, own, keep, only);
+                self.scores_in(self.collaborative(), profile, own, keep, entries)
             }
-            Algorithm::ContentBased => self.content.score_only(profile, only, &mut out),
+            Algorithm::ContentBased => {
+                let mut out = vec![0f32; entries.len(self.n_items)];
+                self.content.score_only(profile, only, &mut out);
+                out
+            }
             Algorithm::Als => {
+                let mut out = vec![0f32; entries.len(self.n_items)];
                 if let Some(als) = &self.als {
                     // ALS's folded-in profile weighs as in training.
                     let confidences: Vec<(u32, f32)> = profile
@@ -442,29 +544,29 @@ impl Models {
                         .collect();
                     als.score_or_fold_in_only(&confidences, own, only, &mut out);
                 }
+                out
             }
             Algorithm::Hybrid(method) => {
-                let mut cf = self.scores_in(Algorithm::Collaborative, profile, own, keep, only);
+                let mut cf = self.scores_in(Algorithm::Collaborative, profile, own, keep, entries);
                 if method == HybridMethod::Weighted {
-                    cf = self.collaborative_blend(cf, profile, own, keep, only);
+                    cf = self.collaborative_blend(cf, profile, own, keep, entries);
                 }
-                let content = self.scores_in(Algorithm::ContentBased, profile, own, keep, only);
+                let content = self.scores_in(Algorithm::ContentBased, profile, own, keep, entries);
                 let alpha = self.config.hybrid_alpha;
-                return match method {
+                match method {
                     HybridMethod::Weighted => hybrid::weighted(
                         cf,
                         content,
                         alpha,
                         self.config.hybrid_content_fade,
-                        &self.popularity,
+                        &entries.gather(&self.popularity),
                         keep,
                     ),
                     HybridMethod::Rank => hybrid::rank(&cf, &content, alpha),
                     HybridMethod::Cascade => hybrid::cascade(cf, content, keep),
-                };
+                }
             }
         }
-        out
     }
 
     /// The weighted hybrid's collaborative part: the strongest model's
@@ -477,7 +579,7 @@ impl Models {
         profile: &Profile,
         own: Option<u32>,
         keep: &dyn Fn(usize) -> bool,
-        only: Option<&[u32]>,
+        entries: Entries,
     ) -> Vec<f32> {
         enum Part {
             Model(Algorithm),
@@ -498,11 +600,13 @@ impl Models {
         for (algorithm, w) in parts {
             if w > 0.0 {
                 let mut s = match algorithm {
-                    Part::Model(algorithm) => self.scores_in(algorithm, profile, own, keep, only),
+                    Part::Model(algorithm) => {
+                        self.scores_in(algorithm, profile, own, keep, entries)
+                    }
                     Part::Temporal => {
-                        let mut s = vec![0f32; self.n_items];
+                        let mut s = vec![0f32; entries.len(self.n_items)];
                         if let Some(temporal) = &self.temporal {
-                            temporal.score_only(own, only, &mut s);
+                            temporal.score_only(own, entries.pool(), &mut s);
                         }
                         s
                     }
@@ -511,7 +615,7 @@ impl Models {
                         if let Some(sequence) = &self.sequence {
                             sequence.score(profile, own, &mut s);
                         }
-                        s
+                        entries.take(s)
                     }
                 };
                 hybrid::normalize_by_max(&mut s, keep);
@@ -533,17 +637,21 @@ impl Models {
         n: usize,
         keep: &dyn Fn(usize) -> bool,
     ) -> Vec<(usize, f32)> {
-        let Some(pool) = self.candidate_pool(algorithm, profile) else {
+        let Some((pool, item_knn)) = self.pool_with_item_knn(algorithm, profile) else {
             let scores = self.scores(algorithm, profile, own, keep);
             return top_n(&scores, n, keep);
         };
-        let mut in_pool = vec![false; self.n_items];
-        for &j in &pool {
-            in_pool[j as usize] = true;
-        }
-        let keep = |j: usize| in_pool[j] && keep(j);
-        let scores = self.scores_in(algorithm, profile, own, &keep, Some(&pool));
+        // Every vector from here on has one entry per pool item.
+        let entries = Entries::Pool {
+            items: &pool,
+            item_knn: &item_knn,
+        };
+        let keep = |k: usize| keep(pool[k] as usize);
+        let scores = self.scores_in(algorithm, profile, own, &keep, entries);
         top_n(&scores, n, keep)
+            .into_iter()
+            .map(|(k, s)| (pool[k] as usize, s))
+            .collect()
     }
 
     /// Items most like item `i`: the hybrid of item-kNN (co-interaction)
@@ -637,6 +745,53 @@ mod tests {
             interactions: Csr::from_triplets(200, 40, t),
             items,
             days: None,
+        }
+    }
+
+    #[test]
+    fn a_pool_scores_as_the_whole_catalogue_would_at_the_pools_items() {
+        let data = blocks();
+        let sparse = Models::train(
+            &data,
+            ModelsConfig {
+                training_memory_bytes: 0,
+                sparse_item_neighbours: 5,
+                sparse_candidates: 8,
+                sparse_popular_candidates: 3,
+                // The default λ leaves so few ratings near-zero factors,
+                // whose scores are mostly rounding.
+                als_regularization: 0.5,
+                ..ModelsConfig::default()
+            },
+        );
+        let profile = [(0u32, 1.0f32), (3, 0.5), (12, 1.0)];
+        let seen = |j: usize| j != 0 && j != 3 && j != 12;
+        // (Rank fusion ranks among the entries scored, so its scores differ.)
+        for method in [HybridMethod::Weighted, HybridMethod::Cascade] {
+            let hybrid = Algorithm::Hybrid(method);
+            let (pool, item_knn) = sparse.pool_with_item_knn(hybrid, &profile).unwrap();
+            let entries = Entries::Pool {
+                items: &pool,
+                item_knn: &item_knn,
+            };
+            let pooled = sparse.scores_in(
+                hybrid,
+                &profile,
+                Some(7),
+                &|k| seen(pool[k] as usize),
+                entries,
+            );
+            let in_pool = |j: usize| pool.contains(&(j as u32)) && seen(j);
+            let whole = sparse.scores(hybrid, &profile, Some(7), &in_pool);
+            assert_eq!(pooled.len(), pool.len());
+            for (k, &j) in pool.iter().enumerate().filter(|&(_, &j)| seen(j as usize)) {
+                assert!(
+                    (pooled[k] - whole[j as usize]).abs() < 1e-5,
+                    "{method:?}, item {j}: {} vs {}",
+                    pooled[k],
+                    whole[j as usize]
+                );
+            }
         }
     }
 

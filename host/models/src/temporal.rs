@@ -60,7 +60,8 @@ impl Temporal {
         self.score_only(own, None, out);
     }
 
-    /// [`Self::score`] for just the items `only` lists, when given.
+    /// [`Self::score`] for just the items `only` lists, when given (`out[k]`
+    /// is then item `only[k]`'s score).
     pub fn score_only(&self, own: Option<u32>, only: Option<&[u32]>, out: &mut [f32]) {
         let Some(u) = own.map(|u| u as usize).filter(|&u| u < self.users.n_rows) else {
             return;
@@ -83,8 +84,8 @@ impl Temporal {
                 }
             }
             Some(items) => {
-                for &j in items {
-                    if let (Some(v), Some(o)) = (item(j as usize), out.get_mut(j as usize)) {
+                for (&j, o) in items.iter().zip(out.iter_mut()) {
+                    if let Some(v) = item(j as usize) {
                         *o += v;
                     }
                 }
