@@ -506,7 +506,6 @@ fn knobs() -> Vec<Knob> {
         ("ALS_ITERATIONS", vec![10.0, 15.0, 25.0], |s, v| {
             s.als_iterations = v as u32
         }),
-
         ("HYBRID_SEQUENCE", vec![0.0, 0.5, 1.0, 2.0, 3.0], |s, v| {
             s.hybrid_sequence = v as f32
         }),
