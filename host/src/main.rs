@@ -57,6 +57,9 @@ enum Command {
         /// Rounds of the search (0: score the given settings only).
         #[arg(long, default_value_t = 2)]
         rounds: u32,
+        /// Random validation splits averaged (seeds from 43).
+        #[arg(long, default_value_t = 1)]
+        seeds: u32,
         /// Stop after the validation search: no test part is read.
         #[arg(long)]
         validation_only: bool,
@@ -303,12 +306,14 @@ async fn main() -> anyhow::Result<()> {
             tune,
             knobs,
             rounds,
+            seeds,
             validation_only,
         } => {
             let search = recengine::recommend::eval::Search {
                 tune: tune || validation_only,
                 knobs,
                 rounds,
+                seeds,
                 validation_only,
             };
             recengine::recommend::eval::run(&data, &settings, &search)?;

@@ -489,7 +489,7 @@ type Knob = (&'static str, Vec<f64>, fn(&mut Settings, f64));
 
 fn knobs() -> Vec<Knob> {
     vec![
-        ("HYBRID_ALS", vec![0.0, 0.5, 1.0, 2.0, 3.0], |s, v| {
+        ("HYBRID_ALS", vec![0.0, 0.5, 1.0, 2.0, 3.0, 4.0], |s, v| {
             s.hybrid_als = v as f32
         }),
         ("ALS_ALPHA", vec![0.0, 5.0, 10.0, 20.0, 40.0], |s, v| {
@@ -500,8 +500,11 @@ fn knobs() -> Vec<Knob> {
             vec![10.0, 30.0, 50.0, 100.0],
             |s, v| s.als_regularization = v as f32,
         ),
-        ("ALS_FACTORS", vec![32.0, 64.0, 128.0], |s, v| {
+        ("ALS_FACTORS", vec![32.0, 48.0, 64.0, 128.0], |s, v| {
             s.als_factors = v as u32
+        }),
+        ("ALS_ITERATIONS", vec![10.0, 15.0, 25.0], |s, v| {
+            s.als_iterations = v as u32
         }),
         ("HYBRID_SEQUENCE", vec![0.0, 0.5, 1.0, 2.0, 3.0], |s, v| {
             s.hybrid_sequence = v as f32
@@ -584,6 +587,9 @@ pub struct Search {
     /// Only these knobs (env names); empty: all.
     pub knobs: Vec<String>,
     pub rounds: u32,
+    /// Random validation splits (seeds from [`VALIDATION_SEED`]) whose
+    /// NDCG@10 is averaged.
+    pub seeds: u32,
     /// No test tables after the search.
     pub validation_only: bool,
 }
@@ -595,8 +601,15 @@ pub fn tune(
     settings: &Settings,
     search: &Search,
 ) -> Settings {
+    // One random validation split per seed, from VALIDATION_SEED on.
+    let splits: Vec<(Vec<Rating>, Pairs, Pairs)> = (0..u64::from(search.seeds.max(1)))
+        .map(|k| {
+            let (fit, validation) = random_split(train, VALIDATION_SEED + k);
+            let (fit_pairs, validation_pairs) = (pairs(&fit), pairs(&validation));
+            (fit, fit_pairs, validation_pairs)
+        })
+        .collect();
     let (fit, validation) = random_split(train, VALIDATION_SEED);
-    let (fit_pairs, validation_pairs) = (pairs(&fit), pairs(&validation));
     let later = time_split(time_train);
     let (later_fit, later_validation) = (pairs(&later.train), pairs(&later.test));
     let catalogue = Catalogue::of(items);
@@ -612,10 +625,15 @@ pub fn tune(
     // (random validation, time validation, EASE on the time validation)
     let score = |s: &Settings| {
         let confidence = Confidence::from_settings(s);
-        let served = Served::train(&fit, items, &confidence, s.models_config());
-        let random = served
-            .evaluate(default, &fit_pairs, &validation_pairs, &catalogue)
-            .ndcg;
+        let random = splits
+            .iter()
+            .map(|(fit, fit_pairs, validation_pairs)| {
+                Served::train(fit, items, &confidence, s.models_config())
+                    .evaluate(default, fit_pairs, validation_pairs, &catalogue)
+                    .ndcg
+            })
+            .sum::<f64>()
+            / splits.len() as f64;
         let served = Served::train(&later.train, items, &confidence, s.models_config());
         let time = served
             .evaluate(default, &later_fit, &later_validation, &catalogue)
@@ -629,9 +647,10 @@ pub fn tune(
     let mut best = settings.clone();
     let mut best_score = score(&best);
     println!(
-        "validation: random {} rows fit, {} validate; time {} fit, {} validate (ALS {als:.4}); the current settings score NDCG@10 {:.4} (time {:.4}, EASE {:.4})",
+        "validation: random {} rows fit, {} validate (NDCG@10 the mean of {} seeds from {VALIDATION_SEED}); time {} fit, {} validate (ALS {als:.4}); the current settings score NDCG@10 {:.4} (time {:.4}, EASE {:.4})",
         fit.len(),
         validation.len(),
+        splits.len(),
         later.train.len(),
         later.test.len(),
         best_score.0,
@@ -685,8 +704,12 @@ pub fn tune(
         best.collaborative_k_neighbors,
     );
     println!(
-        "  HYBRID_ALS={} ALS_ALPHA={} ALS_REGULARIZATION={} ALS_FACTORS={}",
-        best.hybrid_als, best.als_alpha, best.als_regularization, best.als_factors,
+        "  HYBRID_ALS={} ALS_ALPHA={} ALS_REGULARIZATION={} ALS_FACTORS={} ALS_ITERATIONS={}",
+        best.hybrid_als,
+        best.als_alpha,
+        best.als_regularization,
+        best.als_factors,
+        best.als_iterations,
     );
     println!();
     best
@@ -847,8 +870,8 @@ mod tests {
     /// the time split the default must also beat the ALS reference.
     /// The served default's NDCG@10 on the random and the time split, as
     /// the README shows them, less the rounding.
-    const RANDOM_BAR: f64 = 0.447;
-    const TIME_BAR: f64 = 0.176;
+    const RANDOM_BAR: f64 = 0.450;
+    const TIME_BAR: f64 = 0.185;
 
     #[test]
     fn the_quality_bar_holds() {
