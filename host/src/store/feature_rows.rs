@@ -1,7 +1,7 @@
 //! The rows the feature store aggregates. Read here, in as few queries as a
 //! batch allows (one per table); turned into features in `features/`.
 
-use super::{Db, training::Signal};
+use super::{Db, Dialect, training::Signal};
 use crate::error::AppResult;
 
 /// One item's interactions of one type.
@@ -68,16 +68,23 @@ pub struct UserInteraction {
 }
 
 /// Every interaction of every user of `user_ids`.
+/// The read behind [`user_interactions`] for `users` ids: every column it
+/// takes from `interactions` is in the `interactions_user` index, so it
+/// reads no table row (see the migration that made it covering).
+pub fn user_interactions_sql(dialect: Dialect, users: usize) -> String {
+    format!(
+        "SELECT x.user_id, x.item_id, x.interaction_type, x.rating, x.weight, x.created_at, \
+         i.category FROM interactions x LEFT JOIN items i ON i.id = x.item_id \
+         WHERE x.user_id IN ({})",
+        dialect.params(1, users)
+    )
+}
+
 pub async fn user_interactions(db: &Db, user_ids: &[i64]) -> AppResult<Vec<UserInteraction>> {
     if user_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT x.user_id, x.item_id, x.interaction_type, x.rating, x.weight, x.created_at, \
-         i.category FROM interactions x LEFT JOIN items i ON i.id = x.item_id \
-         WHERE x.user_id IN ({})",
-        db.dialect.params(1, user_ids.len())
-    );
+    let sql = user_interactions_sql(db.dialect, user_ids.len());
     let mut query = sqlx::query_as::<_, UserInteraction>(&sql);
     for id in user_ids {
         query = query.bind(*id);

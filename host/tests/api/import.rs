@@ -345,6 +345,40 @@ async fn assert_back_after_a_load(db: &store::Db) {
     }
 }
 
+/// A user's history, as the feature store reads it, comes from the
+/// `interactions_user` index without visiting the table: at 10M
+/// interactions a table row per interaction was most of an uncached
+/// recommendation's cost.
+async fn assert_history_reads_the_index_alone(db: &store::Db, user: i64) {
+    let sql = store::feature_rows::user_interactions_sql(db.dialect, 1);
+    let plan: Vec<String> = match db.dialect {
+        store::Dialect::Sqlite => {
+            sqlx::query_as::<_, (i64, i64, i64, String)>(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind(user)
+                .fetch_all(&db.pool)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(_, _, _, detail)| detail)
+                .collect()
+        }
+        store::Dialect::Postgres => sqlx::query_as::<_, (String,)>(&format!("EXPLAIN {sql}"))
+            .bind(user)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(line,)| line)
+            .collect(),
+    };
+    let plan = plan.join("\n");
+    let index_alone = match db.dialect {
+        store::Dialect::Sqlite => "USING COVERING INDEX interactions_user",
+        store::Dialect::Postgres => "Index Only Scan using interactions_user",
+    };
+    assert!(plan.contains(index_alone), "{plan}");
+}
+
 async fn synthetic_import_is_seeded_skewed_and_servable(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let db = &app.state.db;
@@ -376,6 +410,7 @@ async fn synthetic_import_is_seeded_skewed_and_servable(backend: Backend) {
     let synthetic: Vec<&Value> = users.iter().filter(|u| u["role"] == "user").collect();
     assert_eq!(synthetic.len(), 400);
     assert_back_after_a_load(db).await;
+    assert_history_reads_the_index_alone(db, synthetic[3]["id"].as_i64().unwrap()).await;
     if db.dialect == store::Dialect::Postgres {
         // The planner has statistics on what the load filled (autovacuum
         // may be off, as on the test server).
