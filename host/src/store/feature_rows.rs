@@ -67,7 +67,6 @@ pub struct UserInteraction {
     pub category: Option<String>,
 }
 
-/// Every interaction of every user of `user_ids`.
 /// The read behind [`user_interactions`] for `users` ids: every column it
 /// takes from `interactions` is in the `interactions_user` index, so it
 /// reads no table row (see the migration that made it covering).
@@ -80,6 +79,7 @@ pub fn user_interactions_sql(dialect: Dialect, users: usize) -> String {
     )
 }
 
+/// Every interaction of every user of `user_ids`.
 pub async fn user_interactions(db: &Db, user_ids: &[i64]) -> AppResult<Vec<UserInteraction>> {
     if user_ids.is_empty() {
         return Ok(Vec::new());
